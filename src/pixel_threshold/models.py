@@ -102,7 +102,7 @@ class CompiledClassifier:
         scale = (high - low) / 255.0
         spec = tf.TensorSpec((batch_size, *self.input_shape), tf.float32)
 
-        @tf.function(input_signature=[spec], reduce_retracing=True)
+        @tf.function(input_signature=[spec], reduce_retracing=True)  # type: ignore[untyped-decorator]
         def forward(pixels: tf.Tensor) -> tf.Tensor:
             outputs = model(pixels * scale + low, training=False)
             return tf.nn.softmax(outputs) if logits else outputs
