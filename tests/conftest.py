@@ -1,0 +1,40 @@
+"""Shared test fixtures: small exact models that need no TensorFlow."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+
+class LinearSoftmax:
+    """A softmax-linear classifier on 0-255 pixels, exact per row.
+
+    The per-row reduction never depends on the batch around it (no BLAS blocking),
+    so scores are bit-identical whatever batch an image lands in. ``calls`` records
+    the batch size of every call.
+    """
+
+    def __init__(
+        self, shape: tuple[int, int, int], classes: int, *, seed: int = 0, temperature: float = 3.0
+    ) -> None:
+        rng = np.random.default_rng(seed)
+        self.weights = rng.normal(size=(classes, int(np.prod(shape)))).astype(np.float32)
+        self.temperature = temperature
+        self.calls: list[int] = []
+
+    def __call__(self, pixels: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        self.calls.append(len(pixels))
+        flat = pixels.reshape(len(pixels), 1, -1).astype(np.float64) / 255.0
+        logits = (flat * self.weights[None]).sum(axis=-1) * self.temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def labels(self, images: npt.NDArray[np.generic]) -> npt.NDArray[np.intp]:
+        return np.argmax(self(images.astype(np.float32)), axis=1)
+
+
+@pytest.fixture
+def gray_images() -> npt.NDArray[np.uint8]:
+    return np.random.default_rng(1).integers(0, 256, size=(24, 8, 8, 1), dtype=np.uint8)

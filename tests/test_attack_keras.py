@@ -1,0 +1,80 @@
+"""The attack against a real Keras CNN trained on scikit-learn's digits."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Sample
+from pixel_threshold.data import Split, digits
+from pixel_threshold.models import CompiledClassifier, small_cnn, train_classifier
+
+
+@pytest.fixture(scope="module")
+def split() -> Split:
+    return digits(seed=0)
+
+
+@pytest.fixture(scope="module")
+def model(split: Split) -> keras.Model:
+    cnn = small_cnn((8, 8, 1), 10, seed=0)
+    train_classifier(cnn, split.train_images, split.train_labels, epochs=5, seed=0)
+    return cnn
+
+
+def attack(model: keras.Model, split: Split, config: AttackConfig, count: int):
+    samples = [Sample(i, split.test_images[i], int(split.test_labels[i])) for i in range(count)]
+    predict = CompiledClassifier(model, batch_size=config.batch_size)
+    return list(PixelThresholdAttack(config).run(samples, predict))
+
+
+@pytest.mark.parametrize(("es", "least"), [(1, 0.5), (0, 0.25)])
+def test_three_pixels_fool_most_digits_the_model_gets_right(
+    model: keras.Model, split: Split, es: int, least: float
+) -> None:
+    config = AttackConfig(th=3, es=es, max_iter=30, popsize=100, batch_size=400, seed=0)
+    results = attack(model, split, config, 40)
+    attacked = [r for r in results if r.attacked]
+    clean_accuracy = len(attacked) / len(results)
+    assert clean_accuracy >= 0.85
+    success_rate = np.mean([r.success for r in attacked])
+    assert success_rate >= least
+    adversarial_accuracy = np.mean([r.label_after == r.label for r in results])
+    assert adversarial_accuracy <= clean_accuracy * (1 - least)
+    assert all(r.l0 <= 3 for r in results)
+
+
+def test_adversarial_images_fool_the_model_when_scored_again(
+    model: keras.Model, split: Split
+) -> None:
+    config = AttackConfig(th=1, es=1, max_iter=20, popsize=100, batch_size=200, seed=0)
+    results = [r for r in attack(model, split, config, 20) if r.success]
+    assert results
+    again = model(np.stack([r.adversarial for r in results]).astype(np.float32)).numpy()
+    assert np.argmax(again, axis=1).tolist() == [r.label_after for r in results]
+    assert all(r.l0 == 1 for r in results)
+
+
+def test_compiled_classifier_pads_short_batches(model: keras.Model, split: Split) -> None:
+    predict = CompiledClassifier(model, batch_size=16)
+    pixels = split.test_images[:16].astype(np.float32)
+    full = predict(pixels)
+    short = predict(pixels[:5])
+    assert short.shape == (5, 10)
+    np.testing.assert_allclose(short, full[:5], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(full, model(pixels).numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="at most 16"):
+        predict(np.zeros((17, 8, 8, 1), dtype=np.float32))
+
+
+def test_input_range_and_logits_adapt_foreign_models(model: keras.Model, split: Split) -> None:
+    """A model that expects 0-1 inputs and returns logits, adapted to the contract."""
+    inner = keras.Sequential([keras.Input((8, 8, 1)), *model.layers[2:-1]])
+    head = model.layers[-1]
+    logits = keras.layers.Dense(10, name="logits")
+    foreign = keras.Sequential([inner, logits])
+    logits.set_weights(head.get_weights())
+    adapted = CompiledClassifier(foreign, batch_size=8, input_range=(0.0, 1.0), logits=True)
+    pixels = split.test_images[:8].astype(np.float32)
+    np.testing.assert_allclose(adapted(pixels), model(pixels).numpy(), rtol=1e-4, atol=1e-5)

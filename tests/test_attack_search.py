@@ -1,0 +1,203 @@
+"""The batched search: early stop, exact query counts, determinism, what is attacked."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from pixel_threshold.attack import AttackConfig, ImageResult, PixelThresholdAttack, Sample
+
+from .conftest import LinearSoftmax
+
+
+def samples_for(model: LinearSoftmax, images: npt.NDArray[np.uint8]) -> list[Sample]:
+    labels = model.labels(images)
+    return [
+        Sample(i, image, int(label))
+        for i, (image, label) in enumerate(zip(images, labels, strict=True))
+    ]
+
+
+def run(config: AttackConfig, samples: list[Sample], predict) -> list[ImageResult]:
+    return sorted(PixelThresholdAttack(config).run(samples, predict), key=lambda r: r.index)
+
+
+def comparable(result: ImageResult) -> dict[str, object]:
+    fields = dataclasses.asdict(result)
+    fields["adversarial"] = result.adversarial.tobytes()
+    return fields
+
+
+@pytest.mark.parametrize("es", [0, 1])
+@pytest.mark.parametrize(("attack_type", "th"), [("pixel", 2), ("threshold", 12)])
+def test_same_seed_same_result_whatever_the_batch(
+    gray_images: npt.NDArray[np.uint8], es: int, attack_type: str, th: int
+) -> None:
+    model = LinearSoftmax((8, 8, 1), 10)
+    samples = samples_for(model, gray_images)
+    base = AttackConfig(attack_type=attack_type, th=th, es=es, max_iter=15, popsize=20, seed=5)
+    reference = [
+        comparable(r) for r in run(dataclasses.replace(base, batch_size=20), samples, model)
+    ]
+    for batch_size in (7, 64, 500):
+        config = dataclasses.replace(base, batch_size=batch_size)
+        assert [comparable(r) for r in run(config, samples, model)] == reference
+    # an image's result does not depend on the other images in the run
+    alone = run(dataclasses.replace(base, batch_size=64), samples[5:6], model)
+    assert comparable(alone[0]) == reference[5]
+    assert any(r["success"] for r in reference) and not all(r["success"] for r in reference)
+    other_seed = run(dataclasses.replace(base, seed=6), samples, model)
+    assert [comparable(r) for r in other_seed] != reference
+
+
+def test_results_are_checked_adversarial_images(gray_images: npt.NDArray[np.uint8]) -> None:
+    model = LinearSoftmax((8, 8, 1), 10)
+    samples = samples_for(model, gray_images)
+    config = AttackConfig(th=3, es=1, max_iter=30, popsize=30, batch_size=90)
+    results = run(config, samples, model)
+    assert sum(r.success for r in results) >= len(results) // 2
+    for sample, result in zip(samples, results, strict=True):
+        probs = model(result.adversarial[None].astype(np.float32))[0]
+        assert result.label_after == int(np.argmax(probs))  # the saved image is what scored
+        assert result.p_true_after == pytest.approx(probs[sample.label])
+        changed = np.any(result.adversarial != sample.image, axis=-1)
+        assert result.l0 == int(changed.sum()) <= 3
+        if result.success:
+            assert result.label_after != sample.label
+        else:
+            assert np.array_equal(result.adversarial, sample.image)  # the seed's rule
+            assert result.queries == 30 * 30 and result.generations == 30
+
+
+def test_queries_are_counted_exactly(gray_images: npt.NDArray[np.uint8]) -> None:
+    model = LinearSoftmax((8, 8, 1), 10)
+    samples = samples_for(model, gray_images)
+    config = AttackConfig(th=1, es=1, max_iter=10, popsize=25, batch_size=100)
+    model.calls.clear()
+    results = run(config, samples, model)
+    clean_queries = len(samples)
+    assert sum(model.calls) == clean_queries + sum(r.queries for r in results)
+    assert all(r.queries == 25 * r.generations for r in results)
+    assert all(size <= 100 for size in model.calls)
+
+
+class OnlyOneCandidateWins:
+    """Class 0 everywhere, except images whose pixel (0, 0) is exactly 200: class 1."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, pixels: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        self.calls += 1
+        hit = pixels[:, 0, 0, 0] == 200
+        probs = np.tile([0.9, 0.1], (len(pixels), 1))
+        probs[hit] = [0.3, 0.7]
+        return probs
+
+
+def test_stops_at_the_first_successful_generation() -> None:
+    image = np.zeros((2, 2, 1), dtype=np.uint8)
+    predict = OnlyOneCandidateWins()
+    # 1 pixel: (row, col, value); 4 positions x 256 values, so 1 in 1024 candidates wins
+    config = AttackConfig(th=1, es=1, max_iter=200, popsize=200, batch_size=200, seed=1)
+    [result] = run(config, [Sample(0, image, 0)], predict)
+    assert result.success and result.adversarial[0, 0, 0] == 200
+    assert result.queries == 200 * result.generations < 200 * 200
+    assert predict.calls == 1 + result.generations  # the clean query, then one per generation
+    assert (result.p_true_before, result.p_true_after) == (0.9, 0.3)
+    assert (result.label_before, result.label_after) == (0, 1)
+
+
+def test_flat_objective_uses_the_whole_budget_with_cma_es() -> None:
+    """A confident model scores every candidate alike; ART's CMA-ES stops after one
+    generation there. Ours spends the budget it was given."""
+    image = np.full((6, 6, 1), 10, dtype=np.uint8)
+    config = AttackConfig(th=1, es=0, max_iter=40, popsize=8, batch_size=8)
+    [result] = run(
+        config,
+        [Sample(0, image, 0)],
+        lambda x: np.where((x[:, 0, 0, 0] == 200)[:, None], [[0.3, 0.7]], [[1.0, 0.0]]),
+    )
+    assert not result.success and result.generations == 40 and result.queries == 320
+
+
+def test_misclassified_images_are_not_attacked(gray_images: npt.NDArray[np.uint8]) -> None:
+    model = LinearSoftmax((8, 8, 1), 10)
+    samples = samples_for(model, gray_images[:4])
+    wrong = Sample(samples[0].index, samples[0].image, (samples[0].label + 1) % 10)
+    config = AttackConfig(th=1, es=1, max_iter=5, popsize=10)
+    [first, *_] = run(config, [wrong, *samples[1:]], model)
+    assert not first.attacked and not first.success and first.queries == 0
+    assert np.array_equal(first.adversarial, wrong.image)
+
+
+def test_targeted_attack_reaches_the_target(gray_images: npt.NDArray[np.uint8]) -> None:
+    model = LinearSoftmax((8, 8, 1), 10)
+    samples = samples_for(model, gray_images)
+    target = 3
+    config = AttackConfig(
+        attack_type="threshold", th=40, es=1, max_iter=40, popsize=30, batch_size=120, target=target
+    )
+    results = run(config, samples, model)
+    attacked = [r for r in results if r.attacked]
+    assert all(r.label != target for r in attacked)
+    assert [r for r in results if r.label == target] == [r for r in results if not r.attacked]
+    assert any(r.success for r in attacked)
+    assert all(r.label_after == target for r in attacked if r.success)
+
+
+def test_rgb_images() -> None:
+    images = np.random.default_rng(2).integers(0, 256, size=(6, 5, 5, 3), dtype=np.uint8)
+    model = LinearSoftmax((5, 5, 3), 4)
+    config = AttackConfig(th=2, es=0, max_iter=20, popsize=16, batch_size=64)
+    results = run(config, samples_for(model, images), model)
+    assert all(r.adversarial.shape == (5, 5, 3) and r.l0 <= 2 for r in results)
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (np.full((1, 4, 4, 1), 300), "values in"),
+        (np.full((1, 4, 4, 1), 0.5), "integer pixel values"),
+        (np.zeros((1, 4, 4, 2)), "C in"),
+    ],
+)
+def test_bad_images_are_rejected(images: np.ndarray, message: str) -> None:
+    config = AttackConfig(th=1, es=1, max_iter=2, popsize=4)
+    with pytest.raises(ValueError, match=message):
+        run(config, [Sample(0, images[0], 0)], lambda x: np.ones((len(x), 2)) / 2)
+
+
+def test_non_finite_model_outputs_are_an_error() -> None:
+    config = AttackConfig(th=1, es=1, max_iter=2, popsize=4)
+    with pytest.raises(ValueError, match="non-finite"):
+        run(config, [Sample(0, np.zeros((4, 4, 1)), 0)], lambda x: np.full((len(x), 2), np.nan))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"th": 0}, "th=0"),
+        ({"es": 2}, "es=2"),
+        ({"max_iter": 0}, "max_iter=0"),
+        ({"popsize": 2}, "popsize=2"),
+        ({"es": 0, "popsize": 1}, "popsize=1"),
+        ({"target": -2}, "target=-2"),
+        ({"batch_size": 0}, "batch_size=0"),
+        ({"attack_type": "l2"}, "'l2'"),
+        ({"seed": -1}, "seed=-1"),
+    ],
+)
+def test_bad_settings_are_rejected_naming_the_value(options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AttackConfig(**options)
+
+
+def test_target_outside_the_classes_is_rejected(gray_images: npt.NDArray[np.uint8]) -> None:
+    model = LinearSoftmax((8, 8, 1), 10)
+    config = AttackConfig(th=1, es=1, max_iter=2, popsize=4, target=10)
+    with pytest.raises(ValueError, match="target=10"):
+        run(config, samples_for(model, gray_images[:2]), model)
