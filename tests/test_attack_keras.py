@@ -57,15 +57,20 @@ def test_adversarial_images_fool_the_model_when_scored_again(
 
 
 def test_compiled_classifier_pads_short_batches(model: keras.Model, split: Split) -> None:
-    predict = CompiledClassifier(model, batch_size=16)
-    pixels = split.test_images[:16].astype(np.float32)
+    predict = CompiledClassifier(model, batch_size=24)
+    assert [predict.padded_rows(n) for n in (1, 2, 3, 5, 16, 17, 24)] == [1, 2, 4, 8, 16, 24, 24]
+    pixels = split.test_images[:24].astype(np.float32)
     full = predict(pixels)
     short = predict(pixels[:5])
     assert short.shape == (5, 10)
     np.testing.assert_allclose(short, full[:5], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(full, model(pixels).numpy(), rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="at most 16"):
-        predict(np.zeros((17, 8, 8, 1), dtype=np.float32))
+    for count in (1, 3, 7, 20):
+        predict(pixels[:count])
+    # traced once per padded shape: 24, 8, 1, 4 (7 and 20 reuse 8 and 24)
+    assert predict._forward.experimental_get_tracing_count() == 4
+    with pytest.raises(ValueError, match="at most 24"):
+        predict(np.zeros((25, 8, 8, 1), dtype=np.float32))
 
 
 def test_input_range_and_logits_adapt_foreign_models(model: keras.Model, split: Split) -> None:

@@ -7,7 +7,8 @@ the graph; models from elsewhere are adapted by ``input_range`` and ``logits``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -41,6 +42,63 @@ def small_cnn(input_shape: Sequence[int], classes: int, *, seed: int = 0) -> ker
         classes, activation="softmax", name="probabilities", kernel_initializer=init(seed + 3)
     )(x)
     return keras.Model(inputs, outputs, name="small_cnn")
+
+
+ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {"small_cnn": small_cnn}
+
+
+def build_model(
+    architecture: str,
+    input_shape: Sequence[int],
+    classes: int,
+    *,
+    weights: str = "none",
+    seed: int = 0,
+) -> keras.Model:
+    """A new ``architecture`` for (H, W, C) 0-255 images, from ``weights`` (a .weights.h5 file)."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"expected architecture in ({', '.join(ARCHITECTURES)}), "
+            f"got architecture={architecture!r}"
+        )
+    model = ARCHITECTURES[architecture](input_shape, classes, seed=seed)
+    if weights != "none":
+        if not (weights.endswith(".weights.h5") and Path(weights).is_file()):
+            raise ValueError(
+                f"expected weights to be none or a .weights.h5 file, got weights={weights!r}"
+            )
+        model.load_weights(weights)
+    return model
+
+
+def parse_input_range(input_range: str) -> tuple[float, float]:
+    """The pixel range a model expects, from its name (``0,255``, ``0,1`` or ``-1,1``)."""
+    if input_range not in INPUT_RANGES:
+        raise ValueError(
+            f"expected input_range in ({' / '.join(INPUT_RANGES)}), got input_range={input_range!r}"
+        )
+    return INPUT_RANGES[input_range]
+
+
+def load_model(uri: str) -> keras.Model:
+    """A Keras model from ``runs:/...``, ``models:/name/version``, ``models:/name@alias``
+    or a ``.keras`` file."""
+    if uri.startswith(("runs:/", "models:/")):
+        import mlflow.keras
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model: keras.Model = mlflow.keras.load_model(uri)
+        except MlflowException as error:
+            raise ValueError(f"cannot load model={uri!r}: {error.message}") from error
+        return model
+    if uri.endswith(".keras") and Path(uri).is_file():
+        loaded: keras.Model = keras.saving.load_model(uri, compile=False)
+        return loaded
+    raise ValueError(
+        "expected model to be runs:/<run_id>/<path>, models:/<name>/<version>, "
+        f"models:/<name>@<alias> or an existing .keras file, got model={uri!r}"
+    )
 
 
 def train_classifier(
@@ -77,12 +135,14 @@ def train_classifier(
 
 
 class CompiledClassifier:
-    """A Keras model as the attack's ``predict``: one compiled forward pass, fixed batch.
+    """A Keras model as the attack's ``predict``: a compiled forward pass at padded shapes.
 
-    Every call runs a ``tf.function`` of ``model(x, training=False)`` at the fixed
-    shape (batch_size, H, W, C); shorter inputs are zero-padded, so the graph is
-    traced once. ``input_range`` maps 0-255 pixels to what the model expects;
-    ``logits=True`` applies a softmax to the outputs.
+    Every call runs a ``tf.function`` of ``model(x, training=False)``. Inputs are
+    zero-padded to the next power of two (at most ``batch_size``), so the graph is
+    traced at most ``log2(batch_size) + 2`` times and a short call (a small
+    population, the last images of a run) never pays for a full batch.
+    ``input_range`` maps 0-255 pixels to what the model expects; ``logits=True``
+    applies a softmax to the outputs.
     """
 
     def __init__(
@@ -100,23 +160,59 @@ class CompiledClassifier:
         self.input_shape = tuple(int(d) for d in model.input_shape[1:])
         low, high = input_range
         scale = (high - low) / 255.0
-        spec = tf.TensorSpec((batch_size, *self.input_shape), tf.float32)
 
-        @tf.function(input_signature=[spec], reduce_retracing=True)  # type: ignore[untyped-decorator]
+        @tf.function  # type: ignore[untyped-decorator]
         def forward(pixels: tf.Tensor) -> tf.Tensor:
             outputs = model(pixels * scale + low, training=False)
             return tf.nn.softmax(outputs) if logits else outputs
 
         self._forward = forward
 
+    def padded_rows(self, count: int) -> int:
+        """The batch shape a call with ``count`` rows runs at."""
+        return min(self.batch_size, 1 << max(count - 1, 0).bit_length())
+
     def __call__(self, pixels: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Probabilities (m, K) for float32 pixels (m, H, W, C), ``m <= batch_size``."""
         count = len(pixels)
         if count > self.batch_size:
             raise ValueError(f"expected at most {self.batch_size} images a call, got {count}")
-        if count < self.batch_size:
-            padded = np.zeros((self.batch_size, *self.input_shape), dtype=np.float32)
+        rows = self.padded_rows(count)
+        if rows > count:
+            padded = np.zeros((rows, *self.input_shape), dtype=np.float32)
             padded[:count] = pixels
             pixels = padded
-        outputs: npt.NDArray[np.float32] = self._forward(pixels).numpy()
+        outputs: npt.NDArray[np.float32] = self._forward(tf.constant(pixels)).numpy()
         return outputs[:count]
+
+
+def compile_classifier(
+    model: keras.Model,
+    *,
+    batch_size: int,
+    input_range: tuple[float, float],
+    probe: npt.NDArray[Any],
+) -> CompiledClassifier:
+    """``model`` as a probability classifier, treating its outputs as logits when they
+    are not probabilities on the ``probe`` images (N, H, W, C) in 0-255."""
+    classifier = CompiledClassifier(model, batch_size=batch_size, input_range=input_range)
+    outputs = classifier(probe[:batch_size].astype(np.float32))
+    sums = outputs.sum(axis=1)
+    if np.all((outputs >= 0) & (outputs <= 1)) and np.allclose(sums, 1.0, atol=1e-3):
+        return classifier
+    return CompiledClassifier(model, batch_size=batch_size, input_range=input_range, logits=True)
+
+
+def predict_labels(
+    classifier: CompiledClassifier, images: npt.NDArray[Any]
+) -> npt.NDArray[np.int64]:
+    """Predicted classes (N,) of (N, H, W, C) 0-255 images, ``batch_size`` images a call.
+
+    Deterministic for given images, order and ``batch_size``: the attack and
+    ``evaluate`` both score adversarial images this way, so they agree exactly.
+    """
+    labels = np.empty(len(images), dtype=np.int64)
+    for start in range(0, len(images), classifier.batch_size):
+        chunk = images[start : start + classifier.batch_size].astype(np.float32)
+        labels[start : start + len(chunk)] = np.argmax(classifier(chunk), axis=1)
+    return labels

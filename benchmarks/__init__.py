@@ -1,0 +1,1 @@
+"""Side-by-side speed and success measurements (not tests): `make bench`."""
