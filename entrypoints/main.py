@@ -1,0 +1,17 @@
+"""Entry point ``main``: ``python entrypoints/main.py --help`` lists its options."""
+
+from pixel_threshold.cli import command
+from pixel_threshold.steps.params import MainParams
+
+
+def main(params: MainParams) -> None:
+    """Run the step (importing TensorFlow only now, so that ``--help`` is quick)."""
+    from pixel_threshold.steps.main import run_main
+
+    run_main(params)
+
+
+cli = command("main", MainParams, main)
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,17 @@
+"""Entry point ``train``: ``python entrypoints/train.py --help`` lists its options."""
+
+from pixel_threshold.cli import command
+from pixel_threshold.steps.params import TrainParams
+
+
+def train(params: TrainParams) -> None:
+    """Run the step (importing TensorFlow only now, so that ``--help`` is quick)."""
+    from pixel_threshold.steps.train import run_train
+
+    run_train(params)
+
+
+cli = command("train", TrainParams, train)
+
+if __name__ == "__main__":
+    cli()

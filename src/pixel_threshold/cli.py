@@ -1,0 +1,46 @@
+"""Command-line glue for ``entrypoints/*.py``: click options from a params dataclass.
+
+Each option is named after its field (``max_iter`` -> ``--max-iter``) and takes its
+type, default and help from it. A ``ValueError`` from the step (a bad parameter,
+named with its value) becomes a one-line error and exit status 1; the step has
+already marked its MLflow run FAILED.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+P = TypeVar("P")
+
+
+def option_name(field: str) -> str:
+    """The command-line option for a parameter: ``max_iter`` -> ``--max-iter``."""
+    return "--" + field.replace("_", "-")
+
+
+def command(name: str, params_type: type[P], step: Callable[[P], object]) -> click.Command:
+    """A click command that builds ``params_type`` from its options and calls ``step``."""
+    types = typing.get_type_hints(params_type)
+
+    def callback(**values: Any) -> None:
+        try:
+            step(params_type(**values))
+        except ValueError as error:
+            raise click.ClickException(str(error)) from error
+
+    options: list[click.Parameter] = [
+        click.Option(
+            [option_name(field.name)],
+            type=types[field.name],
+            default=field.default,
+            show_default=True,
+            help=field.metadata["help"],
+        )
+        for field in dataclasses.fields(typing.cast(Any, params_type))
+    ]
+    return click.Command(name, callback=callback, params=options, help=params_type.__doc__)

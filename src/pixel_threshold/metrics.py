@@ -1,0 +1,147 @@
+"""Distances between clean and adversarial images, their summaries, success statistics.
+
+Distances use Dioptra's metric names, so runs compare with Dioptra's in one UI, and
+are measured on the 0-255 pixel scale of the attack's budget ``th``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pixel_threshold.attack import ImageResult
+
+DISTANCES = (
+    "l_0_norm",
+    "l_1_norm",
+    "l_2_norm",
+    "l_infinity_norm",
+    "cosine_similarity",
+    "euclidean_distance",
+    "manhattan_distance",
+    "wasserstein_distance",
+)
+SUMMARIES = ("mean", "median", "stdev", "iqr", "min", "max")
+Z_95 = 1.959963984540054
+"""The standard normal quantile of 0.975: a two-sided 95% interval."""
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def image_distances(
+    originals: npt.NDArray[Any], adversarials: npt.NDArray[Any]
+) -> dict[str, FloatArray]:
+    """Each distance (N,) between clean and adversarial images, both (N, H, W, C).
+
+    ``l_0_norm`` counts changed pixels (any channel); ``l_1_norm``, ``l_2_norm`` and
+    ``l_infinity_norm`` are norms of the flattened difference, with
+    ``manhattan_distance`` and ``euclidean_distance`` the same L1 and L2 under
+    Dioptra's other names; ``cosine_similarity`` compares the flattened images (1 for
+    identical ones, even all zero); ``wasserstein_distance`` is the 1-Wasserstein
+    distance between the two images' distributions of values.
+    """
+    if originals.shape != adversarials.shape:
+        raise ValueError(
+            f"expected images of one shape, got {originals.shape} and {adversarials.shape}"
+        )
+    count = len(originals)
+    clean = originals.reshape(count, -1).astype(np.float64)
+    adversarial = adversarials.reshape(count, -1).astype(np.float64)
+    delta = np.abs(adversarial - clean)
+    l1 = delta.sum(axis=1)
+    l2 = np.sqrt((delta**2).sum(axis=1))
+    norms = np.linalg.norm(clean, axis=1) * np.linalg.norm(adversarial, axis=1)
+    identical = np.all(delta == 0, axis=1).astype(np.float64)
+    return {
+        "l_0_norm": np.any(originals != adversarials, axis=-1)
+        .reshape(count, -1)
+        .sum(axis=1)
+        .astype(np.float64),
+        "l_1_norm": l1,
+        "l_2_norm": l2,
+        "l_infinity_norm": delta.max(axis=1, initial=0.0),
+        "cosine_similarity": np.divide(
+            (clean * adversarial).sum(axis=1), norms, out=identical, where=norms > 0
+        ),
+        "euclidean_distance": l2,
+        "manhattan_distance": l1,
+        # With equal sample counts, W1 is the mean gap between sorted samples.
+        "wasserstein_distance": np.abs(np.sort(clean, axis=1) - np.sort(adversarial, axis=1)).mean(
+            axis=1
+        ),
+    }
+
+
+def summarize(name: str, values: npt.NDArray[Any]) -> dict[str, float]:
+    """``{name}_{mean,median,stdev,iqr,min,max}`` of ``values`` (n,); NaN when n = 0.
+
+    ``stdev`` is the population standard deviation (0 for a single value).
+    """
+    if len(values) == 0:
+        return {f"{name}_{summary}": math.nan for summary in SUMMARIES}
+    q1, median, q3 = np.percentile(values, [25, 50, 75])
+    return {
+        f"{name}_mean": float(np.mean(values)),
+        f"{name}_median": float(median),
+        f"{name}_stdev": float(np.std(values)),
+        f"{name}_iqr": float(q3 - q1),
+        f"{name}_min": float(np.min(values)),
+        f"{name}_max": float(np.max(values)),
+    }
+
+
+def wilson_interval(successes: int, trials: int, *, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion; (0, 1) when there are no trials."""
+    if not 0 <= successes <= trials:
+        raise ValueError(f"expected 0 <= successes <= trials, got {successes} of {trials}")
+    if trials == 0:
+        return 0.0, 1.0
+    p = successes / trials
+    z2n = z * z / trials
+    centre = (p + z2n / 2) / (1 + z2n)
+    half = z / (1 + z2n) * math.sqrt(p * (1 - p) / trials + z2n / (4 * trials))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def attack_metrics(
+    results: Sequence[ImageResult],
+    adversarial_labels: npt.NDArray[np.integer[Any]],
+    distances: Mapping[str, FloatArray],
+    seconds: float,
+) -> dict[str, float]:
+    """The attack run's metrics (DESIGN.md's definitions) for results in attacked-set order.
+
+    ``adversarial_labels`` (N,) are the model's classes for the adversarial images as
+    saved, scored the way ``evaluate`` scores them; ``distances`` holds each distance
+    (N,) per image, summarised over the successful adversarial images only. Rates
+    over no images are NaN.
+    """
+    labels = np.array([r.label for r in results])
+    attacked = np.array([r.attacked for r in results], dtype=bool)
+    success = np.array([r.success for r in results], dtype=bool)
+    queries = np.array([r.queries for r in results], dtype=np.float64)
+    trials, successes = int(attacked.sum()), int(success.sum())
+    low, high = wilson_interval(successes, trials)
+    metrics = {
+        "clean_accuracy": _mean(np.array([r.label_before for r in results]) == labels),
+        "adversarial_accuracy": _mean(adversarial_labels == labels),
+        "images_attacked": float(trials),
+        "success_rate": successes / trials if trials else math.nan,
+        "success_rate_ci_low": low,
+        "success_rate_ci_high": high,
+        "mean_queries": _mean(queries[attacked]),
+        "median_queries_successful": float(np.median(queries[success])) if successes else math.nan,
+        "attack_seconds": seconds,
+        "queries_per_second": float(queries.sum()) / seconds if seconds > 0 else math.nan,
+    }
+    for name in DISTANCES:
+        metrics.update(summarize(name, distances[name][success]))
+    return metrics
+
+
+def _mean(values: npt.NDArray[Any]) -> float:
+    return float(np.mean(values)) if len(values) else math.nan

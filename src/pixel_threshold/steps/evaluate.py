@@ -1,0 +1,109 @@
+"""Step ``evaluate``: a model on an attack run's clean and adversarial images."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import numpy.typing as npt
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+from pixel_threshold import artifacts, data, models, tracking
+from pixel_threshold.steps.attack import ADV_TESTING
+from pixel_threshold.steps.params import EvaluateParams
+
+
+def run_evaluate(params: EvaluateParams) -> str:
+    """Evaluate on ``adv_testing.tar.gz`` (labels from its manifest) and on the clean
+    images it came from; log accuracies, macro precision/recall/F1 and confusion
+    matrices; return the run id.
+
+    ``adversarial_accuracy`` reproduces the attack run's exactly when the model is the
+    attacked one; ``attack_agreement`` is the share of adversarial images given the
+    class the attack recorded.
+    """
+    with tracking.step_run("evaluate") as run:
+        tracking.log_params(params)
+        attack_run = _attack_run(params.attack_run_id, run.info.experiment_id)
+        attack_params, tags = attack_run.data.params, attack_run.data.tags
+        model_uri = params.model or tags[tracking.MODEL_URI_TAG]
+        mlflow.set_tags(
+            {tracking.ATTACK_RUN_TAG: attack_run.info.run_id, tracking.MODEL_URI_TAG: model_uri}
+        )
+        with tempfile.TemporaryDirectory() as folder:
+            tarball = mlflow.artifacts.download_artifacts(
+                run_id=attack_run.info.run_id, artifact_path=ADV_TESTING, dst_path=folder
+            )
+            adversarial = artifacts.read_adv_testing(Path(tarball), Path(folder) / "extracted")
+        model = models.load_model(model_uri)
+        clean = data.attack_set(
+            tags[tracking.DATA_TAG], model.input_shape[1:], limit=int(attack_params["limit"])
+        )
+        labels = adversarial.labels
+        originals = clean.images[adversarial.column("index")]
+        if not np.array_equal(clean.labels[adversarial.column("index")], labels):
+            raise ValueError(
+                f"expected the images of data={tags[tracking.DATA_TAG]!r} to have the labels "
+                f"in attack run {attack_run.info.run_id}'s manifest: the data changed"
+            )
+        classifier = models.compile_classifier(
+            model,
+            batch_size=int(attack_params["batch_size"]),
+            input_range=models.parse_input_range(attack_params["input_range"]),
+            probe=originals,
+        )
+        classes = np.arange(len(clean.class_names))
+        predicted = {
+            "clean": models.predict_labels(classifier, originals),
+            "adversarial": models.predict_labels(classifier, adversarial.images),
+        }
+        mlflow.log_metric(
+            "attack_agreement",
+            float(np.mean(predicted["adversarial"] == adversarial.column("label_after"))),
+        )
+        with tempfile.TemporaryDirectory() as folder:
+            for name, guesses in predicted.items():
+                mlflow.log_metrics(_scores(name, labels, guesses))
+                matrix = confusion_matrix(labels, guesses, labels=classes)
+                artifacts.write_table(
+                    Path(folder) / f"confusion_matrix_{name}.csv",
+                    {
+                        "true_class": clean.class_names,
+                        **dict(zip(clean.class_names, matrix.T.tolist(), strict=True)),
+                    },
+                )
+            mlflow.log_artifacts(folder)
+        run_id: str = run.info.run_id
+        return run_id
+
+
+def _attack_run(attack_run_id: str, experiment_id: str) -> Run:
+    if not attack_run_id:
+        return tracking.latest_run("attack", experiment_id)
+    try:
+        run = mlflow.get_run(attack_run_id)
+    except MlflowException as error:
+        raise ValueError(f"cannot read attack_run_id={attack_run_id!r}: {error.message}") from error
+    if run.data.tags.get(tracking.STEP_TAG) != "attack":
+        raise ValueError(f"expected attack_run_id to name an attack run, got {attack_run_id!r}")
+    return run
+
+
+def _scores(
+    name: str, labels: npt.NDArray[np.int64], predicted: npt.NDArray[np.int64]
+) -> dict[str, float]:
+    """``{name}_accuracy`` and ``{name}_precision``, ``_recall``, ``_f1``: macro averages
+    over the classes that occur as labels or predictions."""
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        labels, predicted, average="macro", zero_division=0
+    )
+    return {
+        f"{name}_accuracy": float(np.mean(predicted == labels)),
+        f"{name}_precision": float(precision),
+        f"{name}_recall": float(recall),
+        f"{name}_f1": float(f1),
+    }

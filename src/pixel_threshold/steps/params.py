@@ -1,0 +1,75 @@
+"""Every entry point's parameters, with their defaults and help: the one source for both.
+
+The click options of ``entrypoints/*.py`` are generated from these dataclasses, and
+a test checks that ``MLproject`` declares the same names and defaults, so the command
+line, ``mlflow run`` and in-process calls (``main``) cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _param(default: Any, text: str) -> Any:
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainParams:
+    """Train a classifier; logs the model as ``model`` (Keras flavour, with signature)."""
+
+    dataset: str = _param("digits", "built-in dataset name (digits) or a folder of class folders")
+    architecture: str = _param("small_cnn", "model architecture (small_cnn)")
+    weights: str = _param("none", "initial weights: none, or a path to a .weights.h5 file")
+    epochs: int = _param(10, "training epochs")
+    batch_size: int = _param(64, "training batch size")
+    learning_rate: float = _param(0.001, "Adam learning rate")
+    seed: int = _param(0, "seed for weight initialisation and shuffling")
+    register_model_name: str = _param("", "register the model under this name ('' = do not)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttackParams:
+    """Attack a classifier; logs adv_testing.tar.gz, distance_metrics.csv.gz, examples.png."""
+
+    model: str = _param(
+        "",
+        "runs:/..., models:/name/version, models:/name@alias or a .keras file "
+        "('' = the model of the latest finished train run of the experiment)",
+    )
+    data: str = _param(
+        "digits", "built-in dataset name (its test split) or a folder of class folders"
+    )
+    attack_type: str = _param("pixel", "pixel (L0: change at most th pixels) or threshold (L-inf)")
+    th: int = _param(1, "pixels to change (pixel) or largest change on the 0-255 scale (threshold)")
+    es: int = _param(1, "search strategy: 0 = CMA-ES, 1 = differential evolution")
+    max_iter: int = _param(100, "generations per image")
+    popsize: int = _param(400, "candidates per generation")
+    target: int = _param(-1, "class to reach (-1 = untargeted)")
+    limit: int = _param(100, "attack the first `limit` images")
+    batch_size: int = _param(400, "images per model call")
+    input_range: str = _param("0,255", "what the model expects: 0,255 / 0,1 / -1,1")
+    seed: int = _param(0, "seed of the search")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluateParams:
+    """Evaluate a model on an attack run's adv_testing.tar.gz and on the clean images."""
+
+    attack_run_id: str = _param("", "attack run to evaluate ('' = the latest finished one)")
+    model: str = _param("", "model to evaluate ('' = the attacked model)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MainParams:
+    """Train once, attack every (th, es), evaluate each: child runs of one parent run."""
+
+    th_values: str = _param("1,3,5", "comma-separated th values")
+    es_values: str = _param("0,1", "comma-separated es values (0 = CMA-ES, 1 = DE)")
+    attack_type: str = _param("pixel", "pixel or threshold")
+    limit: int = _param(100, "images to attack in each attack run")
+    epochs: int = _param(10, "training epochs")
+    seed: int = _param(0, "seed of training and of every attack")
+    max_iter: int = _param(100, "generations per image in every attack")
+    popsize: int = _param(400, "candidates per generation in every attack")

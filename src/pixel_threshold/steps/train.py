@@ -1,0 +1,69 @@
+"""Step ``train``: fit a classifier on a dataset's train split, log and register it."""
+
+from __future__ import annotations
+
+import keras
+import mlflow
+import mlflow.keras
+import numpy as np
+import tensorflow as tf
+from mlflow.models import infer_signature
+
+from pixel_threshold import data, models, tracking
+from pixel_threshold.steps.params import TrainParams
+
+
+def _log_epoch(epoch: int, logs: dict[str, float]) -> None:
+    """Log Keras' per-epoch metrics (loss, accuracy, val_loss, val_accuracy) to MLflow."""
+    mlflow.log_metrics({name: float(value) for name, value in logs.items()}, step=epoch)
+
+
+def run_train(params: TrainParams) -> str:
+    """Train, evaluate on the test split, log the model as ``model``; return the run id.
+
+    The test split is the validation data of the per-epoch metrics; ``test_accuracy``
+    is the final model's accuracy on it.
+    """
+    with tracking.step_run("train") as run:
+        tracking.log_params(params)
+        for name in ("epochs", "batch_size"):
+            if getattr(params, name) < 1:
+                raise ValueError(f"expected {name} >= 1, got {name}={getattr(params, name)}")
+        if not params.learning_rate > 0:
+            raise ValueError(
+                f"expected learning_rate > 0, got learning_rate={params.learning_rate}"
+            )
+        split = data.training_split(params.dataset)
+        model = models.build_model(
+            params.architecture,
+            split.train_images.shape[1:],
+            len(split.class_names),
+            weights=params.weights,
+            seed=params.seed,
+        )
+        models.train_classifier(
+            model,
+            split.train_images,
+            split.train_labels,
+            epochs=params.epochs,
+            batch_size=params.batch_size,
+            learning_rate=params.learning_rate,
+            seed=params.seed,
+            validation=(split.test_images, split.test_labels),
+            callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=_log_epoch)],
+        )
+        test = model.evaluate(
+            split.test_images.astype(np.float32), split.test_labels, verbose=0, return_dict=True
+        )
+        mlflow.log_metrics({"test_accuracy": test["accuracy"], "test_loss": test["loss"]})
+        mlflow.log_dict({"class_names": list(split.class_names)}, "class_names.json")
+        example = split.test_images[:2].astype(np.float32)
+        mlflow.keras.log_model(
+            model,
+            name=tracking.MODEL_ARTIFACT,
+            signature=infer_signature(example, model(example).numpy()),
+            pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
+            registered_model_name=params.register_model_name or None,
+        )
+        run_id: str = run.info.run_id
+        return run_id

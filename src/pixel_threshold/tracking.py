@@ -1,0 +1,83 @@
+"""MLflow glue: one run per step, its parameters, lineage tags, finding upstream runs.
+
+Every step run carries the tag ``step`` (train, attack, evaluate, main), which is how
+``attack`` finds the latest train run and ``evaluate`` the latest attack run, whether
+they were started by ``mlflow run``, by ``python entrypoints/...`` or inside ``main``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import mlflow
+from mlflow.entities import Run
+
+STEP_TAG = "step"
+MODEL_URI_TAG = "model_uri"
+DATA_TAG = "data"
+"""The attacked data exactly as given (``mlflow run`` logs parameters shell-quoted)."""
+TRAIN_RUN_TAG = "train_run_id"
+ATTACK_RUN_TAG = "attack_run_id"
+MODEL_ARTIFACT = "model"
+
+
+@contextmanager
+def step_run(step: str) -> Iterator[mlflow.ActiveRun]:
+    """The run of one step, ended FINISHED, or FAILED if the body raises.
+
+    A child of the active run if there is one (``main``), else the run ``mlflow run``
+    created for this process (``MLFLOW_RUN_ID``), else a new run.
+    """
+    with mlflow.start_run(nested=mlflow.active_run() is not None) as run:
+        mlflow.set_tag(STEP_TAG, step)
+        yield run
+
+
+def log_params(params: Any) -> None:
+    """Log a params dataclass, skipping names the run already has.
+
+    ``mlflow run`` logs every parameter as the user typed it (``1e-3``) before the
+    command starts; logging a differently written value (``0.001``) would fail.
+    """
+    run_id = _active_run_id()
+    logged = mlflow.get_run(run_id).data.params
+    mlflow.log_params(
+        {name: value for name, value in dataclasses.asdict(params).items() if name not in logged}
+    )
+
+
+def latest_run(step: str, experiment_id: str) -> Run:
+    """The ``step`` run of the experiment that finished last."""
+    runs = mlflow.search_runs(
+        experiment_ids=[experiment_id],
+        filter_string=f"tags.{STEP_TAG} = '{step}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.end_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    if not runs:
+        raise ValueError(
+            f"expected a finished {step} run in experiment {experiment_id}, found none: "
+            f"run the {step} entry point first"
+        )
+    run: Run = runs[0]
+    return run
+
+
+def model_run_id(model_uri: str) -> str | None:
+    """The run that logged a ``runs:/`` or ``models:/`` model; None for a file."""
+    if not model_uri.startswith(("runs:/", "models:/")):
+        return None
+    run_id: str | None = mlflow.models.get_model_info(model_uri).run_id
+    return run_id
+
+
+def _active_run_id() -> str:
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("expected an active MLflow run, found none")
+    run_id: str = run.info.run_id
+    return run_id
