@@ -9,6 +9,7 @@ already marked its MLflow run FAILED.
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -16,6 +17,9 @@ from typing import Any, TypeVar
 import click
 
 P = TypeVar("P")
+QUIET = {"TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+"""Defaults that keep the attack's progress bar readable: no TensorFlow start-up
+notices, no MLflow download bars. Set either variable to override."""
 
 
 def option_name(field: str) -> str:
@@ -28,6 +32,8 @@ def command(name: str, params_type: type[P], step: Callable[[P], object]) -> cli
     types = typing.get_type_hints(params_type)
 
     def callback(**values: Any) -> None:
+        for name, value in QUIET.items():
+            os.environ.setdefault(name, value)
         try:
             step(params_type(**values))
         except ValueError as error:

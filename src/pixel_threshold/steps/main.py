@@ -88,5 +88,19 @@ def run_main(params: MainParams) -> str:
             report.success_plot(Path(folder) / SUCCESS_PLOT, rows)
             mlflow.log_artifacts(folder)
         mlflow.set_tag(tracking.TRAIN_RUN_TAG, train_run_id)
+        print(summary(rows))
         run_id: str = run.info.run_id
         return run_id
+
+
+def summary(rows: list[dict[str, Any]]) -> str:
+    """The comparison as a short text table: success rate and its 95% interval per (th, es)."""
+    header = f"{'th':>4} {'es':>3}  {'success rate [95% CI]':<24}"
+    lines = [header + f"{'adv. accuracy':>14}{'seconds':>9}"]
+    for row in rows:
+        interval = f"[{row['success_rate_ci_low']:.2f}, {row['success_rate_ci_high']:.2f}]"
+        lines.append(
+            f"{row['th']:>4} {row['es']:>3}  {row['success_rate']:<6.2f}{interval:<18}"
+            f"{row['adversarial_accuracy']:>14.2f}{row['attack_seconds']:>9.1f}"
+        )
+    return "\n".join(lines)
