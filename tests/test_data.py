@@ -1,0 +1,109 @@
+"""Datasets: digits, and folders of class folders (sorted, converted, resized)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixel_threshold.data import attack_set, digits, image_folder, read_images, training_split
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """zebra/ (RGBA PNGs), ant/ (grayscale JPEG, RGB PNG), and a stray text file."""
+    root = tmp_path / "pets"
+    for name in ("zebra", "ant", "empty"):
+        (root / name).mkdir(parents=True)
+    Image.new("RGBA", (6, 4), (10, 20, 30, 0)).save(root / "zebra" / "b.png")
+    Image.new("RGBA", (6, 4), (40, 50, 60, 255)).save(root / "zebra" / "a.png")
+    Image.new("L", (6, 4), 200).save(root / "ant" / "z.JPG", quality=100)
+    Image.new("RGB", (3, 2), (255, 0, 0)).save(root / "ant" / "m.png")
+    (root / "ant" / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_folder_classes_and_images_are_sorted(folder: Path) -> None:
+    index = image_folder(folder)
+    assert index.class_names == ("ant", "empty", "zebra")
+    assert [path.relative_to(folder).as_posix() for path in index.paths] == [
+        "ant/m.png",
+        "ant/z.JPG",
+        "zebra/a.png",
+        "zebra/b.png",
+    ]
+    assert index.labels.tolist() == [0, 0, 2, 2]
+
+
+def test_images_are_converted_to_the_requested_channels_and_size(folder: Path) -> None:
+    paths = image_folder(folder).paths
+    rgb = read_images(paths, (4, 6, 3))
+    assert rgb.shape == (4, 4, 6, 3) and rgb.dtype == np.uint8
+    assert (rgb[0] == (255, 0, 0)).all()  # 3x2 red PNG resized to 6x4
+    assert (np.abs(rgb[1].astype(int) - 200) <= 1).all()  # grayscale JPEG as RGB
+    assert (rgb[2] == (40, 50, 60)).all()  # RGBA loses its alpha
+    gray = read_images(paths, (4, 6, 1))
+    assert gray.shape == (4, 4, 6, 1)
+    assert gray[0, 0, 0, 0] == round(0.299 * 255)
+
+
+def test_attack_set_takes_the_first_images_by_path(folder: Path) -> None:
+    chosen = attack_set(str(folder), (8, 8, 3), limit=3)
+    assert chosen.images.shape == (3, 8, 8, 3)
+    assert chosen.labels.tolist() == [0, 0, 2]
+    assert chosen.sources == ("ant/m.png", "ant/z.JPG", "zebra/a.png")
+    assert chosen.class_names == ("ant", "empty", "zebra")
+
+
+def test_attack_set_of_digits_is_the_start_of_the_fixed_test_split() -> None:
+    split = digits()
+    chosen = attack_set("digits", (8, 8, 1), limit=5)
+    np.testing.assert_array_equal(chosen.images, split.test_images[:5])
+    assert chosen.labels.tolist() == split.test_labels[:5].tolist()
+    assert chosen.sources[0] == "digits/test/0"
+    assert len(attack_set("digits", (8, 8, 1), limit=10_000).labels) == len(split.test_labels)
+
+
+def test_digits_are_scaled_to_0_255_and_stratified() -> None:
+    split = digits()
+    assert split.train_images.shape[1:] == (8, 8, 1)
+    assert split.train_images.max() == 255
+    assert len(split.test_labels) == 450
+    total = np.bincount(split.train_labels) + np.bincount(split.test_labels)
+    assert (np.abs(np.bincount(split.test_labels) - total / 4) <= 1).all()
+
+
+def test_training_split_of_a_folder_takes_its_first_image_shape(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for number in range(4):
+            pixels = rng.integers(0, 256, size=(5, 7), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / name / f"{number}.png")
+    split = training_split(str(tmp_path))
+    assert split.train_images.shape == (6, 5, 7, 1)
+    assert split.test_images.shape == (2, 5, 7, 1)
+    assert sorted(split.test_labels.tolist()) == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("data", "limit", "message"),
+    [
+        ("mnist", 1, "got data='mnist'"),
+        ("digits", 0, "got limit=0"),
+        ("digits", 1, r"got a model taking \(4, 4, 1\)"),
+    ],
+)
+def test_attack_set_errors_name_the_parameter(data: str, limit: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        attack_set(data, (4, 4, 1) if "model" in message else (8, 8, 1), limit=limit)
+
+
+def test_folder_without_images_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "cats").mkdir()
+    with pytest.raises(ValueError, match="found none"):
+        image_folder(tmp_path)
+    with pytest.raises(ValueError, match="got dataset="):
+        training_split(str(tmp_path / "missing"))
