@@ -48,8 +48,8 @@ def _parse(name: str, values: dict[str, Any]) -> dict[str, Any]:
     """Render the entry point's command with MLflow, then parse it with its click command."""
     entry = load_project(ROOT).get_entry_point(name)
     argv = shlex.split(entry.compute_command(values, storage_dir=None))
-    assert argv[:2] == ["python", f"entrypoints/{name}.py"]
-    params: dict[str, Any] = _cli(name).make_context(name, argv[2:]).params
+    assert argv[:3] == ["PYTHONPATH=src:$PYTHONPATH", "python", f"entrypoints/{name}.py"]
+    params: dict[str, Any] = _cli(name).make_context(name, argv[3:]).params
     return params
 
 
@@ -93,7 +93,7 @@ def test_project_environment_is_python_3_11_installing_the_project() -> None:
     environment = yaml.safe_load((ROOT / manifest["conda_env"]).read_text())
     assert "python=3.11" in environment["dependencies"]
     pip = next(entry["pip"] for entry in environment["dependencies"] if isinstance(entry, dict))
-    assert any(line.split("[")[0] in ("-e .", ".") for line in pip)
+    assert any(line.split("[")[0] == "." for line in pip)
 
 
 @pytest.mark.parametrize("name", ENTRY_POINTS)

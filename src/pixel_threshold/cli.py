@@ -18,7 +18,7 @@ import click
 
 P = TypeVar("P")
 QUIET = {"TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-"""Defaults that keep the attack's progress bar readable: no TensorFlow start-up
+"""Defaults that keep the attack's progress bar readable: fewer TensorFlow start-up
 notices, no MLflow download bars. Set either variable to override."""
 
 
