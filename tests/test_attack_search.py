@@ -201,3 +201,31 @@ def test_target_outside_the_classes_is_rejected(gray_images: npt.NDArray[np.uint
     config = AttackConfig(th=1, es=1, max_iter=2, popsize=4, target=10)
     with pytest.raises(ValueError, match="target=10"):
         run(config, samples_for(model, gray_images[:2]), model)
+
+
+class MeanBrightness:
+    """Two classes, decided by mean brightness: cheap to call on 224x224x3 images."""
+
+    def __call__(self, pixels: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        dark = 1 / (1 + np.exp(pixels.mean(axis=(1, 2, 3)) - 126.0))
+        return np.stack([dark, 1 - dark], axis=1)
+
+
+@pytest.mark.parametrize("es", [0, 1])
+def test_threshold_attack_on_imagenet_sized_images_in_bounded_memory(es: int) -> None:
+    """D = 150,528: separable CMA-ES and a fixed DE population keep memory linear in D."""
+    import tracemalloc
+
+    image = np.full((224, 224, 3), 126, dtype=np.uint8)  # on the boundary: ties go to dark
+    config = AttackConfig(
+        attack_type="threshold", th=4, es=es, max_iter=3, popsize=16, batch_size=8
+    )
+    tracemalloc.start()
+    try:
+        [result] = run(config, [Sample(0, image, 0)], MeanBrightness())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    population_bytes = 16 * 224 * 224 * 3 * 8  # one float64 population
+    assert peak < 15 * population_bytes  # a few populations (~290 MB), never D^2 or N
+    assert result.success and result.linf <= 4 and result.label_after == 1

@@ -46,10 +46,13 @@ def default_popsize(dimension: int) -> int:
 
 
 def reflect_into_box(points: FloatArray, lower: FloatArray, upper: FloatArray) -> FloatArray:
-    """Fold ``points`` (M, D) into ``[lower, upper]`` by mirroring at the bounds."""
+    """Fold ``points`` (M, D) into ``[lower, upper]`` by mirroring at the bounds, in place."""
     width = upper - lower
-    folded = np.mod(points - lower, 2 * width)
-    return lower + np.where(folded > width, 2 * width - folded, folded)
+    points -= lower
+    np.mod(points, 2 * width, out=points)
+    np.subtract(2 * width, points, out=points, where=points > width)
+    points += lower
+    return points
 
 
 class CMAES:
@@ -88,7 +91,7 @@ class CMAES:
     def ask(self) -> FloatArray:
         """The candidates to evaluate next, shape (popsize, D), inside the box."""
         self._samples = self._strategy.ask()
-        return reflect_into_box(np.asarray(self._samples), self._lower, self._upper)
+        return reflect_into_box(np.array(self._samples), self._lower, self._upper)
 
     def tell(self, fitness: FloatArray) -> None:
         """Objective values (popsize,) of the last `ask`, lower is better."""

@@ -23,9 +23,12 @@ def latin_hypercube(
 ) -> FloatArray:
     """``count`` points, shape (count, D), one per stratum of each dimension's range."""
     dimension = len(lower)
-    strata = rng.permuted(np.broadcast_to(np.arange(count), (dimension, count)), axis=1).T
-    unit = (strata + rng.random((count, dimension))) / count
-    return lower + unit * (upper - lower)
+    strata = np.arange(count, dtype=np.float32)
+    points = rng.random((count, dimension), dtype=np.float32)  # float32, in place: D may be 150k
+    points += rng.permuted(np.broadcast_to(strata, (dimension, count)), axis=1).T
+    points *= (upper - lower) / count
+    points += lower
+    return points
 
 
 class DifferentialEvolution:
@@ -55,7 +58,7 @@ class DifferentialEvolution:
         self._rng = rng
         self._population: FloatArray | None = None
         self._fitness: FloatArray | None = None
-        self._trial = latin_hypercube(self._lower, self._upper, popsize, rng).astype(np.float32)
+        self._trial = latin_hypercube(self._lower, self._upper, popsize, rng)
 
     def ask(self) -> FloatArray:
         """The candidates to evaluate next, shape (popsize, D)."""
@@ -92,11 +95,13 @@ class DifferentialEvolution:
         r2 += r2 >= low
         r2 += r2 >= high
         scale = rng.uniform(0.5, 1.0)
-        best = population[np.argmin(fitness)]
-        trial: FloatArray = best + scale * (population[r1] - population[r2])
+        trial: FloatArray = population[r1]  # best + scale * (x_r1 - x_r2), in place
+        trial -= population[r2]
+        trial *= scale
+        trial += population[np.argmin(fitness)]
         outside = (trial < self._lower) | (trial >= self._upper)
         if outside.any():
-            rows, cols = np.nonzero(outside)
-            span = self._upper[cols] - self._lower[cols]
-            trial[rows, cols] = self._lower[cols] + rng.random(len(cols)) * span
+            lows = np.broadcast_to(self._lower, trial.shape)[outside]
+            spans = np.broadcast_to(self._upper - self._lower, trial.shape)[outside]
+            trial[outside] = lows + rng.random(len(lows), dtype=np.float32) * spans
         return trial
