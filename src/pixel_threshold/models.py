@@ -101,6 +101,29 @@ def load_model(uri: str) -> keras.Model:
     )
 
 
+def log_model(
+    model: keras.Model,
+    *,
+    name: str,
+    example: npt.NDArray[Any],
+    registered_model_name: str | None = None,
+) -> None:
+    """Log ``model`` to the active MLflow run (Keras flavour) with the signature it has
+    on ``example`` images (n, H, W, C); register it if ``registered_model_name``."""
+    import mlflow.keras
+    from mlflow.models import infer_signature
+
+    pixels = example.astype(np.float32)
+    mlflow.keras.log_model(
+        model,
+        name=name,
+        signature=infer_signature(pixels, model(pixels).numpy()),
+        # Given, not inferred: inference reloads the model in a subprocess (~8 s).
+        pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
+        registered_model_name=registered_model_name,
+    )
+
+
 def train_classifier(
     model: keras.Model,
     images: npt.NDArray[Any],

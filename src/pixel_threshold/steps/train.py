@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import keras
 import mlflow
-import mlflow.keras
 import numpy as np
-import tensorflow as tf
-from mlflow.models import infer_signature
 
 from pixel_threshold import data, models, tracking
 from pixel_threshold.steps.params import TrainParams
@@ -57,12 +54,10 @@ def run_train(params: TrainParams) -> str:
         )
         mlflow.log_metrics({"test_accuracy": test["accuracy"], "test_loss": test["loss"]})
         mlflow.log_dict({"class_names": list(split.class_names)}, "class_names.json")
-        example = split.test_images[:2].astype(np.float32)
-        mlflow.keras.log_model(
+        models.log_model(
             model,
             name=tracking.MODEL_ARTIFACT,
-            signature=infer_signature(example, model(example).numpy()),
-            pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
+            example=split.test_images[:2],
             registered_model_name=params.register_model_name or None,
         )
         run_id: str = run.info.run_id
