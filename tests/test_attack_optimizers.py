@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pixel_threshold.attack import CMAES, DifferentialEvolution, default_popsize
-from pixel_threshold.attack.cmaes import reflect_into_box
+from pixel_threshold.attack.cmaes import into_box
 from pixel_threshold.attack.de import latin_hypercube
 
 LOWER = np.full(4, -5.0)
@@ -97,9 +97,20 @@ def test_latin_hypercube_fills_every_stratum_once() -> None:
         assert sorted(np.floor(column).astype(int).tolist()) == list(range(10))
 
 
-def test_reflection_folds_into_the_box() -> None:
-    folded = reflect_into_box(np.array([[-1.0, 11.0, 25.0, 4.0]]), np.zeros(4), np.full(4, 10.0))
-    assert folded.tolist() == [[1.0, 9.0, 5.0, 4.0]]
+def test_box_mapping_is_pycmas_transformation_vectorised() -> None:
+    import cma
+
+    lower, upper = np.array([0.0, 0.0, 0.0, -3.0]), np.array([8.0, 8.0, 256.0, 4.0])
+    points = np.random.default_rng(0).normal(0, 200, size=(500, 4))
+    pycma = cma.transformations.BoxConstraintsLinQuadTransformation(
+        [[low, high] for low, high in zip(lower, upper, strict=True)]
+    )
+    expected = np.array([pycma.transform(point) for point in points])
+    mapped = into_box(points.copy(), lower, upper)
+    np.testing.assert_allclose(mapped, expected, rtol=0, atol=1e-9)
+    assert np.all((mapped >= lower) & (mapped <= upper))
+    inside = np.array([[4.0, 4.0, 128.0, 0.5]])
+    assert into_box(inside.copy(), lower, upper).tolist() == inside.tolist()  # identity inside
 
 
 def test_popsize_checks_and_pycma_default() -> None:
