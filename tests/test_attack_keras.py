@@ -83,3 +83,19 @@ def test_input_range_and_logits_adapt_foreign_models(model: keras.Model, split: 
     adapted = CompiledClassifier(foreign, batch_size=8, input_range=(0.0, 1.0), logits=True)
     pixels = split.test_images[:8].astype(np.float32)
     np.testing.assert_allclose(adapted(pixels), model(pixels).numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("es", [0, 1])
+def test_same_seed_same_result_whatever_the_batch_on_a_real_model(
+    model: keras.Model, split: Split, es: int
+) -> None:
+    """Padded shapes change the kernels TensorFlow runs; the results must not change."""
+
+    def outcome(batch_size: int) -> list[tuple[bool, int, bytes]]:
+        config = AttackConfig(th=1, es=es, max_iter=10, popsize=30, batch_size=batch_size)
+        results = sorted(attack(model, split, config, 12), key=lambda r: r.index)
+        return [(r.success, r.queries, r.adversarial.tobytes()) for r in results]
+
+    reference = outcome(400)
+    assert outcome(45) == reference
+    assert outcome(7) == reference
