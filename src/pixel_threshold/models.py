@@ -160,10 +160,10 @@ def train_classifier(
 class CompiledClassifier:
     """A Keras model as the attack's ``predict``: a compiled forward pass at padded shapes.
 
-    Every call runs a ``tf.function`` of ``model(x, training=False)``. Inputs are
-    zero-padded to the next power of two (at most ``batch_size``), so the graph is
-    traced at most ``log2(batch_size) + 2`` times and a short call (a small
-    population, the last images of a run) never pays for a full batch.
+    Every call runs a graph of ``model(x, training=False)`` traced for a fixed batch
+    shape. Inputs are zero-padded to the next power of two (at most ``batch_size``),
+    so at most ``log2(batch_size) + 2`` graphs are traced, once each, and a short
+    call (a small population, the last images of a run) never pays for a full batch.
     ``input_range`` maps 0-255 pixels to what the model expects; ``logits=True``
     applies a softmax to the outputs.
     """
@@ -190,6 +190,12 @@ class CompiledClassifier:
             return tf.nn.softmax(outputs) if logits else outputs
 
         self._forward = forward
+        self._graphs: dict[int, Any] = {}
+
+    @property
+    def compiled_batch_shapes(self) -> list[int]:
+        """The padded batch sizes traced so far."""
+        return sorted(self._graphs)
 
     def padded_rows(self, count: int) -> int:
         """The batch shape a call with ``count`` rows runs at."""
@@ -205,7 +211,11 @@ class CompiledClassifier:
             padded = np.zeros((rows, *self.input_shape), dtype=np.float32)
             padded[:count] = pixels
             pixels = padded
-        outputs: npt.NDArray[np.float32] = self._forward(tf.constant(pixels)).numpy()
+        graph = self._graphs.get(rows)
+        if graph is None:  # traced explicitly, once per shape: no retracing warnings
+            spec = tf.TensorSpec((rows, *self.input_shape), tf.float32)
+            graph = self._graphs[rows] = self._forward.get_concrete_function(spec)
+        outputs: npt.NDArray[np.float32] = graph(tf.constant(pixels)).numpy()
         return outputs[:count]
 
 
