@@ -156,7 +156,7 @@ def summary(rows: list[Row]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--digits-images", type=int, default=30)
+    parser.add_argument("--digits-images", type=int, default=100)
     parser.add_argument("--digits-max-iter", type=int, default=100)
     parser.add_argument("--large-images", type=int, default=2)
     parser.add_argument("--large-max-iter", type=int, default=2)
