@@ -14,6 +14,7 @@ import gzip
 import io
 import tarfile
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -24,9 +25,27 @@ import numpy.typing as npt
 from PIL import Image
 
 TOP = "adv_testing"
+ADV_TESTING = f"{TOP}.tar.gz"
+"""The artifact's file name."""
 MANIFEST = f"{TOP}/manifest.csv"
 Table = Mapping[str, Sequence[Any]]
 """Columns of equal length: name -> one value per row."""
+PNG_CHANNELS = {"L": 1, "RGB": 3}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The most an adversarial-set tarball may extract to: bytes per member, members,
+    bytes in all."""
+
+    member_bytes: int
+    members: int
+    total_bytes: int
+
+
+LIMITS = Limits(member_bytes=256 * 2**20, members=1_000_000, total_bytes=8 * 2**30)
+"""Far above any real set (a 224x224 RGB PNG is at most ~150 KB; 50,000 of them,
+ImageNet's validation set, ~7.5 GB), far below what a decompression bomb expands to."""
 
 
 @dataclass(frozen=True)
@@ -39,11 +58,16 @@ class AdvTesting:
     @property
     def labels(self) -> npt.NDArray[np.int64]:
         """True class indices (N,), from the manifest."""
-        return np.array(self.manifest["label"], dtype=np.int64)
+        return self.column("label")
 
     def column(self, name: str) -> npt.NDArray[np.int64]:
         """An integer manifest column (N,), e.g. ``index`` or ``label_after``."""
-        return np.array(self.manifest[name], dtype=np.int64)
+        if name not in self.manifest:
+            raise ValueError(f"expected column {name!r} in {MANIFEST}, found none")
+        try:
+            return np.array(self.manifest[name], dtype=np.int64)
+        except ValueError as error:
+            raise ValueError(f"expected integers in {MANIFEST}'s {name!r} column") from error
 
 
 def write_adv_testing(
@@ -86,30 +110,92 @@ def write_adv_testing(
         _add(tar, MANIFEST, _csv(table).encode(), now)
 
 
-def read_adv_testing(path: Path, workdir: Path) -> AdvTesting:
-    """Extract the tarball ``path`` into ``workdir`` and read it back.
+def read_adv_testing(
+    path: Path, workdir: Path, *, shape: Sequence[int] | None = None, limits: Limits = LIMITS
+) -> AdvTesting:
+    """Extract the tarball ``path`` into ``workdir`` and read it back; images must have
+    ``shape`` (H, W, C) if given.
 
-    Extraction uses tarfile's ``data`` filter (no absolute paths, links out of
-    ``workdir`` or special files), and every manifest ``file`` must lie inside
-    ``adv_testing/``.
+    Only ``adv_testing/`` folders and regular files are extracted, within ``limits``,
+    and only PNGs listed in the manifest are decoded. Raises ValueError, naming the
+    tarball, for anything else: a hostile or broken archive extracts nothing further.
     """
-    with tarfile.open(path, "r:gz") as tar:
-        tar.extractall(workdir, filter="data")
-    top = (workdir / TOP).resolve()
-    with open(workdir / MANIFEST, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    _extract(path, workdir, limits)
+    manifest_path = workdir / MANIFEST
+    if not manifest_path.is_file():
+        raise ValueError(f"expected {MANIFEST} in {path.name}, found none")
+    try:
+        with open(manifest_path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read {MANIFEST} in {path.name}: {error}") from error
     if not rows:
         raise ValueError(f"expected at least one image in {path.name}'s manifest, got none")
+    missing = {"file", "label"} - set(rows[0])
+    if missing:
+        raise ValueError(f"expected columns {sorted(missing)} in {path.name}'s manifest")
     manifest = {name: [row[name] for row in rows] for name in rows[0]}
+    top = (workdir / TOP).resolve()
     images = []
     for file in manifest["file"]:
         image_path = (workdir / PurePosixPath(file)).resolve()
         if not image_path.is_relative_to(top):
             raise ValueError(f"expected manifest files inside {TOP}/, got {file!r}")
-        with Image.open(image_path) as image:
-            pixels = np.asarray(image)
-        images.append(pixels[..., None] if pixels.ndim == 2 else pixels)
+        images.append(_read_png(image_path, file, shape))
+    if len({image.shape for image in images}) > 1:
+        raise ValueError(f"expected images of one shape in {path.name}")
     return AdvTesting(np.stack(images), manifest)
+
+
+def _extract(path: Path, workdir: Path, limits: Limits) -> None:
+    """Extract member by member, each checked before a byte of it is written, so that
+    a decompression bomb stops at ``limits.total_bytes``."""
+    total = 0
+    try:
+        with tarfile.open(path, "r|gz") as tar:
+            for count, member in enumerate(tar, start=1):
+                _check_member(member, path.name, limits)
+                total += member.size
+                if count > limits.members or total > limits.total_bytes:
+                    raise ValueError(
+                        f"expected {path.name} to hold at most {limits.members} members and "
+                        f"{limits.total_bytes} bytes, got more: refusing a decompression bomb"
+                    )
+                tar.extract(member, workdir, filter="data")
+    except (tarfile.TarError, EOFError, zlib.error) as error:
+        raise ValueError(f"cannot read {path.name} as a .tar.gz archive: {error}") from error
+
+
+def _check_member(member: tarfile.TarInfo, tarball: str, limits: Limits) -> None:
+    name = PurePosixPath(member.name)
+    if name.is_absolute() or ".." in name.parts or name.parts[:1] != (TOP,):
+        raise ValueError(f"expected {tarball} to hold only {TOP}/..., got {member.name!r}")
+    if not (member.isfile() or member.isdir()):
+        raise ValueError(
+            f"expected {tarball} to hold only folders and regular files, got {member.name!r} "
+            "(a link, device or other special file)"
+        )
+    if member.size > limits.member_bytes:
+        raise ValueError(
+            f"expected members of {tarball} to hold at most {limits.member_bytes} bytes, "
+            f"got {member.name!r} with {member.size}"
+        )
+
+
+def _read_png(path: Path, file: str, shape: Sequence[int] | None) -> npt.NDArray[np.uint8]:
+    """An 8-bit grayscale or RGB PNG as (H, W, C) uint8, its size checked before decoding."""
+    try:
+        with Image.open(path, formats=["PNG"]) as image:
+            channels = PNG_CHANNELS.get(image.mode)
+            if channels is None:
+                raise ValueError(f"expected an 8-bit grayscale or RGB PNG, got mode {image.mode}")
+            found = (image.height, image.width, channels)
+            if shape is not None and found != tuple(shape):
+                raise ValueError(f"expected an image of shape {tuple(shape)}, got {found}")
+            pixels = np.asarray(image)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise ValueError(f"cannot read {file} from the adversarial set: {error}") from error
+    return pixels.reshape(found)
 
 
 def write_table(path: Path, table: Table) -> None:
