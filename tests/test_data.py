@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +40,12 @@ def test_folder_classes_and_images_are_sorted(folder: Path) -> None:
 
 def test_images_are_converted_to_the_requested_channels_and_size(folder: Path) -> None:
     paths = image_folder(folder).paths
-    rgb = read_images(paths, (4, 6, 3))
+    rgb = read_images(paths, (4, 6, 3)).images
     assert rgb.shape == (4, 4, 6, 3) and rgb.dtype == np.uint8
     assert (rgb[0] == (255, 0, 0)).all()  # 3x2 red PNG resized to 6x4
     assert (np.abs(rgb[1].astype(int) - 200) <= 1).all()  # grayscale JPEG as RGB
     assert (rgb[2] == (40, 50, 60)).all()  # RGBA loses its alpha
-    gray = read_images(paths, (4, 6, 1))
+    gray = read_images(paths, (4, 6, 1)).images
     assert gray.shape == (4, 4, 6, 1)
     assert gray[0, 0, 0, 0] == round(0.299 * 255)
 
@@ -107,3 +108,78 @@ def test_folder_without_images_is_refused(tmp_path: Path) -> None:
         image_folder(tmp_path)
     with pytest.raises(ValueError, match="got dataset="):
         training_split(str(tmp_path / "missing"))
+
+
+def _corrupt_files(root: Path) -> dict[str, bytes]:
+    """Unreadable files under root/<class>/: garbage, empty, truncated, a text file."""
+    full = io.BytesIO()
+    Image.fromarray(np.full((8, 8, 3), 9, dtype=np.uint8)).save(full, format="PNG")
+    files = {
+        "a/0_garbage.png": b"\x89PNG\r\n\x1a\n" + b"garbage" * 10,
+        "a/1_empty.jpg": b"",
+        "b/0_truncated.png": full.getvalue()[: len(full.getvalue()) // 2],
+        "b/1_text.jpeg": b"just some text",
+    }
+    for name, content in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(content)
+    return files
+
+
+def test_unreadable_images_are_skipped_and_reported(tmp_path: Path) -> None:
+    corrupt = _corrupt_files(tmp_path)
+    for name in ("a/g0.png", "a/g1.png", "b/g0.png", "b/g1.png"):
+        Image.new("L", (8, 8), 100).save(tmp_path / name)
+    chosen = attack_set(str(tmp_path), (8, 8, 1), limit=10)
+    assert chosen.sources == ("a/g0.png", "a/g1.png", "b/g0.png", "b/g1.png")
+    assert chosen.labels.tolist() == [0, 0, 1, 1]
+    assert [file for file, _ in chosen.skipped] == sorted(corrupt)
+    reasons = dict(chosen.skipped)
+    assert "truncated" in reasons["b/0_truncated.png"]
+    assert reasons["b/1_text.jpeg"].startswith("UnidentifiedImageError")
+    # limit counts images read; files after the last one read are not looked at
+    first_two = attack_set(str(tmp_path), (8, 8, 1), limit=2)
+    assert first_two.sources == ("a/g0.png", "a/g1.png")
+    assert [file for file, _ in first_two.skipped] == ["a/0_garbage.png", "a/1_empty.jpg"]
+
+
+def test_training_skips_unreadable_images_and_takes_the_first_readable_shape(
+    tmp_path: Path,
+) -> None:
+    _corrupt_files(tmp_path)
+    for label in ("a", "b"):
+        for number in range(4):
+            Image.new("L", (5, 7), 100).save(tmp_path / label / f"g{number}.png")
+    split = training_split(str(tmp_path))
+    assert split.train_images.shape[1:] == (7, 5, 1)
+    assert len(split.train_labels) + len(split.test_labels) == 8
+    assert len(split.skipped) == 4
+
+
+def test_a_folder_of_unreadable_images_is_refused(tmp_path: Path) -> None:
+    _corrupt_files(tmp_path)
+    with pytest.raises(ValueError, match=r"readable images in data=.*got none: 4 unreadable"):
+        attack_set(str(tmp_path), (8, 8, 1), limit=10)
+    with pytest.raises(ValueError, match=r"readable images in dataset=.*got none: 4 unreadable"):
+        training_split(str(tmp_path))
+
+
+def test_mixed_sizes_and_modes_are_converted(tmp_path: Path) -> None:
+    (tmp_path / "c").mkdir()
+    Image.new("P", (5, 3), 0).save(tmp_path / "c" / "0_palette.png")
+    Image.new("LA", (9, 9), (200, 0)).save(tmp_path / "c" / "1_gray_alpha.png")
+    Image.new("CMYK", (4, 4), (0, 0, 0, 0)).save(tmp_path / "c" / "2_cmyk.jpg", quality=100)
+    Image.new("1", (2, 7), 1).save(tmp_path / "c" / "3_bilevel.png")
+    wide = np.full((6, 6), 40_000, dtype=np.uint16)
+    Image.fromarray(wide).save(tmp_path / "c" / "4_sixteen_bit.png")
+    Image.new("RGBA", (8, 8), (1, 2, 3, 4)).save(tmp_path / "c" / "5_rgba.png")
+    for channels in (1, 3):
+        chosen = attack_set(str(tmp_path), (4, 4, channels), limit=10)
+        assert chosen.images.shape == (6, 4, 4, channels)
+        assert not chosen.skipped
+    gray = attack_set(str(tmp_path), (4, 4, 1), limit=10).images
+    assert (gray[1] == 200).all()  # LA keeps its gray level
+    assert (np.abs(gray[2].astype(int) - 255) <= 1).all()  # CMYK (0,0,0,0) is white
+    assert (gray[3] == 255).all()  # bilevel 1 is white
+    assert (gray[4] == round(40_000 / 257)).all()  # 16-bit scaled, not clipped to 255
+    assert Image.open(tmp_path / "c" / "4_sixteen_bit.png").mode == "I;16"

@@ -3,12 +3,14 @@
 A dataset is named by ``data``/``dataset``: a built-in name (``digits``) or a folder
 with one sub-folder per class (the ImageNet layout; PNG or JPEG files). A folder's
 classes are its sub-folders in sorted order; its images are sorted by path, and each
-is converted to the requested channels (grayscale, RGB; RGBA loses its alpha) and
-resized to the requested height and width.
+is converted to the requested channels (grayscale, RGB; RGBA loses its alpha; 16-bit
+grayscale is scaled to 8 bits) and resized to the requested height and width. Files
+that cannot be read as images are skipped, and reported with the reason.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,15 @@ import numpy.typing as npt
 from PIL import Image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+GRAY_MODES = ("1", "L", "LA", "I", "F", "I;16", "I;16B", "I;16L", "I;16N")
+"""Pillow's modes of one-channel images (with an alpha channel for LA)."""
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+"""Pillow's 16/32-bit integer modes: 16-bit PNGs, whose 0-65535 values are scaled to 0-255."""
+UNREADABLE = (OSError, ValueError, EOFError, SyntaxError, Image.DecompressionBombError)
+"""What Pillow raises for a file that is not an image it can decode: unknown format,
+truncated or corrupt data, or more pixels than its decompression-bomb limit."""
+Skipped = tuple[str, str]
+"""An image file that could not be read: (its path, the reason)."""
 SPLIT_SEED = 0
 """Built-in and folder train/test splits use this fixed seed, so that ``train`` and
 ``attack`` agree on the test split whatever seeds their runs use."""
@@ -32,16 +43,38 @@ class Split:
     test_images: npt.NDArray[np.uint8]
     test_labels: npt.NDArray[np.int64]
     class_names: tuple[str, ...]
+    skipped: tuple[Skipped, ...] = ()
 
 
 @dataclass(frozen=True)
 class ImageSet:
-    """Images (N, H, W, C) uint8 with labels (N,), class names, and where each came from."""
+    """Images (N, H, W, C) uint8 with labels (N,), class names, and where each came from;
+    ``skipped`` lists the unreadable files passed over on the way."""
 
     images: npt.NDArray[np.uint8]
     labels: npt.NDArray[np.int64]
     class_names: tuple[str, ...]
     sources: tuple[str, ...]
+    skipped: tuple[Skipped, ...] = ()
+
+    def subset(self, rows: Sequence[int]) -> ImageSet:
+        """The images at ``rows``, in that order (no skipped files)."""
+        return ImageSet(
+            self.images[list(rows)],
+            self.labels[list(rows)],
+            self.class_names,
+            tuple(self.sources[row] for row in rows),
+        )
+
+
+@dataclass(frozen=True)
+class ReadImages:
+    """Image files read as (N, H, W, C) uint8: ``read`` holds each image's position in
+    the list of paths, ``skipped`` the unreadable files before the last one read."""
+
+    images: npt.NDArray[np.uint8]
+    read: tuple[int, ...]
+    skipped: tuple[Skipped, ...]
 
 
 @dataclass(frozen=True)
@@ -52,6 +85,13 @@ class ImageFolder:
     paths: tuple[Path, ...]
     labels: npt.NDArray[np.int64]
     class_names: tuple[str, ...]
+
+    def relative(self, path: str | Path) -> str:
+        """A path inside the folder, as ``class/file``."""
+        return Path(path).relative_to(self.root).as_posix()
+
+    def relative_skipped(self, skipped: Sequence[Skipped]) -> tuple[Skipped, ...]:
+        return tuple((self.relative(path), reason) for path, reason in skipped)
 
 
 def digits(*, seed: int = SPLIT_SEED, test_fraction: float = 0.25) -> Split:
@@ -104,19 +144,57 @@ def image_folder(root: str | Path, *, param: str = "data") -> ImageFolder:
     )
 
 
-def read_images(paths: Sequence[Path], shape: Sequence[int]) -> npt.NDArray[np.uint8]:
-    """Read image files as (N, H, W, C) uint8 for ``shape`` (H, W, C), C 1 or 3."""
+def read_images(
+    paths: Sequence[Path], shape: Sequence[int], *, limit: int | None = None
+) -> ReadImages:
+    """Read image files in order as (N, H, W, C) uint8 for ``shape`` (H, W, C), C 1 or
+    3, skipping those that cannot be read, until ``limit`` images are read (all if None).
+    """
+    height, width, channels = _image_shape(shape)
+    wanted = len(paths) if limit is None else min(limit, len(paths))
+    images = np.empty((wanted, height, width, channels), dtype=np.uint8)
+    read: list[int] = []
+    skipped: list[Skipped] = []
+    for position, path in enumerate(paths):
+        if len(read) == wanted:
+            break
+        try:
+            pixels = _read_image(path, (height, width, channels))
+        except UNREADABLE as error:
+            skipped.append((str(path), f"{type(error).__name__}: {error}"))
+            continue
+        images[len(read)] = pixels
+        read.append(position)
+    return ReadImages(images[: len(read)], tuple(read), tuple(skipped))
+
+
+def _image_shape(shape: Sequence[int]) -> tuple[int, int, int]:
+    if len(shape) != 3 or shape[2] not in (1, 3):
+        raise ValueError(f"expected an (H, W, 1 or 3) image shape, got {tuple(shape)}")
+    return int(shape[0]), int(shape[1]), int(shape[2])
+
+
+def _read_image(path: Path, shape: tuple[int, int, int]) -> npt.NDArray[np.uint8]:
+    """One image file as (H, W, C) uint8; raises one of ``UNREADABLE`` if it cannot."""
     height, width, channels = shape
-    if channels not in (1, 3):
-        raise ValueError(f"expected 1 or 3 channels, got shape {tuple(shape)}")
-    images = np.empty((len(paths), height, width, channels), dtype=np.uint8)
-    for row, path in enumerate(paths):
-        with Image.open(path) as image:
-            converted = image.convert("L" if channels == 1 else "RGB")
-            if converted.size != (width, height):
-                converted = converted.resize((width, height), Image.Resampling.BILINEAR)
-            images[row] = np.asarray(converted).reshape(height, width, channels)
-    return images
+    with Image.open(path) as image:
+        image.load()
+        eight_bit: Image.Image = image
+        if image.mode in WIDE_MODES:
+            wide = np.round(np.asarray(image, dtype=np.float64) / 257.0)
+            eight_bit = Image.fromarray(np.clip(wide, 0, 255).astype(np.uint8))
+        converted = eight_bit.convert("L" if channels == 1 else "RGB")
+    if converted.size != (width, height):
+        converted = converted.resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(converted).reshape(height, width, channels)
+
+
+def _nothing_readable(param: str, root: Path, skipped: Sequence[Skipped]) -> ValueError:
+    path, reason = skipped[0]
+    return ValueError(
+        f"expected readable images in {param}={str(root)!r}, got none: {len(skipped)} "
+        f"unreadable files skipped (the first, {path}: {reason})"
+    )
 
 
 def training_split(dataset: str) -> Split:
@@ -128,10 +206,35 @@ def training_split(dataset: str) -> Split:
     if dataset in BUILTIN:
         return BUILTIN[dataset]()
     folder = image_folder(dataset, param="dataset")
-    with Image.open(folder.paths[0]) as first:
-        shape = (first.height, first.width, 1 if first.mode in ("1", "L", "LA", "I", "F") else 3)
-    images = read_images(folder.paths, shape)
-    return _split(images, folder.labels, folder.class_names, seed=SPLIT_SEED, test_fraction=0.25)
+    loaded = read_images(folder.paths, _first_image_shape(folder))
+    split = _split(
+        loaded.images,
+        folder.labels[list(loaded.read)],
+        folder.class_names,
+        seed=SPLIT_SEED,
+        test_fraction=0.25,
+    )
+    return dataclasses.replace(split, skipped=folder.relative_skipped(loaded.skipped))
+
+
+def _first_image_shape(folder: ImageFolder) -> tuple[int, int, int]:
+    """(H, W, C) of the folder's first readable image: C is 1 for grayscale, else 3."""
+    skipped: list[Skipped] = []
+    for path in folder.paths:
+        try:
+            with Image.open(path) as first:
+                first.load()
+                return first.height, first.width, 1 if first.mode in GRAY_MODES else 3
+        except UNREADABLE as error:
+            skipped.append((str(path), f"{type(error).__name__}: {error}"))
+    raise _nothing_readable("dataset", folder.root, skipped)
+
+
+def check_data(data: str, *, param: str = "data") -> None:
+    """Raise ValueError, naming ``param``, unless ``data`` is a built-in dataset or a
+    folder of class folders holding images: a check before any work."""
+    if data not in BUILTIN:
+        image_folder(data, param=param)
 
 
 def attack_set(data: str, shape: Sequence[int], *, limit: int) -> ImageSet:
@@ -157,12 +260,15 @@ def attack_set(data: str, shape: Sequence[int], *, limit: int) -> ImageSet:
             tuple(f"{data}/test/{row}" for row in range(count)),
         )
     folder = image_folder(data)
-    paths = folder.paths[:limit]
+    loaded = read_images(folder.paths, shape, limit=limit)
+    if not loaded.read:
+        raise _nothing_readable("data", folder.root, loaded.skipped)
     return ImageSet(
-        read_images(paths, shape),
-        folder.labels[: len(paths)],
+        loaded.images,
+        folder.labels[list(loaded.read)],
         folder.class_names,
-        tuple(path.relative_to(folder.root).as_posix() for path in paths),
+        tuple(folder.relative(folder.paths[position]) for position in loaded.read),
+        folder.relative_skipped(loaded.skipped),
     )
 
 
