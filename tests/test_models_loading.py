@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import re
+import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from keras.src.saving.serialization_lib import SafeModeScope
 
 from pixel_threshold.models import (
+    CompiledClassifier,
     build_model,
     compile_classifier,
+    image_classifier_shape,
     load_model,
     parse_input_range,
     predict_labels,
@@ -83,3 +87,59 @@ def test_input_ranges_by_name() -> None:
     assert parse_input_range("-1,1") == (-1.0, 1.0)
     with pytest.raises(ValueError, match="got input_range='0,256'"):
         parse_input_range("0,256")
+
+
+def _with_lambda() -> keras.Model:
+    inputs = keras.Input((8, 8, 1))
+    doubled = keras.layers.Lambda(lambda x: x * 2.0)(inputs)
+    outputs = keras.layers.Dense(4, activation="softmax")(keras.layers.Flatten()(doubled))
+    return keras.Model(inputs, outputs)
+
+
+def test_models_holding_python_code_are_refused_even_if_keras_allows_them(
+    tmp_path: Path,
+) -> None:
+    _with_lambda().save(tmp_path / "lambda.keras")
+    with pytest.raises(ValueError, match=r"cannot load model=.*holds Python code"):
+        load_model(str(tmp_path / "lambda.keras"))
+    # What keras.config.enable_unsafe_deserialization() does, undone on exit.
+    with SafeModeScope(False), pytest.raises(ValueError, match="holds Python code"):
+        load_model(str(tmp_path / "lambda.keras"))
+
+
+def test_files_that_are_not_keras_models_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "text.keras").write_text("not a model")
+    with pytest.raises(ValueError, match=r"model='.*text.keras' to be a Keras model file"):
+        load_model(str(tmp_path / "text.keras"))
+    with zipfile.ZipFile(tmp_path / "zip.keras", "w") as archive:
+        archive.writestr("readme.txt", "a zip, but no model")
+    with pytest.raises(ValueError, match=r"cannot load model='.*zip.keras' as a Keras model"):
+        load_model(str(tmp_path / "zip.keras"))
+
+
+def test_classifier_shape_is_checked() -> None:
+    assert image_classifier_shape(_dense("softmax"), uri="m") == ((8, 8, 1), 4)
+    flat = keras.Sequential([keras.Input((64,)), keras.layers.Dense(4)])
+    with pytest.raises(ValueError, match=r"model='flat' to take \(batch, height, width"):
+        image_classifier_shape(flat, uri="flat")
+    free = keras.Sequential([keras.Input((None, None, 3)), keras.layers.GlobalAveragePooling2D()])
+    with pytest.raises(ValueError, match="of a fixed size, got input shape"):
+        image_classifier_shape(free, uri="free")
+    four = keras.Sequential([keras.Input((8, 8, 4)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="1 or 3"):
+        image_classifier_shape(four, uri="four")
+    single = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(1)]
+    )
+    with pytest.raises(ValueError, match="classes >= 2, got output shape"):
+        image_classifier_shape(single, uri="single")
+
+
+def test_a_model_returning_nan_is_refused() -> None:
+    inputs = keras.Input((8, 8, 1))
+    nan = keras.layers.Lambda(lambda x: keras.ops.log(x - 1000.0))(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(4)(nan))
+    with pytest.raises(ValueError, match="finite outputs from the model, got NaN or inf"):
+        compile_classifier(model, batch_size=8, input_range=(0, 255), probe=IMAGES)
+    with pytest.raises(ValueError, match="NaN or inf for 8 of 8"):
+        predict_labels(CompiledClassifier(model, batch_size=8), IMAGES)

@@ -7,6 +7,7 @@ the graph; models from elsewhere are adapted by ``input_range`` and ``logits``.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,15 @@ import keras
 import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
+from keras.src.saving.serialization_lib import SafeModeScope
 
 INPUT_RANGES: dict[str, tuple[float, float]] = {
     "0,255": (0.0, 255.0),
     "0,1": (0.0, 1.0),
     "-1,1": (-1.0, 1.0),
 }
+SAFE_LOAD = {"compile": False, "safe_mode": True}
+"""How every Keras model is loaded: no optimizer state, no Python code from the file."""
 
 
 def small_cnn(input_shape: Sequence[int], classes: int, *, seed: int = 0) -> keras.Model:
@@ -56,19 +60,25 @@ def build_model(
     seed: int = 0,
 ) -> keras.Model:
     """A new ``architecture`` for (H, W, C) 0-255 images, from ``weights`` (a .weights.h5 file)."""
+    check_build(architecture, weights)
+    model = ARCHITECTURES[architecture](input_shape, classes, seed=seed)
+    if weights != "none":
+        model.load_weights(weights)
+    return model
+
+
+def check_build(architecture: str, weights: str) -> None:
+    """Raise ValueError, naming the parameter, for an unknown ``architecture`` or a
+    ``weights`` that is neither none nor a .weights.h5 file."""
     if architecture not in ARCHITECTURES:
         raise ValueError(
             f"expected architecture in ({', '.join(ARCHITECTURES)}), "
             f"got architecture={architecture!r}"
         )
-    model = ARCHITECTURES[architecture](input_shape, classes, seed=seed)
-    if weights != "none":
-        if not (weights.endswith(".weights.h5") and Path(weights).is_file()):
-            raise ValueError(
-                f"expected weights to be none or a .weights.h5 file, got weights={weights!r}"
-            )
-        model.load_weights(weights)
-    return model
+    if weights != "none" and not (weights.endswith(".weights.h5") and Path(weights).is_file()):
+        raise ValueError(
+            f"expected weights to be none or a .weights.h5 file, got weights={weights!r}"
+        )
 
 
 def parse_input_range(input_range: str) -> tuple[float, float]:
@@ -82,23 +92,84 @@ def parse_input_range(input_range: str) -> tuple[float, float]:
 
 def load_model(uri: str) -> keras.Model:
     """A Keras model from ``runs:/...``, ``models:/name/version``, ``models:/name@alias``
-    or a ``.keras`` file."""
+    or a ``.keras`` file, loaded in Keras' safe mode (always: a model file that holds
+    Python code, such as a ``Lambda`` layer's lambda, is refused).
+
+    Raises ValueError, naming ``model``, for a URI that does not resolve, a run or
+    version that holds no Keras model, or a file that is not a Keras model.
+    """
     if uri.startswith(("runs:/", "models:/")):
         import mlflow.keras
         from mlflow.exceptions import MlflowException
 
         try:
-            model: keras.Model = mlflow.keras.load_model(uri)
-        except MlflowException as error:
-            raise ValueError(f"cannot load model={uri!r}: {error.message}") from error
-        return model
-    if uri.endswith(".keras") and Path(uri).is_file():
-        loaded: keras.Model = keras.saving.load_model(uri, compile=False)
-        return loaded
+            flavors = mlflow.models.get_model_info(uri).flavors
+        except (MlflowException, OSError) as error:
+            raise ValueError(f"cannot load model={uri!r}: {_reason(error)}") from error
+        if "keras" not in flavors:
+            raise ValueError(
+                f"expected model={uri!r} to be a Keras model (MLflow keras flavour), "
+                f"got flavours {', '.join(sorted(flavors))}"
+            )
+        if flavors["keras"].get("save_exported_model"):
+            raise ValueError(
+                f"expected model={uri!r} to be saved as a .keras file, got an exported "
+                "TensorFlow SavedModel (its graph loads outside Keras' safe mode)"
+            )
+        return _safely(uri, lambda: mlflow.keras.load_model(uri, load_model_kwargs=SAFE_LOAD))
+    path = Path(uri)
+    if uri.endswith(".keras") and path.is_file():
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"expected model={uri!r} to be a Keras model file, got another file")
+        return _safely(uri, lambda: keras.saving.load_model(path, **SAFE_LOAD))
     raise ValueError(
         "expected model to be runs:/<run_id>/<path>, models:/<name>/<version>, "
         f"models:/<name>@<alias> or an existing .keras file, got model={uri!r}"
     )
+
+
+def _safely(uri: str, load: Callable[[], keras.Model]) -> keras.Model:
+    """Run ``load`` in Keras' safe mode, whatever ``keras.config`` says, and turn a file
+    Keras cannot read into a ValueError naming ``model``."""
+    try:
+        with SafeModeScope(True):
+            model = load()
+    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as error:
+        reason = _reason(error)
+        if "safe_mode" in reason:  # Keras' advice to turn safe mode off does not apply here
+            reason = "it holds Python code (a lambda), which Keras' safe mode refuses"
+        raise ValueError(f"cannot load model={uri!r} as a Keras model: {reason}") from error
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"expected model={uri!r} to be a Keras model, got {type(model).__name__}")
+    return model
+
+
+def _reason(error: Exception) -> str:
+    message = getattr(error, "message", None)
+    return str(message if message is not None else error).strip().splitlines()[0]
+
+
+def image_classifier_shape(model: keras.Model, *, uri: str) -> tuple[tuple[int, int, int], int]:
+    """The (H, W, C) images ``model`` takes and its number of classes; raises ValueError,
+    naming ``model``, unless it maps (B, H, W, 1 or 3) images to (B, classes >= 2)."""
+    inputs, outputs = model.input_shape, model.output_shape
+    image = inputs[1:] if isinstance(inputs, tuple) else None
+    if (
+        image is None
+        or len(image) != 3
+        or not all(isinstance(size, int) for size in image)
+        or image[2] not in (1, 3)
+    ):
+        raise ValueError(
+            f"expected model={uri!r} to take (batch, height, width, 1 or 3) images of a fixed "
+            f"size, got input shape {inputs}"
+        )
+    if not (isinstance(outputs, tuple) and len(outputs) == 2 and (outputs[1] or 0) >= 2):
+        raise ValueError(
+            f"expected model={uri!r} to return (batch, classes) scores with classes >= 2, "
+            f"got output shape {outputs}"
+        )
+    return (image[0], image[1], image[2]), int(outputs[1])
 
 
 def log_model(
@@ -230,6 +301,7 @@ def compile_classifier(
     are not probabilities on the ``probe`` images (N, H, W, C) in 0-255."""
     classifier = CompiledClassifier(model, batch_size=batch_size, input_range=input_range)
     outputs = classifier(probe[:batch_size].astype(np.float32))
+    _check_finite(outputs)
     sums = outputs.sum(axis=1)
     if np.all((outputs >= 0) & (outputs <= 1)) and np.allclose(sums, 1.0, atol=1e-3):
         return classifier
@@ -247,5 +319,15 @@ def predict_labels(
     labels = np.empty(len(images), dtype=np.int64)
     for start in range(0, len(images), classifier.batch_size):
         chunk = images[start : start + classifier.batch_size].astype(np.float32)
-        labels[start : start + len(chunk)] = np.argmax(classifier(chunk), axis=1)
+        labels[start : start + len(chunk)] = np.argmax(_check_finite(classifier(chunk)), axis=1)
     return labels
+
+
+def _check_finite(outputs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    bad = int(np.count_nonzero(~np.isfinite(outputs).all(axis=1)))
+    if bad:
+        raise ValueError(
+            f"expected finite outputs from the model, got NaN or inf for {bad} of "
+            f"{len(outputs)} images"
+        )
+    return outputs
