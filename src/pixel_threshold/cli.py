@@ -3,7 +3,8 @@
 Each option is named after its field (``max_iter`` -> ``--max-iter``) and takes its
 type, default and help from it. A ``ValueError`` from the step (a bad parameter,
 named with its value) becomes a one-line error and exit status 1; the step has
-already marked its MLflow run FAILED.
+already marked its MLflow run FAILED. Ctrl-C or SIGTERM stops the step (which ends
+its run KILLED) with the shell's status for the signal: 130 or 143.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+
+from pixel_threshold import interrupts
 
 P = TypeVar("P")
 QUIET = {"TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
@@ -32,12 +35,16 @@ def command(name: str, params_type: type[P], step: Callable[[P], object]) -> cli
     types = typing.get_type_hints(params_type)
 
     def callback(**values: Any) -> None:
-        for name, value in QUIET.items():
-            os.environ.setdefault(name, value)
+        for variable, value in QUIET.items():
+            os.environ.setdefault(variable, value)
         try:
-            step(params_type(**values))
+            with interrupts.signals_raise():
+                step(params_type(**values))
         except ValueError as error:
             raise click.ClickException(str(error)) from error
+        except KeyboardInterrupt as error:
+            click.echo(f"{name}: interrupted by {str(error) or 'SIGINT'}", err=True)
+            raise SystemExit(interrupts.exit_status(error)) from error
 
     options: list[click.Parameter] = [
         click.Option(

@@ -8,12 +8,18 @@ they were started by ``mlflow run``, by ``python entrypoints/...`` or inside ``m
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow.entities import Run
+from mlflow.entities import Run, RunStatus
+from mlflow.exceptions import MlflowException
+
+from pixel_threshold import artifacts
 
 STEP_TAG = "step"
 MODEL_URI_TAG = "model_uri"
@@ -22,18 +28,53 @@ DATA_TAG = "data"
 TRAIN_RUN_TAG = "train_run_id"
 ATTACK_RUN_TAG = "attack_run_id"
 MODEL_ARTIFACT = "model"
+SKIPPED_IMAGES = "skipped_images.csv"
+SERVER_PROBE = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+"""MLflow's HTTP settings for the first request to a tracking server: no retries, a
+short timeout (MLflow's defaults retry a server that is down for about 4 minutes)."""
 
 
 @contextmanager
 def step_run(step: str) -> Iterator[mlflow.ActiveRun]:
-    """The run of one step, ended FINISHED, or FAILED if the body raises.
+    """The run of one step, ended FINISHED, FAILED if the body raises, or KILLED if it
+    is interrupted (Ctrl-C, SIGTERM).
 
     A child of the active run if there is one (``main``), else the run ``mlflow run``
-    created for this process (``MLFLOW_RUN_ID``), else a new run.
+    created for this process (``MLFLOW_RUN_ID``), else a new run. A top-level step
+    first checks that a tracking server answers.
     """
-    with mlflow.start_run(nested=mlflow.active_run() is not None) as run:
+    nested = mlflow.active_run() is not None
+    if not nested:
+        check_server(mlflow.get_tracking_uri())
+    with mlflow.start_run(nested=nested) as run:
         mlflow.set_tag(STEP_TAG, step)
-        yield run
+        try:
+            yield run
+        except KeyboardInterrupt:
+            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+            raise
+
+
+def check_server(uri: str) -> None:
+    """Raise ValueError within seconds if ``uri`` is an http(s) tracking server that
+    does not answer (a local store needs no check)."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    saved = {name: os.environ.get(name) for name in SERVER_PROBE}
+    os.environ.update(SERVER_PROBE)
+    try:
+        mlflow.MlflowClient(uri).search_experiments(max_results=1)
+    except MlflowException as error:
+        raise ValueError(
+            f"expected an MLflow tracking server at MLFLOW_TRACKING_URI={uri!r}, but it did not "
+            f"answer: is `mlflow server` running there? ({error.message})"
+        ) from error
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
 
 
 def log_params(params: Any) -> None:
@@ -47,6 +88,19 @@ def log_params(params: Any) -> None:
     mlflow.log_params(
         {name: value for name, value in dataclasses.asdict(params).items() if name not in logged}
     )
+
+
+def log_skipped_images(skipped: Sequence[tuple[str, str]]) -> None:
+    """The metric ``skipped_images`` (unreadable image files passed over) and, if any,
+    ``skipped_images.csv`` listing each with the reason."""
+    mlflow.log_metric("skipped_images", len(skipped))
+    if skipped:
+        with tempfile.TemporaryDirectory() as folder:
+            artifacts.write_table(
+                Path(folder) / SKIPPED_IMAGES,
+                {"file": [file for file, _ in skipped], "error": [why for _, why in skipped]},
+            )
+            mlflow.log_artifacts(folder)
 
 
 def latest_run(step: str, experiment_id: str) -> Run:
