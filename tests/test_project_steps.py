@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
-from collections.abc import Iterator
+import tarfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -35,8 +38,10 @@ ATTACK_METRICS = {
     "median_queries_successful",
     "attack_seconds",
     "queries_per_second",
+    "skipped_images",
 } | {f"{name}_{summary}" for name in DISTANCES for summary in SUMMARIES}
 SMALL = {"max_iter": 10, "popsize": 50}
+FIRST_LABEL = int(digits().test_labels[0])
 
 
 @pytest.fixture(scope="module")
@@ -191,11 +196,35 @@ def test_registered_model_by_alias_and_latest_attack_by_default(train_run: Run) 
             AttackParams(data="no-such-folder", limit=2, **SMALL),
             "got data='no-such-folder'",
         ),
+        (
+            run_attack,
+            AttackParams(th=65, limit=2),
+            r"th <= 64 \(pixels in a 8x8 image\).*got th=65",
+        ),
+        (run_attack, AttackParams(attack_type="threshold", th=256, limit=2), "got th=256"),
+        (run_attack, AttackParams(max_iter=0), "got max_iter=0"),
+        (run_attack, AttackParams(popsize=0, es=0), "got popsize=0"),
+        (run_attack, AttackParams(limit=-1), "got limit=-1"),
+        (run_attack, AttackParams(target=10, limit=2), r"target in \[0, 10\).*got target=10"),
+        (run_attack, AttackParams(target=-2), "got target=-2"),
+        (
+            run_attack,
+            AttackParams(target=FIRST_LABEL, limit=1),
+            f"other than target={FIRST_LABEL}, got only images of class {FIRST_LABEL}",
+        ),
+        (run_attack, AttackParams(input_range="0-255"), "got input_range='0-255'"),
+        # the data is checked before the model is loaded
+        (run_attack, AttackParams(data="mnist", model="nowhere.keras"), "got data='mnist'"),
+        (run_attack, AttackParams(model="runs:/" + "0" * 32 + "/model"), "model='runs:/0000"),
+        (run_attack, AttackParams(resume="0" * 32), "cannot read resume='0000"),
         (run_evaluate, EvaluateParams(attack_run_id="0" * 32), "attack_run_id='0000"),
         (run_train, TrainParams(epochs=0), "got epochs=0"),
         (run_train, TrainParams(architecture="resnet"), "got architecture='resnet'"),
+        (run_train, TrainParams(dataset="mnist"), "got dataset='mnist'"),
+        (run_train, TrainParams(weights="imagenet"), "got weights='imagenet'"),
         (run_main, MainParams(th_values="1,x"), "got th_values='1,x'"),
         (run_main, MainParams(es_values="0,2"), "got es=2"),
+        (run_main, MainParams(attack_type="l2"), "got 'l2'"),
     ],
 )
 def test_bad_parameters_fail_the_run_with_a_message_naming_them(
@@ -289,3 +318,203 @@ def test_main_trains_once_then_attacks_and_evaluates_every_pair(
         assert float(row["success_rate"]) == expected or math.isnan(expected)
     names = {item.path for item in MlflowClient().list_artifacts(parent_id)}
     assert names == {"comparison.csv", "success_vs_th.png"}
+
+
+def _fails(experiment: str, step: Callable[[Any], str], params: object, message: str) -> Run:
+    """Run ``step``, expect a ValueError matching ``message``; return the FAILED run."""
+    with pytest.raises(ValueError, match=message):
+        step(params)
+    failed = _latest_run(experiment)
+    assert failed.info.status == "FAILED"
+    return failed
+
+
+def test_models_that_do_not_fit_are_refused(
+    experiment: str, attack_run: Run, tmp_path: Path
+) -> None:
+    no_model = f"runs:/{attack_run.info.run_id}/model"
+    _fails(experiment, run_attack, AttackParams(model=no_model), "cannot load model='runs:/")
+    models.small_cnn((8, 8, 1), 3).save(tmp_path / "three.keras")
+    _fails(
+        experiment,
+        run_attack,
+        AttackParams(model=str(tmp_path / "three.keras"), limit=2),
+        "expected data='digits' to have the model's 3 classes, got 10",
+    )
+    models.small_cnn((10, 10, 3), 10).save(tmp_path / "rgb.keras")
+    _fails(
+        experiment,
+        run_attack,
+        AttackParams(model=str(tmp_path / "rgb.keras"), limit=2),
+        r"got a model taking \(10, 10, 3\)",
+    )
+    with mlflow.start_run() as run:
+        mlflow.log_dict({"flavors": {"python_function": {"loader_module": "x"}}}, "model/MLmodel")
+    _fails(
+        experiment,
+        run_attack,
+        AttackParams(model=f"runs:/{run.info.run_id}/model"),
+        "to be a Keras model .MLflow keras flavour., got flavours python_function",
+    )
+
+
+def test_evaluate_needs_an_adversarial_set_with_a_manifest(
+    experiment: str, train_run: Run, tmp_path: Path
+) -> None:
+    failed = _fails(experiment, run_attack, AttackParams(th=0), "got th=0")
+    _fails(
+        experiment,
+        run_evaluate,
+        EvaluateParams(attack_run_id=failed.info.run_id),
+        f"expected attack run {failed.info.run_id} .FAILED. to have logged adv_testing.tar.gz",
+    )
+    tarball = tmp_path / "adv_testing.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(tmp_path, arcname="adv_testing", recursive=False)
+    with mlflow.start_run() as crafted:
+        mlflow.set_tags(
+            {
+                tracking.STEP_TAG: "attack",
+                tracking.MODEL_URI_TAG: f"runs:/{train_run.info.run_id}/model",
+                tracking.DATA_TAG: "digits",
+            }
+        )
+        mlflow.log_params({"limit": 2, "batch_size": 8, "input_range": "0,255"})
+        mlflow.log_artifact(str(tarball))
+    _fails(
+        experiment,
+        run_evaluate,
+        EvaluateParams(attack_run_id=crafted.info.run_id),
+        "expected adv_testing/manifest.csv in adv_testing.tar.gz, found none",
+    )
+
+
+def test_unreadable_images_are_counted_listed_and_skipped(experiment: str, tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for number in range(2):
+            Image.new("RGB", (6, 6), (number * 90, 0, 0)).save(
+                tmp_path / "data" / name / f"{number}.png"
+            )
+    (tmp_path / "data" / "a" / "0_broken.png").write_bytes(b"not a png")
+    models.small_cnn((6, 6, 3), 2, seed=1).save(tmp_path / "model.keras")
+    run = mlflow.get_run(
+        run_attack(
+            AttackParams(model=str(tmp_path / "model.keras"), data=str(tmp_path / "data"), **SMALL)
+        )
+    )
+    assert run.data.metrics["skipped_images"] == 1
+    listed = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="skipped_images.csv", dst_path=str(tmp_path)
+    )
+    with open(listed) as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["file"] for row in rows] == ["a/0_broken.png"]
+    assert rows[0]["error"].startswith("UnidentifiedImageError")
+    assert _adv_testing(run, tmp_path / "adv").manifest["source"] == [
+        "a/0.png",
+        "a/1.png",
+        "b/0.png",
+        "b/1.png",
+    ]
+    for image in (tmp_path / "data").glob("*/[01].png"):
+        image.write_bytes(b"")
+    _fails(
+        experiment,
+        run_attack,
+        AttackParams(model=str(tmp_path / "model.keras"), data=str(tmp_path / "data"), **SMALL),
+        "got none: 5 unreadable files skipped",
+    )
+
+
+RESUMABLE = AttackParams(th=3, es=1, limit=16, max_iter=10, popsize=50, seed=3)
+
+
+def _interrupt_after(calls: int, patch: pytest.MonkeyPatch) -> None:
+    """Make the attack's model raise KeyboardInterrupt (Ctrl-C) on call ``calls + 1``."""
+    compile_classifier = models.compile_classifier
+
+    def interrupting(*args: Any, **kwargs: Any) -> Callable[[Any], Any]:
+        classifier = compile_classifier(*args, **kwargs)
+        made = 0
+
+        def predict(pixels: Any) -> Any:
+            nonlocal made
+            made += 1
+            if made > calls:
+                raise KeyboardInterrupt
+            return classifier(pixels)
+
+        return predict
+
+    patch.setattr(models, "compile_classifier", interrupting)
+
+
+def _without(columns: dict[str, list[str]], *names: str) -> dict[str, list[str]]:
+    return {name: values for name, values in columns.items() if name not in names}
+
+
+def test_an_interrupted_attack_keeps_its_images_and_resumes_to_the_same_results(
+    experiment: str, train_run: Run, tmp_path: Path
+) -> None:
+    params = dataclasses.replace(RESUMABLE, model=f"runs:/{train_run.info.run_id}/model")
+    whole = mlflow.get_run(run_attack(params))
+    with pytest.MonkeyPatch.context() as patch:
+        _interrupt_after(6, patch)
+        with pytest.raises(KeyboardInterrupt):
+            run_attack(params)
+    killed = _latest_run(experiment)
+    assert killed.info.status == "KILLED"
+    done, total = killed.data.tags["images_done"].split(" of ")
+    assert total == "16" and 0 < int(done) < 16
+    partial = _adv_testing(killed, tmp_path / "partial")
+    full = _adv_testing(whole, tmp_path / "whole")
+    rows = partial.column("index")
+    assert len(rows) == int(done)
+    np.testing.assert_array_equal(partial.images, full.images[rows])
+    assert _without(partial.manifest, "file") == {
+        name: [values[row] for row in rows]
+        for name, values in _without(full.manifest, "file").items()
+    }
+
+    resumed = mlflow.get_run(run_attack(dataclasses.replace(params, resume=killed.info.run_id)))
+    assert resumed.info.status == "FINISHED"
+    assert resumed.data.tags["resumed_from"] == killed.info.run_id
+    again = _adv_testing(resumed, tmp_path / "again")
+    assert again.manifest == full.manifest
+    np.testing.assert_array_equal(again.images, full.images)
+    timing = ("attack_seconds", "queries_per_second")
+    np.testing.assert_equal(
+        {name: value for name, value in resumed.data.metrics.items() if name not in timing},
+        {name: value for name, value in whole.data.metrics.items() if name not in timing},
+    )
+
+
+def test_resume_requires_the_interrupted_run_s_parameters(
+    experiment: str, attack_run: Run, train_run: Run
+) -> None:
+    resume = attack_run.info.run_id
+    _fails(
+        experiment,
+        run_attack,
+        AttackParams(th=2, es=1, limit=30, resume=resume, **SMALL),
+        f"expected th=3 as in the resumed run {resume}, got th=2",
+    )
+    _fails(
+        experiment,
+        run_attack,
+        AttackParams(th=3, es=1, limit=29, resume=resume, **SMALL),
+        f"expected limit=30 as in the resumed run {resume}, got limit=29",
+    )
+    _fails(
+        experiment,
+        run_attack,
+        AttackParams(th=3, es=1, limit=30, resume=resume, model="other.keras", **SMALL),
+        "got model='other.keras'",
+    )
+    _fails(
+        experiment,
+        run_attack,
+        AttackParams(resume=train_run.info.run_id),
+        "expected resume to name an attack run",
+    )

@@ -1,25 +1,41 @@
-"""Step ``attack``: attack the first ``limit`` images of a dataset, log the adversarial set."""
+"""Step ``attack``: attack the first ``limit`` images of a dataset, log the adversarial set.
+
+Interrupted (Ctrl-C, SIGTERM), it logs the images it finished as a partial
+``adv_testing.tar.gz``, tags the run ``images_done`` and ends it KILLED; an attack
+with ``resume`` set to that run's id and the same parameters finishes the rest.
+"""
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import numpy as np
 import numpy.typing as npt
+from mlflow.entities import Run
 from tqdm import tqdm
 
-from pixel_threshold import artifacts, data, metrics, models, report, tracking
-from pixel_threshold.attack import AttackConfig, ImageResult, PixelThresholdAttack, Predict, Sample
+from pixel_threshold import artifacts, data, interrupts, metrics, models, report, tracking
+from pixel_threshold.artifacts import ADV_TESTING
+from pixel_threshold.attack import (
+    AttackConfig,
+    ImageResult,
+    PixelThresholdAttack,
+    Predict,
+    Sample,
+    make_encoding,
+)
+from pixel_threshold.steps import manifest, resume
 from pixel_threshold.steps.params import AttackParams
 
-ADV_TESTING = "adv_testing.tar.gz"
 DISTANCE_METRICS = "distance_metrics.csv.gz"
 EXAMPLES = "examples.png"
+IMAGES_DONE_TAG = "images_done"
+RESUMED_FROM_TAG = "resumed_from"
 UNTARGETED = -1
 
 
@@ -42,25 +58,41 @@ def attack_config(params: AttackParams) -> AttackConfig:
 
 def run_attack(params: AttackParams) -> str:
     """Attack, log metrics, ``adv_testing.tar.gz``, ``distance_metrics.csv.gz`` and
-    ``examples.png``; return the run id."""
+    ``examples.png`` (and ``skipped_images.csv`` if files were unreadable); return the
+    run id.
+
+    Every parameter is checked before the attack starts: those that need the model
+    (``th`` against its image size, ``target`` against its classes) as soon as it loads.
+    """
     with tracking.step_run("attack") as run:
         tracking.log_params(params)
         config = attack_config(params)
-        model_uri = params.model or (
-            f"runs:/{tracking.latest_run('train', run.info.experiment_id).info.run_id}"
-            f"/{tracking.MODEL_ARTIFACT}"
-        )
+        data.check_data(params.data)
+        resumed = resume.resumed_run(params) if params.resume else None
+        model_uri = _model_uri(params, resumed, run.info.experiment_id)
         model = models.load_model(model_uri)
+        shape, classes = models.image_classifier_shape(model, uri=model_uri)
+        make_encoding(config.attack_type, config.th, shape)
+        if config.target is not None and config.target >= classes:
+            raise ValueError(
+                f"expected target in [0, {classes}) (the model's classes) or {UNTARGETED}, "
+                f"got target={config.target}"
+            )
         mlflow.set_tags({tracking.MODEL_URI_TAG: model_uri, tracking.DATA_TAG: params.data})
         train_run_id = tracking.model_run_id(model_uri)
         if train_run_id is not None:
             mlflow.set_tag(tracking.TRAIN_RUN_TAG, train_run_id)
-        attacked = data.attack_set(params.data, model.input_shape[1:], limit=params.limit)
-        classes = int(model.output_shape[-1])
+        attacked = data.attack_set(params.data, shape, limit=params.limit)
+        tracking.log_skipped_images(attacked.skipped)
         if classes != len(attacked.class_names):
             raise ValueError(
                 f"expected data={params.data!r} to have the model's {classes} classes, "
                 f"got {len(attacked.class_names)}"
+            )
+        if config.target is not None and np.all(attacked.labels == config.target):
+            raise ValueError(
+                f"expected images to attack of classes other than target={config.target}, "
+                f"got only images of class {config.target}"
             )
         classifier = models.compile_classifier(
             model,
@@ -68,7 +100,16 @@ def run_attack(params: AttackParams) -> str:
             input_range=models.parse_input_range(params.input_range),
             probe=attacked.images,
         )
-        results, seconds = _attack(config, attacked, classifier)
+        results: list[ImageResult] = []
+        if resumed is not None:
+            results = resume.finished(resumed, attacked)
+            mlflow.set_tag(RESUMED_FROM_TAG, resumed.info.run_id)
+        try:
+            seconds = _attack(config, attacked, classifier, results)
+        except KeyboardInterrupt:
+            with interrupts.signals_ignored():
+                _log_interrupted(run.info.run_id, attacked, results)
+            raise
         adversarials = np.stack([result.adversarial for result in results])
         distances = metrics.image_distances(attacked.images, adversarials)
         # Scored again as evaluate will score them: the search's batches had other shapes.
@@ -81,19 +122,36 @@ def run_attack(params: AttackParams) -> str:
         return run_id
 
 
+def _model_uri(params: AttackParams, resumed: Run | None, experiment_id: str) -> str:
+    """The model to attack: ``params.model``, else the resumed run's, else the latest
+    train run's."""
+    if resumed is not None:
+        uri = params.model or resumed.data.tags[tracking.MODEL_URI_TAG]
+        resume.check_model(resumed, uri)
+        return uri
+    if params.model:
+        return params.model
+    train_run = tracking.latest_run("train", experiment_id)
+    return f"runs:/{train_run.info.run_id}/{tracking.MODEL_ARTIFACT}"
+
+
 def _attack(
-    config: AttackConfig, attacked: data.ImageSet, predict: Predict
-) -> tuple[list[ImageResult], float]:
-    """Results in attacked-set order, and the attack's wall time in seconds."""
+    config: AttackConfig, attacked: data.ImageSet, predict: Predict, results: list[ImageResult]
+) -> float:
+    """Attack the images ``results`` lacks, appending their results as they finish,
+    then sort ``results`` by index; return the attack's wall time in seconds."""
+    finished = {result.index for result in results}
     samples = (
         Sample(index, image, int(label))
         for index, (image, label) in enumerate(zip(attacked.images, attacked.labels, strict=True))
+        if index not in finished
     )
-    results = []
-    successes = queries = 0
+    successes = sum(result.success for result in results)
+    queries = 0
     start = time.perf_counter()
     description = f"{config.attack_type} th={config.th} es={config.es}"
-    with tqdm(total=len(attacked.labels), desc=description, unit="img") as bar:
+    total = len(attacked.labels)
+    with tqdm(total=total, initial=len(results), desc=description, unit="img") as bar:
         for result in PixelThresholdAttack(config).run(samples, predict):
             results.append(result)
             successes += result.success
@@ -103,7 +161,29 @@ def _attack(
             bar.update()
     seconds = time.perf_counter() - start
     results.sort(key=lambda result: result.index)
-    return results, seconds
+    return seconds
+
+
+def _log_interrupted(run_id: str, attacked: data.ImageSet, results: list[ImageResult]) -> None:
+    """Log the finished ``results`` (any order) as a partial adversarial set, and tag
+    the run with how many images were done."""
+    results.sort(key=lambda result: result.index)
+    done = f"{len(results)} of {len(attacked.labels)}"
+    mlflow.set_tag(IMAGES_DONE_TAG, done)
+    if results:
+        finished = attacked.subset([result.index for result in results])
+        adversarials = np.stack([result.adversarial for result in results])
+        distances = metrics.image_distances(finished.images, adversarials)
+        with tempfile.TemporaryDirectory() as folder:
+            _write_artifacts(Path(folder), finished, results, adversarials, distances)
+            mlflow.log_artifacts(folder)
+    advice = (
+        f"logged to run {run_id}; to finish it, attack again with the same parameters "
+        f"and resume={run_id}"
+        if results
+        else "nothing to resume"
+    )
+    print(f"attack interrupted with {done} images done: {advice}", file=sys.stderr)
 
 
 def _write_artifacts(
@@ -113,34 +193,21 @@ def _write_artifacts(
     adversarials: npt.NDArray[np.uint8],
     distances: dict[str, metrics.FloatArray],
 ) -> None:
-    per_image: dict[str, list[Any]] = {
-        "index": [result.index for result in results],
-        "source": list(attacked.sources),
-        "label": [result.label for result in results],
-        "success": [result.success for result in results],
-    }
-    distance_columns = {name: distances[name].tolist() for name in metrics.DISTANCES}
+    """``adv_testing.tar.gz``, ``distance_metrics.csv.gz`` and ``examples.png`` for
+    ``results`` of the images ``attacked``, row for row."""
+    columns = manifest.columns(results, attacked.sources, distances)
     artifacts.write_adv_testing(
-        folder / ADV_TESTING,
-        adversarials,
-        attacked.labels,
-        attacked.class_names,
+        folder / ADV_TESTING, adversarials, attacked.labels, attacked.class_names, columns
+    )
+    per_image = ("index", "source", "label", "success", *metrics.DISTANCES)
+    artifacts.write_table(
+        folder / DISTANCE_METRICS,
         {
-            "index": per_image["index"],
-            "source": per_image["source"],
-            "attacked": [result.attacked for result in results],
-            "success": per_image["success"],
-            "queries": [result.queries for result in results],
-            "generations": [result.generations for result in results],
-            "label_before": [result.label_before for result in results],
-            "label_after": [result.label_after for result in results],
-            "p_true_before": [result.p_true_before for result in results],
-            "p_true_after": [result.p_true_after for result in results],
-            **distance_columns,
+            name: [result.label for result in results] if name == "label" else columns[name]
+            for name in per_image
         },
     )
-    artifacts.write_table(folder / DISTANCE_METRICS, {**per_image, **distance_columns})
-    shown = np.argsort(~np.array(per_image["success"]), kind="stable")[:8]
+    shown = np.argsort(~np.array(columns["success"]), kind="stable")[:8]
     report.examples_figure(
         folder / EXAMPLES,
         attacked.images[shown],

@@ -13,7 +13,7 @@ from mlflow.exceptions import MlflowException
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from pixel_threshold import artifacts, data, models, tracking
-from pixel_threshold.steps.attack import ADV_TESTING
+from pixel_threshold.artifacts import ADV_TESTING
 from pixel_threshold.steps.params import EvaluateParams
 
 
@@ -29,23 +29,30 @@ def run_evaluate(params: EvaluateParams) -> str:
     with tracking.step_run("evaluate") as run:
         tracking.log_params(params)
         attack_run = _attack_run(params.attack_run_id, run.info.experiment_id)
+        _check_logged(attack_run)
         attack_params, tags = attack_run.data.params, attack_run.data.tags
         model_uri = params.model or tags[tracking.MODEL_URI_TAG]
         mlflow.set_tags(
             {tracking.ATTACK_RUN_TAG: attack_run.info.run_id, tracking.MODEL_URI_TAG: model_uri}
         )
-        with tempfile.TemporaryDirectory() as folder:
-            tarball = mlflow.artifacts.download_artifacts(
-                run_id=attack_run.info.run_id, artifact_path=ADV_TESTING, dst_path=folder
-            )
-            adversarial = artifacts.read_adv_testing(Path(tarball), Path(folder) / "extracted")
         model = models.load_model(model_uri)
-        clean = data.attack_set(
-            tags[tracking.DATA_TAG], model.input_shape[1:], limit=int(attack_params["limit"])
-        )
+        shape, classes = models.image_classifier_shape(model, uri=model_uri)
+        adversarial = _adversarial_set(attack_run, shape)
+        clean = data.attack_set(tags[tracking.DATA_TAG], shape, limit=int(attack_params["limit"]))
+        if classes != len(clean.class_names):
+            raise ValueError(
+                f"expected model={model_uri!r} to have the {len(clean.class_names)} classes of "
+                f"data={tags[tracking.DATA_TAG]!r}, got {classes}"
+            )
         labels = adversarial.labels
-        originals = clean.images[adversarial.column("index")]
-        if not np.array_equal(clean.labels[adversarial.column("index")], labels):
+        indices = adversarial.column("index")
+        if indices.min() < 0 or indices.max() >= len(clean.labels):
+            raise ValueError(
+                f"expected manifest indices in [0, {len(clean.labels)}) in attack run "
+                f"{attack_run.info.run_id}, got {indices.min()} to {indices.max()}"
+            )
+        originals = clean.images[indices]
+        if not np.array_equal(clean.labels[indices], labels):
             raise ValueError(
                 f"expected the images of data={tags[tracking.DATA_TAG]!r} to have the labels "
                 f"in attack run {attack_run.info.run_id}'s manifest: the data changed"
@@ -56,7 +63,7 @@ def run_evaluate(params: EvaluateParams) -> str:
             input_range=models.parse_input_range(attack_params["input_range"]),
             probe=originals,
         )
-        classes = np.arange(len(clean.class_names))
+        class_indices = np.arange(len(clean.class_names))
         predicted = {
             "clean": models.predict_labels(classifier, originals),
             "adversarial": models.predict_labels(classifier, adversarial.images),
@@ -68,7 +75,7 @@ def run_evaluate(params: EvaluateParams) -> str:
         with tempfile.TemporaryDirectory() as folder:
             for name, guesses in predicted.items():
                 mlflow.log_metrics(_scores(name, labels, guesses))
-                matrix = confusion_matrix(labels, guesses, labels=classes)
+                matrix = confusion_matrix(labels, guesses, labels=class_indices)
                 artifacts.write_table(
                     Path(folder) / f"confusion_matrix_{name}.csv",
                     {
@@ -79,6 +86,25 @@ def run_evaluate(params: EvaluateParams) -> str:
             mlflow.log_artifacts(folder)
         run_id: str = run.info.run_id
         return run_id
+
+
+def _check_logged(attack_run: Run) -> None:
+    run_id = attack_run.info.run_id
+    logged = {item.path for item in mlflow.MlflowClient().list_artifacts(run_id)}
+    if ADV_TESTING not in logged:
+        raise ValueError(
+            f"expected attack run {run_id} ({attack_run.info.status}) to have logged "
+            f"{ADV_TESTING}, found none"
+        )
+
+
+def _adversarial_set(attack_run: Run, shape: tuple[int, int, int]) -> artifacts.AdvTesting:
+    """The attack run's ``adv_testing.tar.gz``, read with images of ``shape``."""
+    with tempfile.TemporaryDirectory() as folder:
+        tarball = mlflow.artifacts.download_artifacts(
+            run_id=attack_run.info.run_id, artifact_path=ADV_TESTING, dst_path=folder
+        )
+        return artifacts.read_adv_testing(Path(tarball), Path(folder) / "extracted", shape=shape)
 
 
 def _attack_run(attack_run_id: str, experiment_id: str) -> Run:

@@ -51,6 +51,11 @@ class AttackParams:
     batch_size: int = _param(400, "images per model call")
     input_range: str = _param("0,255", "what the model expects: 0,255 / 0,1 / -1,1")
     seed: int = _param(0, "seed of the search")
+    resume: str = _param(
+        "",
+        "id of an interrupted attack run to finish: reuses the images it logged "
+        "(same parameters required; '' = a new attack)",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -29,7 +29,9 @@ def run_train(params: TrainParams) -> str:
             raise ValueError(
                 f"expected learning_rate > 0, got learning_rate={params.learning_rate}"
             )
+        models.check_build(params.architecture, params.weights)
         split = data.training_split(params.dataset)
+        tracking.log_skipped_images(split.skipped)
         model = models.build_model(
             params.architecture,
             split.train_images.shape[1:],

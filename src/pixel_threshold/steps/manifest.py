@@ -1,0 +1,86 @@
+"""An attack's per-image results as ``adv_testing/manifest.csv`` columns, and back.
+
+The manifest holds every field of ``ImageResult`` but the adversarial image (its
+PNG) and the core's own distances (recomputed from the images), written so that
+they read back exactly: floats as their shortest round-trip text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pixel_threshold import metrics
+from pixel_threshold.artifacts import AdvTesting
+from pixel_threshold.attack import ImageResult, distances
+
+INTEGERS = ("index", "queries", "generations", "label_before", "label_after")
+FLOATS = ("p_true_before", "p_true_after")
+BOOLEANS = ("attacked", "success")
+
+
+def columns(
+    results: Sequence[ImageResult],
+    sources: Sequence[str],
+    image_distances: dict[str, metrics.FloatArray],
+) -> dict[str, list[Any]]:
+    """Manifest columns for ``results`` (n,) from images ``sources`` (n,), with the
+    Dioptra distances (each (n,)); ``file``, ``label`` and ``label_name`` come first
+    from the tarball writer."""
+    return {
+        "index": [result.index for result in results],
+        "source": list(sources),
+        "attacked": [result.attacked for result in results],
+        "success": [result.success for result in results],
+        "queries": [result.queries for result in results],
+        "generations": [result.generations for result in results],
+        "label_before": [result.label_before for result in results],
+        "label_after": [result.label_after for result in results],
+        "p_true_before": [result.p_true_before for result in results],
+        "p_true_after": [result.p_true_after for result in results],
+        **{name: image_distances[name].tolist() for name in metrics.DISTANCES},
+    }
+
+
+def results(adv: AdvTesting, originals: npt.NDArray[np.uint8]) -> list[ImageResult]:
+    """The results an adversarial set records, one per manifest row; ``originals``
+    (N, H, W, C) are the clean images of the attacked set, by ``index``."""
+    missing = {*INTEGERS, *FLOATS, *BOOLEANS} - set(adv.manifest)
+    if missing:
+        raise ValueError(f"expected manifest columns {sorted(missing)}, found none")
+    integers = {name: adv.column(name) for name in INTEGERS}
+    labels = adv.labels
+    restored = []
+    for row, adversarial in enumerate(adv.images):
+        index = int(integers["index"][row])
+        if not 0 <= index < len(originals):
+            raise ValueError(f"expected indices in [0, {len(originals)}), got index={index}")
+        l0, l2, linf = distances(originals[index], adversarial)
+        restored.append(
+            ImageResult(
+                index=index,
+                label=int(labels[row]),
+                adversarial=adversarial,
+                attacked=_boolean(adv.manifest["attacked"][row]),
+                success=_boolean(adv.manifest["success"][row]),
+                queries=int(integers["queries"][row]),
+                generations=int(integers["generations"][row]),
+                p_true_before=float(adv.manifest["p_true_before"][row]),
+                p_true_after=float(adv.manifest["p_true_after"][row]),
+                label_before=int(integers["label_before"][row]),
+                label_after=int(integers["label_after"][row]),
+                l0=l0,
+                l2=l2,
+                linf=linf,
+            )
+        )
+    return restored
+
+
+def _boolean(text: str) -> bool:
+    if text not in ("True", "False"):
+        raise ValueError(f"expected True or False in the manifest, got {text!r}")
+    return text == "True"

@@ -1,0 +1,105 @@
+"""Resuming an interrupted attack run: the images it finished, reused as they are.
+
+A resumed attack repeats the interrupted run's parameters; the core seeds each
+image by (seed, index), so the images it attacks now come out as they would have in
+one uninterrupted run, and the two together are that run's results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import tempfile
+from pathlib import Path
+
+import mlflow
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+
+from pixel_threshold import artifacts, data, tracking
+from pixel_threshold.artifacts import ADV_TESTING
+from pixel_threshold.attack import ImageResult
+from pixel_threshold.steps import manifest
+from pixel_threshold.steps.params import AttackParams
+
+UNCHECKED = ("model", "data", "resume")
+"""Parameters not compared as logged: the model and data are compared as resolved
+(tags ``model_uri`` and ``data``), and ``resume`` names the run itself."""
+
+
+def resumed_run(params: AttackParams) -> Run:
+    """The attack run ``params.resume`` names, checked to have run with ``params``."""
+    try:
+        run = mlflow.get_run(params.resume)
+    except MlflowException as error:
+        raise ValueError(f"cannot read resume={params.resume!r}: {error.message}") from error
+    if run.data.tags.get(tracking.STEP_TAG) != "attack":
+        raise ValueError(f"expected resume to name an attack run, got resume={params.resume!r}")
+    logged = run.data.params
+    for field in dataclasses.fields(params):
+        if field.name in UNCHECKED:
+            continue
+        value = getattr(params, field.name)
+        before = logged.get(field.name)
+        if before is None or not _same(before, value):
+            raise ValueError(
+                f"expected {field.name}={before} as in the resumed run {params.resume}, "
+                f"got {field.name}={value}"
+            )
+    if run.data.tags.get(tracking.DATA_TAG) != params.data:
+        raise ValueError(
+            f"expected data={run.data.tags.get(tracking.DATA_TAG)!r} as in the resumed run "
+            f"{params.resume}, got data={params.data!r}"
+        )
+    return run
+
+
+def check_model(run: Run, model_uri: str) -> None:
+    """Raise ValueError unless ``model_uri`` is the model the resumed ``run`` attacked."""
+    before = run.data.tags.get(tracking.MODEL_URI_TAG)
+    if model_uri != before:
+        raise ValueError(
+            f"expected model={before!r} as in the resumed run {run.info.run_id}, "
+            f"got model={model_uri!r}"
+        )
+
+
+def finished(run: Run, attacked: data.ImageSet) -> list[ImageResult]:
+    """The results ``run`` logged in its (partial) ``adv_testing.tar.gz``, checked to be
+    of the same images as ``attacked``."""
+    run_id = run.info.run_id
+    logged = {item.path for item in mlflow.MlflowClient().list_artifacts(run_id)}
+    if ADV_TESTING not in logged:
+        raise ValueError(
+            f"expected the resumed run {run_id} to have logged {ADV_TESTING}, found none "
+            f"(it finished no image): start a new attack instead"
+        )
+    with tempfile.TemporaryDirectory() as folder:
+        tarball = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=ADV_TESTING, dst_path=folder
+        )
+        adv = artifacts.read_adv_testing(
+            Path(tarball), Path(folder) / "extracted", shape=attacked.images.shape[1:]
+        )
+    if "source" not in adv.manifest:
+        raise ValueError(f"expected a 'source' column in the resumed run {run_id}'s manifest")
+    done = manifest.results(adv, attacked.images)
+    for result, source in zip(done, adv.manifest["source"], strict=True):
+        if (
+            source != attacked.sources[result.index]
+            or result.label != attacked.labels[result.index]
+        ):
+            raise ValueError(
+                f"expected image {result.index} of the resumed run {run_id} to be "
+                f"{attacked.sources[result.index]}, got {source}: the data changed"
+            )
+    return done
+
+
+def _same(logged: str, value: object) -> bool:
+    if isinstance(value, int):
+        try:
+            return int(logged) == value
+        except ValueError:
+            return False
+    return logged in (str(value), shlex.quote(str(value)))

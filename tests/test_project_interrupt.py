@@ -1,0 +1,139 @@
+"""Interrupting a real attack process: SIGTERM to the entry point, Ctrl-C to ``mlflow run``.
+
+Slow: each starts a process that imports TensorFlow and attacks until it is stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from mlflow.entities import Run
+
+from pixel_threshold import models, tracking
+from pixel_threshold.artifacts import read_adv_testing
+from pixel_threshold.data import digits
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMIT = 450
+ATTACK = ["--th", "1", "--es", "1", "--limit", str(LIMIT), "--max-iter", "100"]
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    split = digits()
+    model = models.small_cnn((8, 8, 1), 10, seed=0)
+    models.train_classifier(model, split.train_images, split.train_labels, epochs=3)
+    path = tmp_path_factory.mktemp("model") / "digits.keras"
+    model.save(path)
+    return path
+
+
+class Progress:
+    """Collects a process's stderr in the background; tells when ``done`` images are."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stderr is not None
+        self.stream = process.stderr
+        self.text = ""
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        while chunk := self.stream.read1(4096):  # type: ignore[attr-defined]
+            self.text += chunk.decode(errors="replace")
+
+    def wait_for(self, done: int, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            counts = [int(count) for count in re.findall(rf"(\d+)/{LIMIT} ", self.text)]
+            if counts and max(counts) >= done:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"no progress to {done} images:\n{self.text[-3000:]}")
+
+
+def _env(store: str) -> dict[str, str]:
+    bin_dir = str(Path(sys.executable).parent)
+    return {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": store,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+
+
+def _only_attack_run(store: str) -> Run:
+    client = MlflowClient(store)
+    runs = [
+        run
+        for experiment in client.search_experiments()
+        for run in client.search_runs([experiment.experiment_id])
+    ]
+    assert len(runs) == 1
+    run: Run = runs[0]
+    assert run.data.tags[tracking.STEP_TAG] == "attack"
+    return run
+
+
+def _check_partial(store: str, run: Run, folder: Path) -> int:
+    """The KILLED run's tag and partial tarball agree; return how many images it holds."""
+    assert run.info.status == "KILLED"
+    done, total = run.data.tags["images_done"].split(" of ")
+    assert total == str(LIMIT) and 3 <= int(done) < LIMIT
+    tarball = MlflowClient(store).download_artifacts(
+        run.info.run_id, "adv_testing.tar.gz", str(folder)
+    )
+    partial = read_adv_testing(Path(tarball), folder / "extracted", shape=(8, 8, 1))
+    assert len(partial.labels) == int(done)
+    return int(done)
+
+
+@pytest.mark.slow
+def test_sigterm_logs_the_finished_images_and_ends_the_run_killed(
+    model_file: Path, tmp_path: Path
+) -> None:
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    process = subprocess.Popen(
+        [sys.executable, "entrypoints/attack.py", "--model", str(model_file), *ATTACK],
+        cwd=ROOT,
+        env=_env(store),
+        stderr=subprocess.PIPE,
+    )
+    progress = Progress(process)
+    progress.wait_for(3)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 143
+    progress.reader.join(timeout=10)
+    run = _only_attack_run(store)
+    done = _check_partial(store, run, tmp_path)
+    assert f"attack interrupted with {done} of {LIMIT} images done: logged" in progress.text
+    assert f"resume={run.info.run_id}" in progress.text
+
+
+@pytest.mark.slow
+def test_ctrl_c_under_mlflow_run_logs_the_finished_images(model_file: Path, tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    options = zip(ATTACK[::2], ATTACK[1::2], strict=True)
+    params = [f"-P{name.lstrip('-').replace('-', '_')}={value}" for name, value in options]
+    command = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "attack"]
+    process = subprocess.Popen(
+        [*command, "--env-manager", "local", f"-Pmodel={model_file}", *params],
+        cwd=tmp_path,
+        env=_env(store),
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    progress = Progress(process)
+    progress.wait_for(3)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: the whole group gets SIGINT
+    process.wait(timeout=60)
+    assert process.returncode != 0
+    _check_partial(store, _only_attack_run(store), tmp_path)
