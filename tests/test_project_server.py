@@ -1,4 +1,5 @@
-"""The pipeline against a real ``mlflow server`` (slow: the server takes ~15 s to start)."""
+"""The pipeline against a real ``mlflow server`` (slow: the server takes ~15 s to start),
+and a server that is down (fast: a clear error, not MLflow's minutes of retries)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from mlflow import MlflowClient
 
 from pixel_threshold import tracking
+from pixel_threshold.artifacts import read_adv_testing
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,3 +123,67 @@ def test_main_against_a_tracking_server(server: str, tmp_path: Path) -> None:
     )
     assert "adv_testing.tar.gz" in {item.path for item in client.list_artifacts(attack.info.run_id)}
     assert not (tmp_path / "mlruns").exists()  # artifacts went to the server
+
+
+def _mlflow_run(server: str, folder: Path, entry_point: str, **params: object) -> None:
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": server,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    command = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", entry_point]
+    command += ["--env-manager", "local", "--experiment-name", "chain"]
+    command += [f"-P{name}={value}" for name, value in params.items()]
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_train_attack_evaluate_against_a_tracking_server(server: str, tmp_path: Path) -> None:
+    _mlflow_run(server, tmp_path, "train", epochs=1)
+    _mlflow_run(server, tmp_path, "attack", th=2, limit=8, max_iter=3, popsize=10)
+    _mlflow_run(server, tmp_path, "evaluate")
+    client = MlflowClient(server)
+    experiment = client.get_experiment_by_name("chain")
+    assert experiment is not None
+    runs = {
+        run.data.tags[tracking.STEP_TAG]: run
+        for run in client.search_runs([experiment.experiment_id])
+    }
+    assert sorted(runs) == ["attack", "evaluate", "train"]
+    assert all(run.info.status == "FINISHED" for run in runs.values())
+    train, attack, evaluate = runs["train"], runs["attack"], runs["evaluate"]
+    assert attack.data.tags[tracking.TRAIN_RUN_TAG] == train.info.run_id
+    assert evaluate.data.tags[tracking.ATTACK_RUN_TAG] == attack.info.run_id
+    model_files = {item.path for item in client.list_artifacts(train.info.run_id, "model")}
+    assert {"model/MLmodel", "model/data"} <= model_files
+    tarball = client.download_artifacts(attack.info.run_id, "adv_testing.tar.gz", str(tmp_path))
+    adv = read_adv_testing(Path(tarball), tmp_path / "extracted", shape=(8, 8, 1))
+    assert adv.column("index").tolist() == list(range(8))
+    assert {item.path for item in client.list_artifacts(evaluate.info.run_id)} == {
+        "confusion_matrix_clean.csv",
+        "confusion_matrix_adversarial.csv",
+    }
+    assert (
+        evaluate.data.metrics["adversarial_accuracy"] == attack.data.metrics["adversarial_accuracy"]
+    )
+    assert not (tmp_path / "mlruns").exists()  # every artifact went through the server
+
+
+def test_a_server_that_is_down_gives_a_clear_error_within_seconds(tmp_path: Path) -> None:
+    uri = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "entrypoints" / "evaluate.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    seconds = time.monotonic() - start
+    assert done.returncode == 1
+    assert f"expected an MLflow tracking server at MLFLOW_TRACKING_URI='{uri}'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert seconds < 30  # MLflow's default retries would take about 4 minutes
