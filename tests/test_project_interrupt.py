@@ -83,9 +83,12 @@ def _only_attack_run(store: str) -> Run:
     return run
 
 
-def _check_partial(store: str, run: Run, folder: Path) -> int:
-    """The KILLED run's tag and partial tarball agree; return how many images it holds."""
-    assert run.info.status == "KILLED"
+def _check_partial(
+    store: str, run: Run, folder: Path, *, statuses: tuple[str, ...] = ("KILLED",)
+) -> int:
+    """The run ended in one of ``statuses``; its tag and partial tarball agree; return
+    how many images it holds."""
+    assert run.info.status in statuses
     done, total = run.data.tags["images_done"].split(" of ")
     assert total == str(LIMIT) and 3 <= int(done) < LIMIT
     tarball = MlflowClient(store).download_artifacts(
@@ -136,4 +139,7 @@ def test_ctrl_c_under_mlflow_run_logs_the_finished_images(model_file: Path, tmp_
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: the whole group gets SIGINT
     process.wait(timeout=60)
     assert process.returncode != 0
-    _check_partial(store, _only_attack_run(store), tmp_path)
+    # The attack ends its run KILLED; then `mlflow run` marks it FAILED: its
+    # _maybe_set_run_terminated compares the status name to RunStatus' integer codes,
+    # so it never sees that the run had already ended (MLflow 3.17.2).
+    _check_partial(store, _only_attack_run(store), tmp_path, statuses=("KILLED", "FAILED"))
