@@ -12,6 +12,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
+import mlflow.keras
 import pytest
 from mlflow import MlflowClient
 
@@ -155,8 +157,12 @@ def test_train_attack_evaluate_against_a_tracking_server(server: str, tmp_path: 
     train, attack, evaluate = runs["train"], runs["attack"], runs["evaluate"]
     assert attack.data.tags[tracking.TRAIN_RUN_TAG] == train.info.run_id
     assert evaluate.data.tags[tracking.ATTACK_RUN_TAG] == attack.info.run_id
-    model_files = {item.path for item in client.list_artifacts(train.info.run_id, "model")}
-    assert {"model/MLmodel", "model/data"} <= model_files
+    mlflow.set_tracking_uri(server)
+    try:
+        model = mlflow.keras.load_model(f"runs:/{train.info.run_id}/model")
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert model.input_shape == (None, 8, 8, 1)
     tarball = client.download_artifacts(attack.info.run_id, "adv_testing.tar.gz", str(tmp_path))
     adv = read_adv_testing(Path(tarball), tmp_path / "extracted", shape=(8, 8, 1))
     assert adv.column("index").tolist() == list(range(8))
