@@ -206,7 +206,7 @@ def test_registered_model_by_alias_and_latest_attack_by_default(train_run: Run) 
         (run_attack, AttackParams(popsize=0, es=0), "got popsize=0"),
         (run_attack, AttackParams(limit=-1), "got limit=-1"),
         (run_attack, AttackParams(target=10, limit=2), r"target in \[0, 10\).*got target=10"),
-        (run_attack, AttackParams(target=-2), "got target=-2"),
+        (run_attack, AttackParams(target=-2), r"target >= 0 or -1 \(untargeted\), got target=-2"),
         (
             run_attack,
             AttackParams(target=FIRST_LABEL, limit=1),

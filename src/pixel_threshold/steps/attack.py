@@ -43,6 +43,10 @@ def attack_config(params: AttackParams) -> AttackConfig:
     """The core's configuration; raises ValueError naming any bad parameter."""
     if params.limit < 1:
         raise ValueError(f"expected limit >= 1, got limit={params.limit}")
+    if params.target < UNTARGETED:
+        raise ValueError(
+            f"expected target >= 0 or {UNTARGETED} (untargeted), got target={params.target}"
+        )
     models.parse_input_range(params.input_range)
     return AttackConfig(
         attack_type=params.attack_type,
