@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -38,3 +42,23 @@ class LinearSoftmax:
 @pytest.fixture
 def gray_images() -> npt.NDArray[np.uint8]:
     return np.random.default_rng(1).integers(0, 256, size=(24, 8, 8, 1), dtype=np.uint8)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+@pytest.fixture
+def claimed_png() -> Callable[[int, int], bytes]:
+    """PNGs of about 70 bytes whose header claims ``width`` x ``height`` RGB pixels."""
+
+    def png(width: int, height: int) -> bytes:
+        header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+        return (
+            b"\x89PNG\r\n\x1a\n"
+            + _chunk(b"IHDR", header)
+            + _chunk(b"IDAT", zlib.compress(b""))
+            + _chunk(b"IEND", b"")
+        )
+
+    return png

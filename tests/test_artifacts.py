@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +219,27 @@ def test_broken_sets_give_clear_errors(
     _tarball(tmp_path / "broken.tar.gz", files)
     with pytest.raises(ValueError, match=message):
         read_adv_testing(tmp_path / "broken.tar.gz", tmp_path / "out", shape=(5, 4, 1))
+
+
+@pytest.mark.parametrize(
+    ("size", "shape", "message"),
+    [
+        (20_000, None, "could be decompression bomb"),  # above Pillow's own limit
+        (12_000, (5, 4, 1), r"shape \(5, 4, 1\), got \(12000, 12000, 3\)"),  # below it
+    ],
+)
+def test_image_bombs_in_the_set_are_not_decoded(
+    tmp_path: Path,
+    claimed_png: Callable[[int, int], bytes],
+    size: int,
+    shape: tuple[int, ...] | None,
+    message: str,
+) -> None:
+    files = _valid()
+    files["adv_testing/a/00000.png"] = claimed_png(size, size)
+    _tarball(tmp_path / "bomb.tar.gz", files)
+    with pytest.raises(ValueError, match=message):
+        read_adv_testing(tmp_path / "bomb.tar.gz", tmp_path / "out", shape=shape)
 
 
 @pytest.mark.parametrize("data", [b"", b"not a tarball", gzip.compress(b"not a tarball" * 100)])

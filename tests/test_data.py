@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,17 @@ def test_unreadable_images_are_skipped_and_reported(tmp_path: Path) -> None:
     first_two = attack_set(str(tmp_path), (8, 8, 1), limit=2)
     assert first_two.sources == ("a/g0.png", "a/g1.png")
     assert [file for file, _ in first_two.skipped] == ["a/0_garbage.png", "a/1_empty.jpg"]
+
+
+def test_image_bombs_are_skipped_without_decoding_them(
+    tmp_path: Path, claimed_png: Callable[[int, int], bytes]
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "0_bomb.png").write_bytes(claimed_png(20_000, 20_000))
+    Image.new("L", (8, 8), 100).save(tmp_path / "a" / "1_good.png")
+    chosen = attack_set(str(tmp_path), (8, 8, 1), limit=10)
+    assert chosen.sources == ("a/1_good.png",)
+    assert chosen.skipped[0][1].startswith("DecompressionBombError")
 
 
 def test_training_skips_unreadable_images_and_takes_the_first_readable_shape(
