@@ -476,6 +476,9 @@ def test_an_interrupted_attack_keeps_its_images_and_resumes_to_the_same_results(
         name: [values[row] for row in rows]
         for name, values in _without(full.manifest, "file").items()
     }
+    evaluated = mlflow.get_run(run_evaluate(EvaluateParams(attack_run_id=killed.info.run_id)))
+    agree = partial.column("label_after") == partial.labels
+    assert evaluated.data.metrics["adversarial_accuracy"] == np.mean(agree)
 
     resumed = mlflow.get_run(run_attack(dataclasses.replace(params, resume=killed.info.run_id)))
     assert resumed.info.status == "FINISHED"
