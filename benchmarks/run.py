@@ -164,20 +164,22 @@ def summary(rows: list[Row]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--digits-images", type=int, default=100)
+    parser.add_argument("--digits-images", type=int, default=100, help="0 skips the case")
     parser.add_argument("--digits-max-iter", type=int, default=100)
-    parser.add_argument("--large-images", type=int, default=2)
+    parser.add_argument("--large-images", type=int, default=2, help="0 skips the case")
     parser.add_argument("--large-max-iter", type=int, default=2)
     parser.add_argument("--no-art", action="store_true", help="skip ART (faster)")
     parser.add_argument("--no-memory", action="store_true", help="skip the 100 vs 1,000 run")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
-    rows = bench_case(
-        digits_case(args.digits_images),
-        max_iter=args.digits_max_iter,
-        art=not args.no_art,
-        repeats=50,
-    )
+    rows: list[Row] = []
+    if args.digits_images > 0:
+        rows += bench_case(
+            digits_case(args.digits_images),
+            max_iter=args.digits_max_iter,
+            art=not args.no_art,
+            repeats=50,
+        )
     if args.large_images > 0:
         rows += bench_case(
             imagenet_sized_case(args.large_images),
