@@ -51,8 +51,8 @@ def into_box(points: FloatArray, lower: FloatArray, upper: FloatArray) -> FloatA
     applies solution by solution, here on the whole population at once): the
     identity inside, a parabola that meets each bound with zero slope over a margin
     ``a = min(width / 2, max(1, |bound|) / 20)``, mirrored periodically outside
-    ``[lower - a_low, upper + a_high]``. The parabola makes values at the bounds
-    (white and black pixels) as easy to reach as any other.
+    ``[lower - a_low, upper + a_high]``. The flat approach to each bound keeps values
+    at and near it (black and white pixels, the largest deltas) easy to reach.
     """
     width = upper - lower
     margin_low = np.minimum(width / 2, np.maximum(1, np.abs(lower)) / 20)
@@ -93,7 +93,6 @@ class CMAES:
         self._lower = np.asarray(lower, dtype=np.float64)
         # the box is half-open; map just inside the upper bound
         self._upper = np.nextafter(np.asarray(upper, dtype=np.float64), -np.inf)
-        self.popsize = popsize
         options: dict[str, Any] = {
             **_NEVER_STOP,
             "popsize": popsize,

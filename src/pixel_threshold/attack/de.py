@@ -54,7 +54,6 @@ class DifferentialEvolution:
             )
         self._lower = np.asarray(lower, dtype=np.float32)
         self._upper = np.asarray(upper, dtype=np.float32)
-        self.popsize = popsize
         self._rng = rng
         self._population: FloatArray | None = None
         self._fitness: FloatArray | None = None
