@@ -521,3 +521,19 @@ def test_resume_requires_the_interrupted_run_s_parameters(
         AttackParams(resume=train_run.info.run_id),
         "expected resume to name an attack run",
     )
+
+
+def test_resume_needs_a_run_that_finished_images(experiment: str, train_run: Run) -> None:
+    params = dataclasses.replace(RESUMABLE, model=f"runs:/{train_run.info.run_id}/model")
+    with pytest.MonkeyPatch.context() as patch:
+        _interrupt_after(0, patch)
+        with pytest.raises(KeyboardInterrupt):
+            run_attack(params)
+    killed = _latest_run(experiment)
+    assert killed.data.tags["images_done"] == "0 of 16"
+    _fails(
+        experiment,
+        run_attack,
+        dataclasses.replace(params, resume=killed.info.run_id),
+        "to have logged adv_testing.tar.gz, found none .it finished no image.",
+    )

@@ -28,19 +28,19 @@ UNCHECKED = ("model", "data", "resume")
 
 
 def resumed_run(params: AttackParams) -> Run:
-    """The attack run ``params.resume`` names, checked to have run with ``params``."""
+    """The attack run ``params.resume`` names, checked to have run with ``params`` and
+    to have logged the images it finished."""
     try:
         run = mlflow.get_run(params.resume)
     except MlflowException as error:
         raise ValueError(f"cannot read resume={params.resume!r}: {error.message}") from error
     if run.data.tags.get(tracking.STEP_TAG) != "attack":
         raise ValueError(f"expected resume to name an attack run, got resume={params.resume!r}")
-    logged = run.data.params
     for field in dataclasses.fields(params):
         if field.name in UNCHECKED:
             continue
         value = getattr(params, field.name)
-        before = logged.get(field.name)
+        before = run.data.params.get(field.name)
         if before is None or not _same(before, value):
             raise ValueError(
                 f"expected {field.name}={before} as in the resumed run {params.resume}, "
@@ -50,6 +50,12 @@ def resumed_run(params: AttackParams) -> Run:
         raise ValueError(
             f"expected data={run.data.tags.get(tracking.DATA_TAG)!r} as in the resumed run "
             f"{params.resume}, got data={params.data!r}"
+        )
+    files = {item.path for item in mlflow.MlflowClient().list_artifacts(params.resume)}
+    if ADV_TESTING not in files:
+        raise ValueError(
+            f"expected the resumed run {params.resume} to have logged {ADV_TESTING}, found "
+            "none (it finished no image): start a new attack instead"
         )
     return run
 
@@ -68,12 +74,6 @@ def finished(run: Run, attacked: data.ImageSet) -> list[ImageResult]:
     """The results ``run`` logged in its (partial) ``adv_testing.tar.gz``, checked to be
     of the same images as ``attacked``."""
     run_id = run.info.run_id
-    logged = {item.path for item in mlflow.MlflowClient().list_artifacts(run_id)}
-    if ADV_TESTING not in logged:
-        raise ValueError(
-            f"expected the resumed run {run_id} to have logged {ADV_TESTING}, found none "
-            f"(it finished no image): start a new attack instead"
-        )
     with tempfile.TemporaryDirectory() as folder:
         tarball = mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path=ADV_TESTING, dst_path=folder
