@@ -55,7 +55,7 @@ class _Scores:
 class _Batcher:
     """Feeds candidates to the model through one reusable float32 buffer."""
 
-    predict: Predict
+    model: Predict
     batch_size: int
     buffer: npt.NDArray[np.float32] = field(
         init=False, default_factory=lambda: np.empty(0, dtype=np.float32)
@@ -63,7 +63,7 @@ class _Batcher:
 
     def probabilities(self, chunk: npt.NDArray[np.float32]) -> FloatArray:
         """Model outputs (m, K) for a filled buffer chunk (m, H, W, C)."""
-        probs = np.asarray(self.predict(chunk))
+        probs = np.asarray(self.model(chunk))
         if probs.ndim != 2 or len(probs) != len(chunk):
             raise ValueError(
                 f"expected the model to return ({len(chunk)}, classes) probabilities, "
