@@ -114,14 +114,10 @@ def run_attack(params: AttackParams) -> str:
             with interrupts.signals_ignored():
                 _log_interrupted(run.info.run_id, attacked, results)
             raise
-        adversarials = np.stack([result.adversarial for result in results])
-        distances = metrics.image_distances(attacked.images, adversarials)
+        adversarials, distances = _log_adversarial_set(attacked, results)
         # Scored again as evaluate will score them: the search's batches had other shapes.
         adversarial_labels = models.predict_labels(classifier, adversarials)
         mlflow.log_metrics(metrics.attack_metrics(results, adversarial_labels, distances, seconds))
-        with tempfile.TemporaryDirectory() as folder:
-            _write_artifacts(Path(folder), attacked, results, adversarials, distances)
-            mlflow.log_artifacts(folder)
         run_id: str = run.info.run_id
         return run_id
 
@@ -175,12 +171,7 @@ def _log_interrupted(run_id: str, attacked: data.ImageSet, results: list[ImageRe
     done = f"{len(results)} of {len(attacked.labels)}"
     mlflow.set_tag(IMAGES_DONE_TAG, done)
     if results:
-        finished = attacked.subset([result.index for result in results])
-        adversarials = np.stack([result.adversarial for result in results])
-        distances = metrics.image_distances(finished.images, adversarials)
-        with tempfile.TemporaryDirectory() as folder:
-            _write_artifacts(Path(folder), finished, results, adversarials, distances)
-            mlflow.log_artifacts(folder)
+        _log_adversarial_set(attacked.subset([result.index for result in results]), results)
     advice = (
         f"logged to run {run_id}; to finish it, attack again with the same parameters "
         f"and resume={run_id}"
@@ -188,6 +179,19 @@ def _log_interrupted(run_id: str, attacked: data.ImageSet, results: list[ImageRe
         else "nothing to resume"
     )
     print(f"attack interrupted with {done} images done: {advice}", file=sys.stderr)
+
+
+def _log_adversarial_set(
+    attacked: data.ImageSet, results: Sequence[ImageResult]
+) -> tuple[npt.NDArray[np.uint8], dict[str, metrics.FloatArray]]:
+    """Log the artifacts of ``results`` (index order) of the images ``attacked``, row
+    for row; return the adversarial images (N, H, W, C) and their distances (each (N,))."""
+    adversarials = np.stack([result.adversarial for result in results])
+    distances = metrics.image_distances(attacked.images, adversarials)
+    with tempfile.TemporaryDirectory() as folder:
+        _write_artifacts(Path(folder), attacked, results, adversarials, distances)
+        mlflow.log_artifacts(folder)
+    return adversarials, distances
 
 
 def _write_artifacts(
