@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import numpy.typing as npt
 
-from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Sample
+from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Sample, make_encoding
 
 Forward = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
 Row = dict[str, Any]
@@ -42,7 +42,7 @@ def mobilenet_v2() -> keras.Model:
     return keras.Model(inputs, backbone(scaled))
 
 
-def compiled_forward(model: keras.Model, batch_size: int) -> Forward:
+def compiled_forward(model: keras.Model, batch_size: int, *, warm: bool = True) -> Forward:
     """The model compiled once per padded shape (powers of two up to ``batch_size``),
     called in chunks of ``batch_size`` rows; (B, 224, 224, 3) -> (B, 1000)."""
     if keras.backend.backend() == "jax":
@@ -64,7 +64,7 @@ def compiled_forward(model: keras.Model, batch_size: int) -> Forward:
             outputs.append(np.asarray(call(padded))[: len(chunk)])
         return np.concatenate(outputs).astype(np.float32, copy=False)
 
-    rows = 1
+    rows = 1 if warm else batch_size
     while rows < 2 * batch_size:  # trace every padded shape before anything is timed
         forward(np.zeros((min(rows, batch_size), *SHAPE), np.float32))
         rows *= 2
@@ -159,16 +159,55 @@ def run_art(
     }
 
 
+def median_seconds(work: Callable[[], object], repeats: int = 5) -> float:
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
+def cost_split(model: keras.Model, forward: Forward, batch_size: int) -> Row:
+    """Median seconds per call of ``batch_size`` rows: the forward pass from host memory
+    (what the attack pays), the same on inputs already on the device (JAX only), and
+    the pixel encoding's decoding of that many th=1 candidates on the host."""
+    rng = np.random.default_rng(0)
+    batch = rng.integers(0, 256, (batch_size, *SHAPE)).astype(np.float32)
+    split: Row = {
+        "batch_size": batch_size,
+        "forward_from_host": median_seconds(lambda: forward(batch)),
+    }
+    if keras.backend.backend() == "jax":
+        import jax
+
+        call = jax.jit(lambda pixels: model(pixels, training=False))
+        on_device = jax.device_put(batch)
+        call(on_device).block_until_ready()
+        split["forward_on_device"] = median_seconds(lambda: call(on_device).block_until_ready())
+    encoding = make_encoding("pixel", 1, SHAPE)
+    genes = rng.uniform(encoding.lower, encoding.upper, (batch_size, encoding.dimension))
+    owners = np.zeros(batch_size, np.intp)
+    split["decode_th1"] = median_seconds(
+        lambda: encoding.decode_into(batch, batch[:1].copy(), owners, genes)
+    )
+    return split
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=6)
     parser.add_argument("--max-iter", type=int, default=5, help="generations per image")
     parser.add_argument("--batch-size", type=int, default=2400, help="rows per model call")
     parser.add_argument("--no-art", action="store_true")
+    parser.add_argument("--cost-split", action="store_true", help="only time where a call goes")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     model = mobilenet_v2()
-    forward = compiled_forward(model, args.batch_size)
+    forward = compiled_forward(model, args.batch_size, warm=not args.cost_split)
+    if args.cost_split:
+        print(json.dumps(cost_split(model, forward, args.batch_size)))
+        return
     images = photos(args.images)
     labels = np.argmax(forward(images.astype(np.float32)), axis=1).astype(np.int64)
     common = {"backend": keras.backend.backend(), "device": os.environ.get("BENCH_DEVICE", "")}
