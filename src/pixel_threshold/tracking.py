@@ -121,6 +121,19 @@ def latest_run(step: str, experiment_id: str) -> Run:
     return run
 
 
+def named_run(run_id: str, step: str, *, param: str) -> Run:
+    """The ``step`` run whose id the parameter ``param`` gives; raises ValueError,
+    naming ``param``, if there is none or it is another step's."""
+    try:
+        run = mlflow.get_run(run_id)
+    except MlflowException as error:
+        raise ValueError(f"cannot read {param}={run_id!r}: {error.message}") from error
+    if run.data.tags.get(STEP_TAG) != step:
+        article = "an" if step[0] in "aeiou" else "a"
+        raise ValueError(f"expected {param} to name {article} {step} run, got {param}={run_id!r}")
+    return run
+
+
 def model_run_id(model_uri: str) -> str | None:
     """The run that logged a ``runs:/`` or ``models:/`` model; None for a file."""
     if not model_uri.startswith(("runs:/", "models:/")):
