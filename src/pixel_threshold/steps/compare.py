@@ -52,7 +52,7 @@ def run_compare(params: CompareParams) -> str:
     with tracking.step_run("compare") as run:
         tracking.log_params(params)
         runs = attack_runs(params, run.info.experiment_id)
-        naming.name_run(f"compare {len(runs)} runs")
+        naming.name_run(f"compare {len(runs)} run{'' if len(runs) == 1 else 's'}")
         log_comparison(runs)
         run_id: str = run.info.run_id
         return run_id
