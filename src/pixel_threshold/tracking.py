@@ -1,7 +1,7 @@
 """MLflow glue: one run per step, its parameters, lineage tags, finding upstream runs.
 
-Every step run carries the tag ``step`` (train, attack, evaluate, main, compare), which is how
-``attack`` finds the latest train run and ``evaluate`` the latest attack run, whether
+Every step run carries the tag ``step`` (train, attack, evaluate, main, compare), which
+is how ``attack`` finds the latest train run and ``evaluate`` the latest attack run, whether
 they were started by ``mlflow run``, by ``python entrypoints/...`` or inside ``main``.
 """
 
