@@ -152,6 +152,7 @@ def test_compare_tabulates_and_plots_the_runs_it_is_given(
         assert float(row["success_rate"]) == metrics["success_rate"]
         assert float(row["success_rate_ci_high"]) == metrics["success_rate_ci_high"]
         assert float(row["mean_queries"]) == metrics["mean_queries"]
+        assert float(row["images_attacked"]) == metrics["images_attacked"]
         assert float(row["seconds_per_image"]) == metrics["attack_seconds"] / LIMIT
         assert row["l_0_norm_max"] == str(metrics["l_0_norm_max"])
         assert row["run_name"] == run.info.run_name

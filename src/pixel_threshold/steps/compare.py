@@ -38,6 +38,7 @@ COPIED = (
     "adversarial_accuracy",
     "mean_queries",
     "median_queries_successful",
+    "attack_seconds",
 )
 """Attack-run metrics copied into the table as they are."""
 DISTANCE_SUMMARIES = tuple(
@@ -125,7 +126,7 @@ def comparison_row(run: Run, manifest: dict[str, list[str]]) -> dict[str, Any]:
         "max_iter": int(params["max_iter"]),
         "popsize": int(params["popsize"]),
         "images": images,
-        "images_attacked": int(logged.get("images_attacked", math.nan)),
+        "images_attacked": manifest["attacked"].count("True"),
         **{name: logged.get(name, math.nan) for name in COPIED},
         "seconds_per_image": logged.get("attack_seconds", math.nan) / images,
         **{name: logged.get(name, math.nan) for name in DISTANCE_SUMMARIES},
@@ -134,13 +135,15 @@ def comparison_row(run: Run, manifest: dict[str, list[str]]) -> dict[str, Any]:
 
 
 def summary(rows: Sequence[dict[str, Any]]) -> str:
-    """The comparison as a short text table: success rate and its 95% interval per run."""
-    lines = [f"{'th':>4} {'es':>3}  {'success rate [95% CI]':<24}{'s/image':>8}  model"]
+    """The comparison as a short text table: success rate and its 95% interval,
+    adversarial accuracy and attack time per run."""
+    header = f"{'th':>4} {'es':>3}  {'success rate [95% CI]':<24}"
+    lines = [header + f"{'adv. accuracy':>14}{'seconds':>9}  model"]
     for row in rows:
         interval = f"[{row['success_rate_ci_low']:.2f}, {row['success_rate_ci_high']:.2f}]"
         lines.append(
             f"{row['th']:>4} {row['es']:>3}  {row['success_rate']:<6.2f}{interval:<18}"
-            f"{row['seconds_per_image']:>8.3f}  {row['model']}"
+            f"{row['adversarial_accuracy']:>14.2f}{row['attack_seconds']:>9.1f}  {row['model']}"
         )
     return "\n".join(lines)
 
