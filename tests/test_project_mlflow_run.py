@@ -38,9 +38,12 @@ class Store:
             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         }
 
-    def run(self, entry_point: str, **params: object) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, entry_point: str, *, run_name: str = "", **params: object
+    ) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", entry_point]
         command += ["--env-manager", "local", "--experiment-name", EXPERIMENT]
+        command += ["--run-name", run_name] if run_name else []
         for name, value in params.items():
             command += ["-P", f"{name}={value}"]
         return subprocess.run(
@@ -134,11 +137,11 @@ def test_evaluate_run_reproduces_the_attack(chain: dict[str, Run]) -> None:
 def test_compare_run_tabulates_the_experiment_s_attack_runs(
     chain: dict[str, Run], store: Store, tmp_path: Path
 ) -> None:
-    _ok(store.run("compare"))
+    _ok(store.run("compare", run_name="my comparison"))
     run = store.latest("compare")
     assert run.info.status == "FINISHED"
     assert run.data.tags["mlflow.project.entryPoint"] == "compare"
-    assert run.info.run_name == "compare 1 run"
+    assert run.info.run_name == "my comparison"  # a name given to mlflow run is kept
     client = MlflowClient(store.uri)
     table = client.download_artifacts(run.info.run_id, "comparison.csv", str(tmp_path))
     with open(table) as handle:

@@ -18,6 +18,7 @@ from PIL import Image
 from pixel_threshold.artifacts import read_adv_testing
 from pixel_threshold.data import digits
 from pixel_threshold.report import examples
+from pixel_threshold.steps import naming
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.compare import run_compare
 from pixel_threshold.steps.evaluate import run_evaluate
@@ -71,6 +72,16 @@ def test_runs_are_named_after_what_ran(runs: dict[str, Run]) -> None:
     assert runs["train"].info.run_name == "train small_cnn digits"
     assert runs["strong"].info.run_name == "attack pixel th=3 es=1 digits_small_cnn"
     assert runs["evaluate"].info.run_name == "evaluate attack pixel th=3 es=1 digits_small_cnn"
+
+
+def test_a_name_given_to_the_run_is_kept(experiment: str) -> None:
+    with mlflow.start_run(run_name="my attack") as run:
+        naming.name_run("attack pixel th=1 es=1 digits_small_cnn")
+    assert mlflow.get_run(run.info.run_id).info.run_name == "my attack"
+    with mlflow.start_run() as run:
+        assert naming.GENERATED_NAME.fullmatch(str(run.info.run_name))
+        naming.name_run("compare 2 runs")
+    assert mlflow.get_run(run.info.run_id).info.run_name == "compare 2 runs"
 
 
 def _panel(grid: np.ndarray, frame: examples.Layout, card: int, name: str) -> np.ndarray:

@@ -3,12 +3,14 @@
 ``evaluate <attack run name>``, ``compare 6 runs``, ``main pixel th=1,3,5 es=0,1``.
 
 A step names its own run once it knows the name (the attack once its model is
-resolved). ``mlflow run --run-name NAME`` still wins: MLflow sets that name after
-the entry point's process has ended.
+resolved), unless the run already has a name a person gave it (``mlflow run
+--run-name NAME``, ``mlflow.start_run(run_name=...)``): only names of MLflow's own
+making (``gentle-owl-123``) are replaced.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import mlflow
@@ -17,11 +19,18 @@ from pixel_threshold import tracking
 from pixel_threshold.steps.params import AttackParams, MainParams, TrainParams
 
 RUN_NAME_TAG = "mlflow.runName"
+GENERATED_NAME = re.compile(r"[a-z]+-[a-z]+(-[0-9]*)?")
+"""MLflow's names for runs started without one: adjective-noun-number, cut at 20."""
 
 
 def name_run(name: str) -> None:
-    """Rename the active run."""
-    mlflow.set_tag(RUN_NAME_TAG, name)
+    """Name the active run ``name`` unless it has a name given by a person."""
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("expected an active MLflow run to name, found none")
+    current = mlflow.get_run(run.info.run_id).info.run_name
+    if not current or GENERATED_NAME.fullmatch(current):
+        mlflow.set_tag(RUN_NAME_TAG, name)
 
 
 def dataset_name(dataset: str) -> str:
