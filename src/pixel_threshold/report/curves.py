@@ -38,8 +38,9 @@ def success_by_queries(
     return x, y
 
 
-def queries_plot(path: Path, curves: Mapping[str, Curve]) -> None:
-    """Save the curves of ``success_by_queries``, one line per label, as a PNG."""
+def queries_plot(path: Path, curves: Mapping[str, Curve], *, title: str = "") -> None:
+    """Save the curves of ``success_by_queries``, one line per label (a legend when
+    there are several), titled ``title``, as a PNG."""
     figure = Figure(figsize=(6, 4), layout="constrained")
     axis = figure.subplots()
     for label, (x, y) in curves.items():
@@ -49,7 +50,8 @@ def queries_plot(path: Path, curves: Mapping[str, Curve]) -> None:
     axis.set_ylim(0, 1)
     axis.set_xlim(left=0)
     axis.grid(alpha=0.3)
-    if curves:
+    axis.set_title(title, fontsize=10)
+    if len(curves) > 1:
         axis.legend(fontsize=7)
     figure.savefig(path, dpi=100)
 

@@ -29,7 +29,7 @@ MARK = (230, 0, 120)
 SHOWN = 12
 CELL = 96
 """Images smaller than this are upscaled by the largest integer factor that fits."""
-MAX_RINGS = 64
+MAX_RINGS = 32
 """More changed pixels than this (the Threshold attack changes most) are shown by the
 change map only: rings around all of them would hide the image."""
 MAX_WIDTH = 1400

@@ -44,9 +44,13 @@ def write_attack_pictures(
             for row in shown
         ],
     )
+    success = np.array([result.success for result in results], dtype=bool)
+    tried = np.array([result.attacked for result in results], dtype=bool)
     curve = curves.success_by_queries(
-        np.array([result.queries for result in results]),
-        np.array([result.success for result in results], dtype=bool),
-        np.array([result.attacked for result in results], dtype=bool),
+        np.array([result.queries for result in results]), success, tried
     )
-    curves.queries_plot(folder / QUERIES, {"this run": curve})
+    curves.queries_plot(
+        folder / QUERIES,
+        {"attack": curve},
+        title=f"{success.sum()} of {tried.sum()} attacked images fooled",
+    )
