@@ -80,6 +80,7 @@ def success_plot(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
             capsize=3,
             label=f"{model} es={es} ({STRATEGIES[es]})",
         )
+    axis.set_xticks(sorted({row["th"] for row in rows}))
     axis.set_xlabel("th")
     axis.set_ylabel("success rate")
     axis.set_ylim(0, 1)
