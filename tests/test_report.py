@@ -68,12 +68,15 @@ def test_large_images_stay_1x_with_rings_around_changed_pixels() -> None:
     assert frame.scale == 1 and frame.columns == 2
     assert grid.size == frame.size and grid.size[0] <= examples.MAX_WIDTH
     attacked = _panel(grid, frame, 11, "adversarial")
-    gap = examples.RING_GAP
-    assert _is_mark(attacked[100 - gap, 150 - gap : 150 + gap + 1]).all()  # the ring's top
-    assert _is_mark(attacked[100 + gap, 150 - gap : 150 + gap + 1]).all()
-    assert not _is_mark(attacked[100, 150])  # the pixel itself stays visible
+    outer = examples.RING_GAP + 2
+    ring = np.zeros((2 * outer + 1, 2 * outer + 1), dtype=bool)
+    ring[[0, 1, -2, -1], :] = ring[:, [0, 1, -2, -1]] = True  # 2 thick, RING_GAP outside
+    around = (slice(100 - outer, 100 + outer + 1), slice(150 - outer, 150 + outer + 1))
+    np.testing.assert_array_equal(_is_mark(attacked[around]), ring)
     change_map = _panel(grid, frame, 11, "changed")
     np.testing.assert_array_equal(_is_mark(change_map), np.any(original != adversarial, axis=-1))
+    halo = np.all(change_map[around] == examples.HALO, axis=-1)
+    np.testing.assert_array_equal(halo, ring)
 
 
 def test_many_changed_pixels_are_shown_by_the_change_map_only() -> None:

@@ -6,9 +6,10 @@ exact and known (``Layout``): every example is a card of three panels side by si
 - *clean*: the clean image, each pixel a ``scale`` x ``scale`` block (nearest neighbour);
 - *adversarial*: the adversarial image; if at most ``MAX_RINGS`` pixels changed, each
   is ringed in ``MARK``: at ``scale >= 3`` the border of its own block, below that a
-  square outline around it;
-- *changed*: ``MARK`` where a pixel changed (any channel), elsewhere the clean image
-  in dim grey (R = G = B, so never ``MARK``);
+  square outline ``RING_GAP`` pixels around it;
+- *changed*: ``MARK`` exactly where a pixel changed (any channel), elsewhere the clean
+  image in dim grey (R = G = B, so never ``MARK``); below ``scale`` 3, where one pixel
+  is hard to see, few changed pixels are also ringed in ``HALO``.
 
 with three caption lines below: the outcome, the model's class before -> after, and
 the true class's probability before -> after.
@@ -19,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,8 +36,11 @@ MAX_RINGS = 32
 change map only: rings around all of them would hide the image."""
 MAX_WIDTH = 1400
 """Cards per row: as many as fit this width (at most 3, at least 1)."""
-RING_GAP = 2
-"""At ``scale < 3``, a ring is a square outline this many pixels outside the pixel."""
+HALO = (255, 190, 0)
+"""The change map's rings at small scales (neither grey nor ``MARK``)."""
+RING_GAP = 3
+"""At ``scale < 3``, a ring is a square outline 2 pixels thick whose inner edge is
+this many pixels outside the pixel."""
 PANELS = ("clean", "adversarial", "changed")
 MARGIN, GAP, LINE = 8, 4, 14
 HEADER = LINE + 4
@@ -172,12 +177,16 @@ def render(examples: Sequence[Example]) -> Image.Image:
     for number, example in enumerate(examples):
         changed = changed_pixels(example.original, example.adversarial)
         adversarial = _upscale(_rgb(example.adversarial), grid.scale)
+        change_map = _upscale(_dimmed(example.original), grid.scale)
         if changed.sum() <= MAX_RINGS:
-            _ring(adversarial, changed, grid.scale)
+            _ring(adversarial, changed, grid.scale, MARK)
+            if grid.scale < 3:
+                _ring(change_map, changed, grid.scale, HALO)
+        change_map[_upscale(changed, grid.scale)] = MARK
         panels = {
             "clean": _upscale(_rgb(example.original), grid.scale),
             "adversarial": adversarial,
-            "changed": _upscale(_change_map(example.original, changed), grid.scale),
+            "changed": change_map,
         }
         for panel, pixels in panels.items():
             canvas.paste(Image.fromarray(pixels), grid.panel_origin(number, panel))
@@ -202,28 +211,29 @@ def _rgb(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image.copy()
 
 
-def _upscale(image: npt.NDArray[np.uint8], scale: int) -> npt.NDArray[np.uint8]:
-    """(H*scale, W*scale, 3): each pixel of (H, W, 3) a block (nearest neighbour)."""
+def _upscale(image: npt.NDArray[Any], scale: int) -> npt.NDArray[Any]:
+    """(H*scale, W*scale, ...): each pixel of (H, W, ...) a block (nearest neighbour)."""
     return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
 
 
-def _change_map(
-    original: npt.NDArray[np.uint8], changed: npt.NDArray[np.bool_]
-) -> npt.NDArray[np.uint8]:
-    """(H, W, 3): ``MARK`` where ``changed`` (H, W), else the clean luma dimmed to 64-127."""
+def _dimmed(original: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """(H, W, 3) grey: the luma of (H, W, C) ``original`` dimmed to 64-127."""
     luma = original.astype(np.float64).mean(axis=-1)
-    dim = (64 + luma // 4).astype(np.uint8)
-    shown = np.repeat(dim[..., None], 3, axis=-1)
-    shown[changed] = MARK
-    return shown
+    return np.repeat((64 + luma // 4).astype(np.uint8)[..., None], 3, axis=-1)
 
 
-def _ring(image: npt.NDArray[np.uint8], changed: npt.NDArray[np.bool_], scale: int) -> None:
+def _ring(
+    image: npt.NDArray[np.uint8],
+    changed: npt.NDArray[np.bool_],
+    scale: int,
+    colour: tuple[int, int, int],
+) -> None:
     """Ring each ``changed`` (H, W) pixel of the upscaled (H*scale, W*scale, 3) ``image``
-    in ``MARK``, in place: at ``scale >= 3`` the border of its block (``scale // 6``
-    thick, at least 1), below that a 1-pixel square outline ``RING_GAP`` outside it."""
-    outset = 0 if scale >= 3 else RING_GAP
-    thickness = max(1, scale // 6) if scale >= 3 else 1
+    in ``colour``, in place: at ``scale >= 3`` the border of its block (``scale // 6``
+    thick, at least 1), below that a square outline 2 pixels thick, ``RING_GAP``
+    pixels outside it."""
+    outset = 0 if scale >= 3 else RING_GAP + 2
+    thickness = max(1, scale // 6) if scale >= 3 else 2
     side = scale + 2 * outset
     ring = np.ones((side, side), dtype=bool)
     ring[thickness:-thickness, thickness:-thickness] = False
@@ -234,7 +244,7 @@ def _ring(image: npt.NDArray[np.uint8], changed: npt.NDArray[np.bool_], scale: i
         columns = slice(max(left, 0), min(left + side, width))
         block = image[rows, columns]
         clipped = ring[rows.start - top :, columns.start - left :]
-        block[clipped[: block.shape[0], : block.shape[1]]] = MARK
+        block[clipped[: block.shape[0], : block.shape[1]]] = colour
 
 
 def _fit(
