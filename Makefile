@@ -30,15 +30,16 @@ test-slow: install
 
 # `make test-ui`: the MLflow UI in headless Chromium (tests/test_ui.py). Debian's chromium
 # package (apt-get, with sudo unless root) and Playwright's Python package; Playwright
-# never downloads a browser: the tests launch /usr/bin/chromium. Screenshots land in
-# test-output/ui/.
+# never downloads a browser: the tests launch $(CHROMIUM) (another Chromium-based browser
+# with CHROMIUM=/path). Screenshots land in test-output/ui/.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 UI_STAMP := $(VENV)/.installed-ui
+CHROMIUM ?= /usr/bin/chromium
 
 test-ui: $(UI_STAMP)
-	test -x /usr/bin/chromium || { $(SUDO) apt-get update && \
+	test -x $(CHROMIUM) || { $(SUDO) apt-get update && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
-	$(BIN)/pytest -m ui -q
+	CHROMIUM=$(CHROMIUM) $(BIN)/pytest -m ui -q
 
 $(UI_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[cpu,dev,ui]'

@@ -2,7 +2,8 @@
 
 A small experiment (train, then a fast attack on digits) is served by ``mlflow server``
 on 127.0.0.1 at a free port and opened in Debian's headless Chromium through
-Playwright (``executable_path``, no browser download). Screenshots go to
+Playwright (``executable_path``: ``$CHROMIUM``, default /usr/bin/chromium; no browser
+download). Screenshots go to
 ``test-output/ui/``. Run by ``make test-ui`` (``-m ui``); deselected otherwise.
 """
 
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.ui
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "test-output" / "ui"
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
