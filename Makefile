@@ -58,8 +58,9 @@ demo: install
 		--experiment-name $(DEMO_EXPERIMENT) $(DEMO_PARAMS)
 	@echo
 	@echo "Results: experiment '$(DEMO_EXPERIMENT)' in $(TRACKING) (artifacts: ./mlruns by default)."
-	@echo "The parent run 'main' holds comparison.csv and success_vs_th.png; its child runs"
-	@echo "hold the model (train), adv_testing.tar.gz (attack) and confusion matrices (evaluate)."
+	@echo "The parent run 'main' holds comparison.csv/.html, success_vs_th.png and queries.png;"
+	@echo "its child runs hold the model (train), adv_testing.tar.gz, examples.png and"
+	@echo "queries.png (attack) and confusion matrices (evaluate)."
 	@echo "Open the UI: make ui, then browse http://127.0.0.1:$(UI_PORT)"
 
 ui: install
