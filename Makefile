@@ -12,7 +12,7 @@ DEMO_PARAMS := -P th_values=1,3 -P es_values=0,1 -P limit=100 -P epochs=10 -P ma
 TRACKING := $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}
 UI_PORT ?= 5000
 
-.PHONY: install test test-slow lint bench clean demo ui
+.PHONY: install test test-slow test-ui lint bench clean demo ui
 
 install: $(STAMP)
 
@@ -23,10 +23,27 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: install
-	$(BIN)/pytest -m "not slow" -q
+	$(BIN)/pytest -m "not slow and not ui" -q
 
 test-slow: install
-	$(BIN)/pytest -m slow -q || test $$? -eq 5  # 5: no slow test collected
+	$(BIN)/pytest -m "slow and not ui" -q || test $$? -eq 5  # 5: no slow test collected
+
+# `make test-ui`: the MLflow UI in headless Chromium (tests/test_ui.py). Debian's chromium
+# package (apt-get, with sudo unless root) and Playwright's Python package; Playwright
+# never downloads a browser: the tests launch $(CHROMIUM) (another Chromium-based browser
+# with CHROMIUM=/path). Screenshots land in test-output/ui/.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+UI_STAMP := $(VENV)/.installed-ui
+CHROMIUM ?= /usr/bin/chromium
+
+test-ui: $(UI_STAMP)
+	test -x $(CHROMIUM) || { $(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+	CHROMIUM=$(CHROMIUM) $(BIN)/pytest -m ui -q
+
+$(UI_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[cpu,dev,ui]'
+	touch $@
 
 lint: install
 	$(BIN)/ruff check .
@@ -41,8 +58,9 @@ demo: install
 		--experiment-name $(DEMO_EXPERIMENT) $(DEMO_PARAMS)
 	@echo
 	@echo "Results: experiment '$(DEMO_EXPERIMENT)' in $(TRACKING) (artifacts: ./mlruns by default)."
-	@echo "The parent run 'main' holds comparison.csv and success_vs_th.png; its child runs"
-	@echo "hold the model (train), adv_testing.tar.gz (attack) and confusion matrices (evaluate)."
+	@echo "The parent run 'main' holds comparison.csv/.html, success_vs_th.png and queries.png;"
+	@echo "its child runs hold the model (train), adv_testing.tar.gz, examples.png and"
+	@echo "queries.png (attack) and confusion matrices (evaluate)."
 	@echo "Open the UI: make ui, then browse http://127.0.0.1:$(UI_PORT)"
 
 ui: install

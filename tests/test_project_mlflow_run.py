@@ -6,6 +6,7 @@ temporary directory so that artifacts land there (MLflow's default ``./mlruns``)
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -37,9 +38,12 @@ class Store:
             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         }
 
-    def run(self, entry_point: str, **params: object) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, entry_point: str, *, run_name: str = "", **params: object
+    ) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", entry_point]
         command += ["--env-manager", "local", "--experiment-name", EXPERIMENT]
+        command += ["--run-name", run_name] if run_name else []
         for name, value in params.items():
             command += ["-P", f"{name}={value}"]
         return subprocess.run(
@@ -110,6 +114,7 @@ def test_attack_run_logs_params_metrics_and_the_tarball(
         "adv_testing.tar.gz",
         "distance_metrics.csv.gz",
         "examples.png",
+        "queries.png",
     }
     tarball = client.download_artifacts(run.info.run_id, "adv_testing.tar.gz", str(tmp_path))
     with tarfile.open(tarball) as tar:
@@ -129,6 +134,22 @@ def test_evaluate_run_reproduces_the_attack(chain: dict[str, Run]) -> None:
     assert {"clean_precision", "adversarial_recall", "adversarial_f1"} <= set(run.data.metrics)
 
 
+def test_compare_run_tabulates_the_experiment_s_attack_runs(
+    chain: dict[str, Run], store: Store, tmp_path: Path
+) -> None:
+    _ok(store.run("compare", run_name="my comparison"))
+    run = store.latest("compare")
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.project.entryPoint"] == "compare"
+    assert run.info.run_name == "my comparison"  # a name given to mlflow run is kept
+    client = MlflowClient(store.uri)
+    table = client.download_artifacts(run.info.run_id, "comparison.csv", str(tmp_path))
+    with open(table) as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["attack_run_id"] for row in rows] == [chain["attack"].info.run_id]
+    assert rows[0]["run_name"] == "attack pixel th=2 es=0 digits_small_cnn"
+
+
 def test_main_run_has_child_runs_and_a_comparison(store: Store) -> None:
     done = store.run(
         "main", th_values="1,2", es_values=1, limit=8, epochs=1, max_iter=3, popsize=10
@@ -140,7 +161,9 @@ def test_main_run_has_child_runs_and_a_comparison(store: Store) -> None:
     client = MlflowClient(store.uri)
     assert {item.path for item in client.list_artifacts(parent.info.run_id)} == {
         "comparison.csv",
+        "comparison.html",
         "success_vs_th.png",
+        "queries.png",
     }
     children = client.search_runs(
         [parent.info.experiment_id],

@@ -22,7 +22,13 @@ import yaml
 from mlflow.projects._project_spec import load_project
 
 from pixel_threshold.cli import option_name
-from pixel_threshold.steps.params import AttackParams, EvaluateParams, MainParams, TrainParams
+from pixel_threshold.steps.params import (
+    AttackParams,
+    CompareParams,
+    EvaluateParams,
+    MainParams,
+    TrainParams,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINTS: dict[str, type[Any]] = {
@@ -30,6 +36,7 @@ ENTRY_POINTS: dict[str, type[Any]] = {
     "attack": AttackParams,
     "evaluate": EvaluateParams,
     "main": MainParams,
+    "compare": CompareParams,
 }
 
 

@@ -3,6 +3,7 @@ and a server that is down (fast: a clear error, not MLflow's minutes of retries)
 
 from __future__ import annotations
 
+import csv
 import os
 import socket
 import subprocess
@@ -124,6 +125,8 @@ def test_main_against_a_tracking_server(server: str, tmp_path: Path) -> None:
         evaluate.data.metrics["adversarial_accuracy"] == attack.data.metrics["adversarial_accuracy"]
     )
     assert "adv_testing.tar.gz" in {item.path for item in client.list_artifacts(attack.info.run_id)}
+    compared = {item.path for item in client.list_artifacts(by_step["main"].info.run_id)}
+    assert {"comparison.csv", "queries.png"} <= compared  # manifests read through the server
     assert not (tmp_path / "mlruns").exists()  # artifacts went to the server
 
 
@@ -145,6 +148,7 @@ def test_train_attack_evaluate_against_a_tracking_server(server: str, tmp_path: 
     _mlflow_run(server, tmp_path, "train", epochs=1)
     _mlflow_run(server, tmp_path, "attack", th=2, limit=8, max_iter=3, popsize=10)
     _mlflow_run(server, tmp_path, "evaluate")
+    _mlflow_run(server, tmp_path, "compare")
     client = MlflowClient(server)
     experiment = client.get_experiment_by_name("chain")
     assert experiment is not None
@@ -152,7 +156,7 @@ def test_train_attack_evaluate_against_a_tracking_server(server: str, tmp_path: 
         run.data.tags[tracking.STEP_TAG]: run
         for run in client.search_runs([experiment.experiment_id])
     }
-    assert sorted(runs) == ["attack", "evaluate", "train"]
+    assert sorted(runs) == ["attack", "compare", "evaluate", "train"]
     assert all(run.info.status == "FINISHED" for run in runs.values())
     train, attack, evaluate = runs["train"], runs["attack"], runs["evaluate"]
     assert attack.data.tags[tracking.TRAIN_RUN_TAG] == train.info.run_id
@@ -169,7 +173,12 @@ def test_train_attack_evaluate_against_a_tracking_server(server: str, tmp_path: 
     assert {item.path for item in client.list_artifacts(evaluate.info.run_id)} == {
         "confusion_matrix_clean.csv",
         "confusion_matrix_adversarial.csv",
+        "confusion_matrix_clean.png",
+        "confusion_matrix_adversarial.png",
     }
+    table = client.download_artifacts(runs["compare"].info.run_id, "comparison.csv", str(tmp_path))
+    with open(table) as handle:
+        assert [row["attack_run_id"] for row in csv.DictReader(handle)] == [attack.info.run_id]
     assert (
         evaluate.data.metrics["adversarial_accuracy"] == attack.data.metrics["adversarial_accuracy"]
     )

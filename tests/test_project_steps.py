@@ -117,7 +117,12 @@ def test_attack_logs_parameters_metrics_artifacts_and_lineage(
     assert set(attack_run.data.metrics) == ATTACK_METRICS
     assert attack_run.data.metrics["success_rate"] >= 0.3
     names = {item.path for item in MlflowClient().list_artifacts(attack_run.info.run_id)}
-    assert names == {"adv_testing.tar.gz", "distance_metrics.csv.gz", "examples.png"}
+    assert names == {
+        "adv_testing.tar.gz",
+        "distance_metrics.csv.gz",
+        "examples.png",
+        "queries.png",
+    }
 
 
 def test_tarball_holds_the_attacked_set_and_agrees_with_the_metrics(
@@ -317,7 +322,7 @@ def test_main_trains_once_then_attacks_and_evaluates_every_pair(
         expected = attack.data.metrics["success_rate"]
         assert float(row["success_rate"]) == expected or math.isnan(expected)
     names = {item.path for item in MlflowClient().list_artifacts(parent_id)}
-    assert names == {"comparison.csv", "success_vs_th.png"}
+    assert names == {"comparison.csv", "comparison.html", "success_vs_th.png", "queries.png"}
 
 
 def _fails(experiment: str, step: Callable[[Any], str], params: object, message: str) -> Run:

@@ -15,7 +15,7 @@ import io
 import tarfile
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -124,17 +124,7 @@ def read_adv_testing(
     manifest_path = workdir / MANIFEST
     if not manifest_path.is_file():
         raise ValueError(f"expected {MANIFEST} in {path.name}, found none")
-    try:
-        with open(manifest_path, newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    except (csv.Error, UnicodeDecodeError) as error:
-        raise ValueError(f"cannot read {MANIFEST} in {path.name}: {error}") from error
-    if not rows:
-        raise ValueError(f"expected at least one image in {path.name}'s manifest, got none")
-    missing = {"file", "label"} - set(rows[0])
-    if missing:
-        raise ValueError(f"expected columns {sorted(missing)} in {path.name}'s manifest")
-    manifest = {name: [row[name] for row in rows] for name in rows[0]}
+    manifest = _parse_manifest(manifest_path.read_bytes(), path.name)
     top = (workdir / TOP).resolve()
     images = []
     for file in manifest["file"]:
@@ -147,23 +137,60 @@ def read_adv_testing(
     return AdvTesting(np.stack(images), manifest)
 
 
+def read_manifest(path: Path, *, limits: Limits = LIMITS) -> dict[str, list[str]]:
+    """Only the manifest columns of the tarball ``path``, each (N,) as text, without
+    extracting or decoding an image; members are checked as ``read_adv_testing`` does."""
+    try:
+        with tarfile.open(path, "r|gz") as tar:
+            for member in _checked_members(tar, path.name, limits):
+                handle = tar.extractfile(member) if member.name == MANIFEST else None
+                if handle is not None:
+                    return _parse_manifest(handle.read(), path.name)
+    except (tarfile.TarError, EOFError, zlib.error) as error:
+        raise ValueError(f"cannot read {path.name} as a .tar.gz archive: {error}") from error
+    raise ValueError(f"expected {MANIFEST} in {path.name}, found none")
+
+
+def _parse_manifest(data: bytes, tarball: str) -> dict[str, list[str]]:
+    """The manifest's columns from its CSV bytes; it needs a row and ``file``, ``label``."""
+    try:
+        rows = list(csv.DictReader(io.StringIO(data.decode(), newline="")))
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read {MANIFEST} in {tarball}: {error}") from error
+    if not rows:
+        raise ValueError(f"expected at least one image in {tarball}'s manifest, got none")
+    missing = {"file", "label"} - set(rows[0])
+    if missing:
+        raise ValueError(f"expected columns {sorted(missing)} in {tarball}'s manifest")
+    return {name: [row[name] for row in rows] for name in rows[0]}
+
+
 def _extract(path: Path, workdir: Path, limits: Limits) -> None:
     """Extract member by member, each checked before a byte of it is written, so that
     a decompression bomb stops at ``limits.total_bytes``."""
-    total = 0
     try:
         with tarfile.open(path, "r|gz") as tar:
-            for count, member in enumerate(tar, start=1):
-                _check_member(member, path.name, limits)
-                total += member.size
-                if count > limits.members or total > limits.total_bytes:
-                    raise ValueError(
-                        f"expected {path.name} to hold at most {limits.members} members and "
-                        f"{limits.total_bytes} bytes, got more: refusing a decompression bomb"
-                    )
+            for member in _checked_members(tar, path.name, limits):
                 tar.extract(member, workdir, filter="data")
     except (tarfile.TarError, EOFError, zlib.error) as error:
         raise ValueError(f"cannot read {path.name} as a .tar.gz archive: {error}") from error
+
+
+def _checked_members(
+    tar: tarfile.TarFile, tarball: str, limits: Limits
+) -> Iterator[tarfile.TarInfo]:
+    """The members of a streamed ``tar``, each checked, and their count and sizes in
+    all, before it is yielded."""
+    total = 0
+    for count, member in enumerate(tar, start=1):
+        _check_member(member, tarball, limits)
+        total += member.size
+        if count > limits.members or total > limits.total_bytes:
+            raise ValueError(
+                f"expected {tarball} to hold at most {limits.members} members and "
+                f"{limits.total_bytes} bytes, got more: refusing a decompression bomb"
+            )
+        yield member
 
 
 def _check_member(member: tarfile.TarInfo, tarball: str, limits: Limits) -> None:

@@ -1,7 +1,7 @@
 """MLflow glue: one run per step, its parameters, lineage tags, finding upstream runs.
 
-Every step run carries the tag ``step`` (train, attack, evaluate, main), which is how
-``attack`` finds the latest train run and ``evaluate`` the latest attack run, whether
+Every step run carries the tag ``step`` (train, attack, evaluate, main, compare), which
+is how ``attack`` finds the latest train run and ``evaluate`` the latest attack run, whether
 they were started by ``mlflow run``, by ``python entrypoints/...`` or inside ``main``.
 """
 
@@ -118,6 +118,19 @@ def latest_run(step: str, experiment_id: str) -> Run:
             f"run the {step} entry point first"
         )
     run: Run = runs[0]
+    return run
+
+
+def named_run(run_id: str, step: str, *, param: str) -> Run:
+    """The ``step`` run whose id the parameter ``param`` gives; raises ValueError,
+    naming ``param``, if there is none or it is another step's."""
+    try:
+        run = mlflow.get_run(run_id)
+    except MlflowException as error:
+        raise ValueError(f"cannot read {param}={run_id!r}: {error.message}") from error
+    if run.data.tags.get(STEP_TAG) != step:
+        article = "an" if step[0] in "aeiou" else "a"
+        raise ValueError(f"expected {param} to name {article} {step} run, got {param}={run_id!r}")
     return run
 
 

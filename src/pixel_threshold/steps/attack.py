@@ -19,7 +19,7 @@ import numpy.typing as npt
 from mlflow.entities import Run
 from tqdm import tqdm
 
-from pixel_threshold import artifacts, data, interrupts, metrics, models, report, tracking
+from pixel_threshold import artifacts, data, interrupts, metrics, models, tracking
 from pixel_threshold.artifacts import ADV_TESTING
 from pixel_threshold.attack import (
     AttackConfig,
@@ -29,11 +29,10 @@ from pixel_threshold.attack import (
     Sample,
     make_encoding,
 )
-from pixel_threshold.steps import manifest, resume
+from pixel_threshold.steps import manifest, naming, pictures, resume
 from pixel_threshold.steps.params import AttackParams
 
 DISTANCE_METRICS = "distance_metrics.csv.gz"
-EXAMPLES = "examples.png"
 IMAGES_DONE_TAG = "images_done"
 RESUMED_FROM_TAG = "resumed_from"
 UNTARGETED = -1
@@ -61,9 +60,9 @@ def attack_config(params: AttackParams) -> AttackConfig:
 
 
 def run_attack(params: AttackParams) -> str:
-    """Attack, log metrics, ``adv_testing.tar.gz``, ``distance_metrics.csv.gz`` and
-    ``examples.png`` (and ``skipped_images.csv`` if files were unreadable); return the
-    run id.
+    """Attack, log metrics, ``adv_testing.tar.gz``, ``distance_metrics.csv.gz``,
+    ``examples.png`` and ``queries.png`` (and ``skipped_images.csv`` if files were
+    unreadable); return the run id.
 
     Every parameter is checked before the attack starts: those that need the model
     (``th`` against its image size, ``target`` against its classes) as soon as it loads.
@@ -83,6 +82,7 @@ def run_attack(params: AttackParams) -> str:
                 f"got target={config.target}"
             )
         mlflow.set_tags({tracking.MODEL_URI_TAG: model_uri, tracking.DATA_TAG: params.data})
+        naming.name_run(naming.attack_run_name(params, naming.model_name(model_uri)))
         train_run_id = tracking.model_run_id(model_uri)
         if train_run_id is not None:
             mlflow.set_tag(tracking.TRAIN_RUN_TAG, train_run_id)
@@ -201,8 +201,8 @@ def _write_artifacts(
     adversarials: npt.NDArray[np.uint8],
     distances: dict[str, metrics.FloatArray],
 ) -> None:
-    """``adv_testing.tar.gz``, ``distance_metrics.csv.gz`` and ``examples.png`` for
-    ``results`` of the images ``attacked``, row for row."""
+    """``adv_testing.tar.gz``, ``distance_metrics.csv.gz``, ``examples.png`` and
+    ``queries.png`` for ``results`` of the images ``attacked``, row for row."""
     columns = manifest.columns(results, attacked.sources, distances)
     artifacts.write_adv_testing(
         folder / ADV_TESTING, adversarials, attacked.labels, attacked.class_names, columns
@@ -215,12 +215,4 @@ def _write_artifacts(
             for name in per_image
         },
     )
-    shown = np.argsort(~np.array(columns["success"]), kind="stable")[:8]
-    report.examples_figure(
-        folder / EXAMPLES,
-        attacked.images[shown],
-        adversarials[shown],
-        [results[row].label for row in shown],
-        [results[row].label_after for row in shown],
-        attacked.class_names,
-    )
+    pictures.write_attack_pictures(folder, attacked, results, adversarials)

@@ -9,18 +9,19 @@ import mlflow
 import numpy as np
 import numpy.typing as npt
 from mlflow.entities import Run
-from mlflow.exceptions import MlflowException
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from pixel_threshold import artifacts, data, models, tracking
 from pixel_threshold.artifacts import ADV_TESTING
+from pixel_threshold.report import confusion
+from pixel_threshold.steps import naming
 from pixel_threshold.steps.params import EvaluateParams
 
 
 def run_evaluate(params: EvaluateParams) -> str:
     """Evaluate on ``adv_testing.tar.gz`` (labels from its manifest) and on the clean
     images it came from; log accuracies, macro precision/recall/F1 and confusion
-    matrices; return the run id.
+    matrices (CSV and PNG); return the run id.
 
     ``adversarial_accuracy`` reproduces the attack run's exactly when the model is the
     attacked one; ``attack_agreement`` is the share of adversarial images given the
@@ -29,6 +30,7 @@ def run_evaluate(params: EvaluateParams) -> str:
     with tracking.step_run("evaluate") as run:
         tracking.log_params(params)
         attack_run = _attack_run(params.attack_run_id, run.info.experiment_id)
+        naming.name_run(f"evaluate {attack_run.info.run_name}")
         _check_logged(attack_run)
         attack_params, tags = attack_run.data.params, attack_run.data.tags
         model_uri = params.model or tags[tracking.MODEL_URI_TAG]
@@ -83,6 +85,12 @@ def run_evaluate(params: EvaluateParams) -> str:
                         **dict(zip(clean.class_names, matrix.T.tolist(), strict=True)),
                     },
                 )
+                confusion.confusion_plot(
+                    Path(folder) / f"confusion_matrix_{name}.png",
+                    matrix,
+                    clean.class_names,
+                    f"{name} images",
+                )
             mlflow.log_artifacts(folder)
         run_id: str = run.info.run_id
         return run_id
@@ -110,13 +118,7 @@ def _adversarial_set(attack_run: Run, shape: tuple[int, int, int]) -> artifacts.
 def _attack_run(attack_run_id: str, experiment_id: str) -> Run:
     if not attack_run_id:
         return tracking.latest_run("attack", experiment_id)
-    try:
-        run = mlflow.get_run(attack_run_id)
-    except MlflowException as error:
-        raise ValueError(f"cannot read attack_run_id={attack_run_id!r}: {error.message}") from error
-    if run.data.tags.get(tracking.STEP_TAG) != "attack":
-        raise ValueError(f"expected attack_run_id to name an attack run, got {attack_run_id!r}")
-    return run
+    return tracking.named_run(attack_run_id, "attack", param="attack_run_id")
 
 
 def _scores(

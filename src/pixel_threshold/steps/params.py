@@ -78,3 +78,16 @@ class MainParams:
     seed: int = _param(0, "seed of training and of every attack")
     max_iter: int = _param(100, "generations per image in every attack")
     popsize: int = _param(400, "candidates per generation in every attack")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompareParams:
+    """Compare attack runs; logs comparison.csv, comparison.html, success_vs_th.png,
+    queries.png."""
+
+    experiment_name: str = _param(
+        "", "experiment whose finished attack runs to compare ('' = this run's experiment)"
+    )
+    run_ids: str = _param(
+        "", "comma-separated attack run ids to compare instead ('' = every finished one)"
+    )

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import mlflow
 from mlflow.entities import Run
-from mlflow.exceptions import MlflowException
 
 from pixel_threshold import artifacts, data, tracking
 from pixel_threshold.artifacts import ADV_TESTING
@@ -30,12 +29,7 @@ UNCHECKED = ("model", "data", "resume")
 def resumed_run(params: AttackParams) -> Run:
     """The attack run ``params.resume`` names, checked to have run with ``params`` and
     to have logged the images it finished."""
-    try:
-        run = mlflow.get_run(params.resume)
-    except MlflowException as error:
-        raise ValueError(f"cannot read resume={params.resume!r}: {error.message}") from error
-    if run.data.tags.get(tracking.STEP_TAG) != "attack":
-        raise ValueError(f"expected resume to name an attack run, got resume={params.resume!r}")
+    run = tracking.named_run(params.resume, "attack", param="resume")
     for field in dataclasses.fields(params):
         if field.name in UNCHECKED:
             continue

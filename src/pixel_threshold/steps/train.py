@@ -6,6 +6,7 @@ import keras
 import mlflow
 
 from pixel_threshold import data, models, tracking
+from pixel_threshold.steps import naming
 from pixel_threshold.steps.params import TrainParams
 
 
@@ -22,6 +23,7 @@ def run_train(params: TrainParams) -> str:
     """
     with tracking.step_run("train") as run:
         tracking.log_params(params)
+        naming.name_run(naming.train_run_name(params))
         for name in ("epochs", "batch_size"):
             if getattr(params, name) < 1:
                 raise ValueError(f"expected {name} >= 1, got {name}={getattr(params, name)}")

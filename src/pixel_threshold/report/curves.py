@@ -1,0 +1,88 @@
+"""Plots of attack runs: success rate against queries spent, and against ``th``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from matplotlib.figure import Figure
+
+from pixel_threshold.attack.config import STRATEGIES
+
+Curve = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
+"""x (queries) and y (share of attacked images fooled), both (k,)."""
+
+
+def success_by_queries(
+    queries: npt.NDArray[np.integer[Any]],
+    success: npt.NDArray[np.bool_],
+    attacked: npt.NDArray[np.bool_],
+) -> Curve:
+    """The cumulative success rate: y[i] is the share of attacked images fooled within
+    x[i] queries, from per-image ``queries``, ``success`` and ``attacked`` (N,).
+
+    Starts at (0, 0), steps up at each success's query count, and ends flat at the
+    most queries any attacked image used. Empty if no image was attacked.
+    """
+    trials = int(attacked.sum())
+    if trials == 0:
+        return np.zeros(0), np.zeros(0)
+    fooled = np.sort(queries[attacked & success]).astype(np.float64)
+    steps, counts = np.unique(fooled, return_counts=True)
+    end = float(queries[attacked].max())
+    x = np.concatenate([[0.0], steps, [end]])
+    y = np.concatenate([[0.0], np.cumsum(counts) / trials, [len(fooled) / trials]])
+    return x, y
+
+
+def queries_plot(path: Path, curves: Mapping[str, Curve], *, title: str = "") -> None:
+    """Save the curves of ``success_by_queries``, one line per label (a legend when
+    there are several), titled ``title``, as a PNG."""
+    figure = Figure(figsize=(6, 4), layout="constrained")
+    axis = figure.subplots()
+    for label, (x, y) in curves.items():
+        axis.step(x, y, where="post", label=label)
+    axis.set_xlabel("queries spent per image")
+    axis.set_ylabel("share of attacked images fooled")
+    axis.set_ylim(0, 1)
+    axis.set_xlim(left=0)
+    axis.grid(alpha=0.3)
+    axis.set_title(title, fontsize=10)
+    if len(curves) > 1:
+        axis.legend(fontsize=7)
+    figure.savefig(path, dpi=100)
+
+
+def success_plot(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Save success rate (with its 95% interval) against ``th``, one line per
+    (``es``, ``model``) of ``rows`` (each with th, es, model, success_rate and its
+    ci_low/ci_high)."""
+    figure = Figure(figsize=(6, 4), layout="constrained")
+    axis = figure.subplots()
+    for es, model in sorted({(row["es"], row["model"]) for row in rows}):
+        line = sorted(
+            (row for row in rows if (row["es"], row["model"]) == (es, model)),
+            key=lambda row: row["th"],
+        )
+        rates = np.array([row["success_rate"] for row in line])
+        errors = np.abs(
+            np.array([[row["success_rate_ci_low"], row["success_rate_ci_high"]] for row in line]).T
+            - rates
+        )
+        axis.errorbar(
+            [row["th"] for row in line],
+            rates,
+            yerr=errors,
+            marker="o",
+            capsize=3,
+            label=f"{model} es={es} ({STRATEGIES[es]})",
+        )
+    axis.set_xticks(sorted({row["th"] for row in rows}))
+    axis.set_xlabel("th")
+    axis.set_ylabel("success rate")
+    axis.set_ylim(0, 1)
+    axis.legend(fontsize=7)
+    figure.savefig(path, dpi=100)

@@ -1,0 +1,74 @@
+"""Run names that say what ran, so the MLflow runs table reads without opening runs:
+``train small_cnn digits``, ``attack pixel th=3 es=1 digits_small_cnn``,
+``evaluate <attack run name>``, ``compare 6 runs``, ``main pixel th=1,3,5 es=0,1``.
+
+A step names its own run once it knows the name (the attack once its model is
+resolved), unless the run already has a name a person gave it (``mlflow run
+--run-name NAME``, ``mlflow.start_run(run_name=...)``): only names of MLflow's own
+making (``gentle-owl-123``) are replaced.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import mlflow
+
+from pixel_threshold import tracking
+from pixel_threshold.steps.params import AttackParams, MainParams, TrainParams
+
+RUN_NAME_TAG = "mlflow.runName"
+GENERATED_NAME = re.compile(r"[a-z]+-[a-z]+(-[0-9]*)?")
+"""MLflow's names for runs started without one: adjective-noun-number, cut at 20."""
+
+
+def name_run(name: str) -> None:
+    """Name the active run ``name`` unless it has a name given by a person."""
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("expected an active MLflow run to name, found none")
+    current = mlflow.get_run(run.info.run_id).info.run_name
+    if not current or GENERATED_NAME.fullmatch(current):
+        mlflow.set_tag(RUN_NAME_TAG, name)
+
+
+def dataset_name(dataset: str) -> str:
+    """A built-in dataset's name, or an image folder's own name (``/data/imagenet/`` ->
+    ``imagenet``)."""
+    return Path(dataset.rstrip("/")).name or dataset
+
+
+def model_name(model_uri: str) -> str:
+    """A short name for a model: ``<dataset>_<architecture>`` of the train run that
+    logged it, else a registered model's ``name/version`` or ``name@alias``, else a
+    file's stem."""
+    if model_uri.startswith("models:/"):
+        return model_uri.removeprefix("models:/")
+    train_run_id = tracking.model_run_id(model_uri)
+    if train_run_id is None:
+        return Path(model_uri).stem
+    params = mlflow.get_run(train_run_id).data.params
+    if {"dataset", "architecture"} <= set(params):
+        return f"{dataset_name(params['dataset'])}_{params['architecture']}"
+    return f"run {train_run_id[:8]}"
+
+
+def train_run_name(params: TrainParams) -> str:
+    return f"train {params.architecture} {dataset_name(params.dataset)}"
+
+
+def attack_run_name(params: AttackParams, model: str) -> str:
+    """``attack <type> th=<th> es=<es> <model>``, with ``target=<t>`` when targeted and
+    the data when it is not the model's own dataset."""
+    name = f"attack {params.attack_type} th={params.th} es={params.es} {model}"
+    if params.target >= 0:
+        name += f" target={params.target}"
+    data = dataset_name(params.data)
+    if not model.startswith(f"{data}_"):
+        name += f" on {data}"
+    return name
+
+
+def main_run_name(params: MainParams) -> str:
+    return f"main {params.attack_type} th={params.th_values} es={params.es_values}"

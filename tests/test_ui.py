@@ -1,0 +1,192 @@
+"""The MLflow UI in a real browser: what a person sees after an attack.
+
+A small experiment (train, then a fast attack on digits) is served by ``mlflow server``
+on 127.0.0.1 at a free port and opened in Debian's headless Chromium through
+Playwright (``executable_path``: ``$CHROMIUM``, default /usr/bin/chromium; no browser
+download). Screenshots go to
+``test-output/ui/``. Run by ``make test-ui`` (``-m ui``); deselected otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+
+from pixel_threshold.report import examples
+from pixel_threshold.steps.attack import run_attack
+from pixel_threshold.steps.params import AttackParams, TrainParams
+from pixel_threshold.steps.train import run_train
+
+pytestmark = pytest.mark.ui
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "test-output" / "ui"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ATTACK = AttackParams(th=3, es=1, limit=6, max_iter=10, popsize=40)
+ATTACK_NAME = "attack pixel th=3 es=1 digits_small_cnn"
+TIMEOUT_MS = 60_000
+
+
+class Experiment:
+    """A tracking store holding one experiment with a train and an attack run."""
+
+    def __init__(self, folder: Path) -> None:
+        self.uri = f"sqlite:///{folder / 'mlflow.db'}"
+        self.experiment_id = MlflowClient(self.uri).create_experiment(
+            "ui", artifact_location=(folder / "artifacts").as_uri()
+        )
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("MLFLOW_TRACKING_URI", self.uri)
+            patch.setenv("MLFLOW_EXPERIMENT_ID", self.experiment_id)
+            run_train(TrainParams(epochs=3))
+            self.attack_run_id = run_attack(ATTACK)
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory: pytest.TempPathFactory) -> Experiment:
+    return Experiment(tmp_path_factory.mktemp("ui"))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def server(experiment: Experiment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``mlflow server`` on the experiment's store; yields its URL and stops it after."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    mlflow_cli = Path(sys.executable).parent / "mlflow"
+    command = [str(mlflow_cli), "server", "--backend-store-uri", experiment.uri]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, process, log)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"mlflow server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    pytest.fail(f"mlflow server did not answer at {url} within 120 s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    page = browser.new_page(viewport={"width": 1600, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    yield page
+    page.close()
+
+
+def _screenshot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name))
+
+
+def _close_assistant(page: Any) -> None:
+    """Close MLflow's assistant side panel if it opened (it hides the table's right side)."""
+    close = page.get_by_role("button", name="Close", exact=True)
+    if close.count() == 1:
+        close.click()
+
+
+def _show_column(page: Any, name: str) -> None:
+    """Tick the column ``name`` (a param or metric) in the runs table's column selector."""
+    page.get_by_placeholder("Search columns").fill(name)
+    title = page.locator(".du-bois-light-tree-title").filter(has_text=re.compile(f"^{name}$"))
+    node = page.locator("[data-testid=column-selector-tree] .du-bois-light-tree-treenode")
+    node.filter(has=title).locator(".du-bois-light-tree-checkbox").click()
+
+
+def test_runs_table_shows_th_es_and_success_rate(
+    experiment: Experiment, server: str, page: Any
+) -> None:
+    page.goto(f"{server}/#/experiments/{experiment.experiment_id}/runs")
+    page.get_by_text(ATTACK_NAME).wait_for()
+    page.get_by_text("train small_cnn digits").wait_for()
+    _close_assistant(page)
+    page.get_by_role("button", name="Columns").click()
+    for column in ("th", "es", "success_rate"):
+        _show_column(page, column)
+    page.keyboard.press("Escape")
+    headers = page.get_by_role("columnheader")
+    for column in ("th", "es", "success_rate"):
+        headers.filter(has_text=re.compile(f"^{column}$")).first.wait_for()
+    assert {"Parameters", "Metrics"} <= set(headers.all_inner_texts())
+    _screenshot(page, "runs_table.png")
+
+
+@pytest.mark.parametrize("artifact", ["examples.png", "queries.png"])
+def test_attack_run_artifact_view_renders_the_picture(
+    experiment: Experiment, server: str, page: Any, artifact: str
+) -> None:
+    run_page = f"{server}/#/experiments/{experiment.experiment_id}/runs/{experiment.attack_run_id}"
+    page.goto(f"{run_page}/artifacts/{artifact}")
+    page.get_by_text(ATTACK_NAME).first.wait_for()
+    _close_assistant(page)
+    image = page.locator("img[src^='blob:']").first
+    image.wait_for()
+    page.wait_for_function(
+        "image => image.complete && image.naturalWidth > 0", arg=image.element_handle()
+    )
+    size = image.evaluate("image => [image.naturalWidth, image.naturalHeight]")
+    if artifact == "examples.png":
+        assert tuple(size) == examples.layout((8, 8, 1), ATTACK.limit).size
+    else:
+        assert tuple(size) == (600, 400)
+    _screenshot(page, f"attack_run_{artifact}")
