@@ -345,6 +345,18 @@ def compile_classifier(
     return CompiledClassifier(model, batch_size=batch_size, input_range=input_range, logits=True)
 
 
+def predict_probabilities(
+    classifier: CompiledClassifier, images: npt.NDArray[Any]
+) -> npt.NDArray[np.float32]:
+    """Probabilities (N, K) of (N, H, W, C) 0-255 images, ``batch_size`` images a call;
+    raises ValueError if any is NaN or infinite."""
+    chunks = [
+        _check_finite(classifier(images[start : start + classifier.batch_size].astype(np.float32)))
+        for start in range(0, len(images), classifier.batch_size)
+    ]
+    return np.concatenate(chunks)
+
+
 def predict_labels(
     classifier: CompiledClassifier, images: npt.NDArray[Any]
 ) -> npt.NDArray[np.int64]:
@@ -353,10 +365,7 @@ def predict_labels(
     Deterministic for given images, order and ``batch_size``: the attack and
     ``evaluate`` both score adversarial images this way, so they agree exactly.
     """
-    labels = np.empty(len(images), dtype=np.int64)
-    for start in range(0, len(images), classifier.batch_size):
-        chunk = images[start : start + classifier.batch_size].astype(np.float32)
-        labels[start : start + len(chunk)] = np.argmax(_check_finite(classifier(chunk)), axis=1)
+    labels: npt.NDArray[np.int64] = np.argmax(predict_probabilities(classifier, images), axis=1)
     return labels
 
 
