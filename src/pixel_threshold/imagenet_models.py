@@ -94,12 +94,13 @@ def application(
 def _efficientnet_imagenet_scale(backbone: keras.Model) -> None:
     """What ``EfficientNetB0(weights="imagenet")`` adds to its graph, folded into its
     ``Normalization`` layer: one more division by sqrt(stddev) per channel, i.e. a
-    variance multiplied by the ImageNet stddev."""
+    variance multiplied by the ImageNet stddev (saved with the model)."""
     layer = next(
         layer for layer in backbone.layers if isinstance(layer, keras.layers.Normalization)
     )
-    scale = np.array(IMAGENET_STDDEV_RGB, dtype=np.float32)
-    layer.variance.assign(np.asarray(layer.variance) * scale.reshape(layer.variance.shape))
+    stddev = np.array(IMAGENET_STDDEV_RGB, dtype=np.float32)
+    layer.adapt_variance.assign(np.asarray(layer.adapt_variance) * stddev)
+    layer.finalize_state()
 
 
 def efficientnet_lite0(
