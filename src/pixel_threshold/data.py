@@ -254,9 +254,11 @@ def check_data(data: str, *, param: str = "data") -> None:
         image_folder(data, param=param)
 
 
-def attack_set(data: str, shape: Sequence[int], *, limit: int | None) -> ImageSet:
+def attack_set(
+    data: str, shape: Sequence[int], *, limit: int | None, param: str = "data"
+) -> ImageSet:
     """The attacked set: the first ``limit`` images of ``data`` (all if None), as
-    (N, H, W, C) = ``shape``.
+    (N, H, W, C) = ``shape``; errors name the parameter ``param``.
 
     A built-in dataset gives its test split, which must already have ``shape``; a
     folder gives its images sorted by path, converted and resized to ``shape``.
@@ -268,7 +270,7 @@ def attack_set(data: str, shape: Sequence[int], *, limit: int | None) -> ImageSe
         if split.test_images.shape[1:] != tuple(shape):
             raise ValueError(
                 f"expected a model taking {split.test_images.shape[1:]} images for "
-                f"data={data!r}, got a model taking {tuple(shape)}"
+                f"{param}={data!r}, got a model taking {tuple(shape)}"
             )
         count = len(split.test_images) if limit is None else min(limit, len(split.test_images))
         return ImageSet(
@@ -277,10 +279,10 @@ def attack_set(data: str, shape: Sequence[int], *, limit: int | None) -> ImageSe
             split.class_names,
             tuple(f"{data}/test/{row}" for row in range(count)),
         )
-    folder = image_folder(data)
+    folder = image_folder(data, param=param)
     loaded = read_images(folder.paths, shape, limit=limit)
     if not loaded.read:
-        raise _nothing_readable("data", folder.root, loaded.skipped)
+        raise _nothing_readable(param, folder.root, loaded.skipped)
     return ImageSet(
         loaded.images,
         folder.labels[list(loaded.read)],

@@ -106,7 +106,7 @@ def _wrap(params: TrainParams) -> tuple[keras.Model, data.ImageSet]:
         evaluated = data.ImageSet(split.test_images, split.test_labels, split.class_names, ())
         skipped = split.skipped
     else:
-        evaluated = data.attack_set(params.dataset, pretrained[0], limit=None)
+        evaluated = data.attack_set(params.dataset, pretrained[0], limit=None, param="dataset")
         skipped = evaluated.skipped
         _check_pretrained_data(params, evaluated, pretrained)
     tracking.log_skipped_images(skipped)
