@@ -90,3 +90,6 @@ class MainParams:
     seed: int = _param(0, "seed of training and of every attack")
     max_iter: int = _param(100, "generations per image in every attack")
     popsize: int = _param(400, "candidates per generation in every attack")
+    dataset: str = _param("digits", "train's dataset, and every attack's data")
+    architecture: str = _param("small_cnn", "train's architecture")
+    weights: str = _param("none", "train's initial weights (epochs=0 wraps pretrained ones)")
