@@ -8,11 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 from mlflow import MlflowClient
 from PIL import Image
 
-from pixel_threshold import imagenet, lite0, tracking
+from pixel_threshold import imagenet, lite0, models, tracking
+from pixel_threshold.data import digits
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.evaluate import run_evaluate
 from pixel_threshold.steps.params import AttackParams, EvaluateParams, TrainParams
@@ -46,6 +48,21 @@ def test_epochs_0_needs_pretrained_weights(experiment: str) -> None:
         r"expected epochs >= 1, or pretrained weights to wrap with epochs=0, got epochs=0 "
         "with weights=none",
     )
+
+
+def test_epochs_0_evaluates_a_weights_file_as_it_is(experiment: str, tmp_path: Path) -> None:
+    split = digits()
+    model = models.small_cnn((8, 8, 1), 10, seed=0)
+    models.train_classifier(model, split.train_images, split.train_labels, epochs=2, seed=0)
+    model.save_weights(tmp_path / "cnn.weights.h5")
+    predicted = np.argmax(model(split.test_images.astype(np.float32)).numpy(), axis=1)
+    run_id = run_train(TrainParams(weights=str(tmp_path / "cnn.weights.h5"), epochs=0))
+    metrics = mlflow.get_run(run_id).data.metrics
+    assert metrics["test_images"] == len(split.test_labels)
+    assert metrics["test_accuracy"] == pytest.approx(np.mean(predicted == split.test_labels))
+    assert metrics["test_accuracy"] > 0.5
+    history = MlflowClient().get_metric_history(run_id, "val_accuracy")
+    assert history == []
 
 
 def test_missing_keras_weights_fail_before_any_work(experiment: str) -> None:
