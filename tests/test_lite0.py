@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,17 @@ def test_the_conversion_is_cached_and_reused(
     again = models.build_model("efficientnet_lite0", imagenet.INPUT_SHAPE, 1000, weights="imagenet")
     pixels = photos["rocket"][None]
     np.testing.assert_allclose(again(pixels).numpy(), converted(pixels).numpy(), atol=1e-6)
+
+
+def test_an_unreadable_cache_file_is_converted_again(
+    converted: keras.Model, cache: Path, photos: dict[str, npt.NDArray[np.float32]]
+) -> None:
+    cached = cache / "efficientnet-lite0-57934424.keras"
+    cached.write_bytes(b"not a zip file")
+    again = models.build_model("efficientnet_lite0", imagenet.INPUT_SHAPE, 1000, weights="imagenet")
+    pixels = photos["coffee"][None]
+    np.testing.assert_allclose(again(pixels).numpy(), converted(pixels).numpy(), atol=1e-6)
+    assert zipfile.is_zipfile(cached)
 
 
 def test_names_the_extra_when_the_weights_package_is_missing(

@@ -201,11 +201,15 @@ def cached_path(checkpoint: Path) -> Path:
 
 def pretrained(load: Callable[[str], keras.Model]) -> keras.Model:
     """Lite0 with its ImageNet weights: the cached conversion if there is one (opened by
-    ``load``, a safe-mode ``.keras`` loader), else converted now and cached."""
+    ``load``, a safe-mode ``.keras`` loader, which raises ValueError for a file it cannot
+    read), else converted now and cached (replacing an unreadable cache file)."""
     checkpoint = checkpoint_path()
     cached = cached_path(checkpoint)
     if cached.is_file():
-        return load(str(cached))
+        try:
+            return load(str(cached))
+        except ValueError:
+            pass
     model = from_checkpoint(checkpoint)
     cached.parent.mkdir(parents=True, exist_ok=True)
     handle, partial = tempfile.mkstemp(suffix=".keras", dir=cached.parent)
