@@ -2,8 +2,9 @@
 and the built-in ``imagenet-sample`` photos. No TensorFlow here.
 
 The class table (``imagenet_classes.csv``, shipped with the package) lists each class
-index with its WordNet id and words; the indices are the WordNet ids in sorted order,
-as in ImageNet's training folders and every Keras application.
+index with its WordNet id and words (the synset's WordNet lemmas, as in ImageNet's
+``LOC_synset_mapping.txt``); the indices are the WordNet ids in sorted order, as in
+ImageNet's training folders and every Keras application.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ STAGES = (
 
 
 def _name(torch_module: str) -> str:
-    """The Keras layer standing for a checkpoint module: ``_blocks.3._bn1`` -> ``blocks.3.bn1``."""
+    """The Keras layer standing for a checkpoint module: ``_blocks.3._bn1`` -> ``blocks_3_bn1``."""
     return torch_module.replace("._", ".").lstrip("_").replace(".", "_")
 
 
