@@ -10,16 +10,22 @@ STAMP := $(VENV)/.installed
 DEMO_EXPERIMENT := pixel-threshold-demo
 DEMO_PARAMS := -P th_values=1,3 -P es_values=0,1 -P limit=100 -P epochs=10 -P max_iter=30 -P popsize=100
 TRACKING := $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}
+# `make imagenet-demo`: the seed's ImageNet demo, offline: EfficientNet-Lite0 with its
+# ImageNet weights (the imagenet extra) wrapped by train (epochs=0), attacked on the
+# imagenet-sample photos with th in {1, 3} and es in {0, 1}, each attack evaluated.
+IMAGENET_EXPERIMENT := pixel-threshold-imagenet-demo
+IMAGENET_PARAMS := -P dataset=imagenet-sample -P architecture=efficientnet_lite0 \
+	-P weights=imagenet -P epochs=0 -P th_values=1,3 -P es_values=0,1 -P max_iter=10 -P popsize=100
 UI_PORT ?= 5000
 
-.PHONY: install test test-slow test-ui lint bench clean demo ui
+.PHONY: install test test-slow test-ui lint bench clean demo ui imagenet-demo
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[cpu,dev]'
+	$(BIN)/pip install --quiet -e '.[cpu,dev,imagenet]'
 	touch $(STAMP)
 
 test: install
@@ -51,7 +57,7 @@ lint: install
 	$(BIN)/mypy
 
 bench: install
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)  # e.g. BENCH_ARGS="--lite0-images 5"
 
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e main --env-manager local \
@@ -62,6 +68,12 @@ demo: install
 	@echo "its child runs hold the model (train), adv_testing.tar.gz, examples.png and"
 	@echo "queries.png (attack) and confusion matrices (evaluate)."
 	@echo "Open the UI: make ui, then browse http://127.0.0.1:$(UI_PORT)"
+
+imagenet-demo: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e main --env-manager local \
+		--experiment-name $(IMAGENET_EXPERIMENT) $(IMAGENET_PARAMS)
+	@echo
+	@echo "Results: experiment '$(IMAGENET_EXPERIMENT)' in $(TRACKING); make ui to browse them."
 
 ui: install
 	$(BIN)/mlflow ui --backend-store-uri "$(TRACKING)" --port $(UI_PORT)

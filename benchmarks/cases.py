@@ -1,4 +1,5 @@
-"""The benchmark's models and images: a digits CNN and a 224x224 ImageNet-sized model."""
+"""The benchmark's models and images: a digits CNN, a 224x224 ImageNet-sized model with
+random weights, and EfficientNet-Lite0 with its ImageNet weights on real photos."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import keras
 import numpy as np
 import numpy.typing as npt
 
-from pixel_threshold.data import digits
-from pixel_threshold.models import CompiledClassifier, small_cnn, train_classifier
+from pixel_threshold.data import digits, imagenet_sample
+from pixel_threshold.models import CompiledClassifier, build_model, small_cnn, train_classifier
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,15 @@ def imagenet_sized_case(images: int) -> Case:
         CompiledClassifier(model, batch_size=len(resized))(resized.astype(np.float32)), axis=1
     )
     return Case("mobilenet_v2_224", model, resized, labels.astype(np.int64), 1000)
+
+
+def lite0_case(images: int) -> Case:
+    """EfficientNet-Lite0 with its ImageNet weights (the ``imagenet`` extra; converted
+    once, then cached) on the imagenet-sample photos it classifies correctly."""
+    split = imagenet_sample()
+    model = build_model("efficientnet_lite0", (224, 224, 3), 1000, weights="imagenet")
+    case = Case("lite0_imagenet", model, split.test_images, split.test_labels, 1000)
+    return _correct(case, images)
 
 
 def _correct(case: Case, count: int) -> Case:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.art_baseline import run_art
-from benchmarks.cases import Case, digits_case, imagenet_sized_case
+from benchmarks.cases import Case, digits_case, imagenet_sized_case, lite0_case
 from benchmarks.memory import peak_memory_rows
 from pixel_threshold.attack import (
     AttackConfig,
@@ -168,6 +168,13 @@ def main() -> None:
     parser.add_argument("--digits-max-iter", type=int, default=100)
     parser.add_argument("--large-images", type=int, default=2, help="0 skips the case")
     parser.add_argument("--large-max-iter", type=int, default=2)
+    parser.add_argument(
+        "--lite0-images",
+        type=int,
+        default=0,
+        help="EfficientNet-Lite0 (ImageNet weights) on imagenet-sample's correct photos; 0 skips",
+    )
+    parser.add_argument("--lite0-max-iter", type=int, default=2)
     parser.add_argument("--no-art", action="store_true", help="skip ART (faster)")
     parser.add_argument("--no-memory", action="store_true", help="skip the 100 vs 1,000 run")
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -184,6 +191,13 @@ def main() -> None:
         rows += bench_case(
             imagenet_sized_case(args.large_images),
             max_iter=args.large_max_iter,
+            art=not args.no_art,
+            repeats=3,
+        )
+    if args.lite0_images > 0:
+        rows += bench_case(
+            lite0_case(args.lite0_images),
+            max_iter=args.lite0_max_iter,
             art=not args.no_art,
             repeats=3,
         )

@@ -1,11 +1,14 @@
 """Datasets as (N, H, W, C) uint8 images in 0-255 with integer labels.
 
-A dataset is named by ``data``/``dataset``: a built-in name (``digits``) or a folder
-with one sub-folder per class (the ImageNet layout; PNG or JPEG files). A folder's
-classes are its sub-folders in sorted order; its images are sorted by path, and each
-is converted to the requested channels (grayscale, RGB; RGBA loses its alpha; 16-bit
-grayscale is scaled to 8 bits) and resized to the requested height and width. Files
-that cannot be read as images are skipped, and reported with the reason.
+A dataset is named by ``data``/``dataset``: a built-in name (``digits``,
+``imagenet-sample``) or a folder with one sub-folder per class (the ImageNet layout;
+PNG or JPEG files). A folder's classes are its sub-folders in sorted order, except
+that sub-folders all named by ImageNet WordNet ids (``n02123045``) are the 1000
+ImageNet classes, each folder taking its ImageNet index. A folder's images are sorted
+by path, and each is converted to the requested channels (grayscale, RGB; RGBA loses
+its alpha; 16-bit grayscale is scaled to 8 bits) and resized to the requested height
+and width. Files that cannot be read as images are skipped, and reported with the
+reason.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
+
+from pixel_threshold import imagenet
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 GRAY_MODES = ("1", "L", "LA", "I", "F", "I;16", "I;16B", "I;16L", "I;16N")
@@ -108,7 +113,16 @@ def digits(*, seed: int = SPLIT_SEED, test_fraction: float = 0.25) -> Split:
     return _split(images, labels, names, seed=seed, test_fraction=test_fraction)
 
 
-BUILTIN: dict[str, Callable[[], Split]] = {"digits": digits}
+def imagenet_sample() -> Split:
+    """The photos scikit-image and scikit-learn ship, 224x224x3, labelled with their
+    ImageNet classes (see ``imagenet.SAMPLE_PHOTOS``): all in the test split (no training
+    images), with the 1000 WordNet ids as class names."""
+    images, labels, _ = imagenet.sample_photos()
+    empty = np.empty((0, *images.shape[1:]), dtype=np.uint8)
+    return Split(empty, np.empty(0, dtype=np.int64), images, labels, imagenet.wnids())
+
+
+BUILTIN: dict[str, Callable[[], Split]] = {"digits": digits, "imagenet-sample": imagenet_sample}
 
 
 def image_folder(root: str | Path, *, param: str = "data") -> ImageFolder:
@@ -124,9 +138,12 @@ def image_folder(root: str | Path, *, param: str = "data") -> ImageFolder:
             f"of class folders, got {param}={str(root)!r}"
         )
     classes = sorted(entry.name for entry in root.iterdir() if entry.is_dir())
+    class_names, labels = tuple(classes), {name: label for label, name in enumerate(classes)}
+    if imagenet.is_imagenet_layout(classes):
+        class_names, labels = imagenet.wnids(), imagenet.wnid_index()
     found = [
-        (path, label)
-        for label, name in enumerate(classes)
+        (path, labels[name])
+        for name in classes
         for path in (root / name).iterdir()
         if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
     ]
@@ -140,7 +157,7 @@ def image_folder(root: str | Path, *, param: str = "data") -> ImageFolder:
         root,
         tuple(path for path, _ in found),
         np.array([label for _, label in found], dtype=np.int64),
-        tuple(classes),
+        class_names,
     )
 
 
@@ -197,16 +214,16 @@ def _nothing_readable(param: str, root: Path, skipped: Sequence[Skipped]) -> Val
     )
 
 
-def training_split(dataset: str) -> Split:
-    """A built-in dataset's split, or a folder's stratified split at its first image's shape.
+def training_split(dataset: str, shape: Sequence[int] | None = None) -> Split:
+    """A built-in dataset's split, or a folder's stratified split at ``shape`` (H, W, C).
 
-    A folder's images take the size of its first image (by path), and 1 channel if that
-    image is grayscale, else 3.
+    Without ``shape``, a folder's images take the size of its first image (by path),
+    and 1 channel if that image is grayscale, else 3.
     """
     if dataset in BUILTIN:
         return BUILTIN[dataset]()
     folder = image_folder(dataset, param="dataset")
-    loaded = read_images(folder.paths, _first_image_shape(folder))
+    loaded = read_images(folder.paths, shape or _first_image_shape(folder))
     split = _split(
         loaded.images,
         folder.labels[list(loaded.read)],
@@ -237,32 +254,35 @@ def check_data(data: str, *, param: str = "data") -> None:
         image_folder(data, param=param)
 
 
-def attack_set(data: str, shape: Sequence[int], *, limit: int) -> ImageSet:
-    """The attacked set: the first ``limit`` images of ``data``, as (N, H, W, C) = ``shape``.
+def attack_set(
+    data: str, shape: Sequence[int], *, limit: int | None, param: str = "data"
+) -> ImageSet:
+    """The attacked set: the first ``limit`` images of ``data`` (all if None), as
+    (N, H, W, C) = ``shape``; errors name the parameter ``param``.
 
     A built-in dataset gives its test split, which must already have ``shape``; a
     folder gives its images sorted by path, converted and resized to ``shape``.
     """
-    if limit < 1:
+    if limit is not None and limit < 1:
         raise ValueError(f"expected limit >= 1, got limit={limit}")
     if data in BUILTIN:
         split = BUILTIN[data]()
         if split.test_images.shape[1:] != tuple(shape):
             raise ValueError(
                 f"expected a model taking {split.test_images.shape[1:]} images for "
-                f"data={data!r}, got a model taking {tuple(shape)}"
+                f"{param}={data!r}, got a model taking {tuple(shape)}"
             )
-        count = min(limit, len(split.test_images))
+        count = len(split.test_images) if limit is None else min(limit, len(split.test_images))
         return ImageSet(
             split.test_images[:count],
             split.test_labels[:count],
             split.class_names,
             tuple(f"{data}/test/{row}" for row in range(count)),
         )
-    folder = image_folder(data)
+    folder = image_folder(data, param=param)
     loaded = read_images(folder.paths, shape, limit=limit)
     if not loaded.read:
-        raise _nothing_readable("data", folder.root, loaded.skipped)
+        raise _nothing_readable(param, folder.root, loaded.skipped)
     return ImageSet(
         loaded.images,
         folder.labels[list(loaded.read)],

@@ -18,6 +18,8 @@ import numpy.typing as npt
 import tensorflow as tf
 from keras.src.saving.serialization_lib import SafeModeScope
 
+from pixel_threshold import imagenet, imagenet_models, lite0
+
 INPUT_RANGES: dict[str, tuple[float, float]] = {
     "0,255": (0.0, 255.0),
     "0,1": (0.0, 1.0),
@@ -49,6 +51,8 @@ def small_cnn(input_shape: Sequence[int], classes: int, *, seed: int = 0) -> ker
 
 
 ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {"small_cnn": small_cnn}
+IMAGENET_ARCHITECTURES = (*imagenet_models.APPLICATIONS, "efficientnet_lite0")
+"""ImageNet classifiers (``imagenet_models``): ``weights`` none, imagenet or a file."""
 
 
 def build_model(
@@ -59,8 +63,18 @@ def build_model(
     weights: str = "none",
     seed: int = 0,
 ) -> keras.Model:
-    """A new ``architecture`` for (H, W, C) 0-255 images, from ``weights`` (a .weights.h5 file)."""
+    """A new ``architecture`` for (H, W, C) 0-255 images, from ``weights``: none, a
+    .weights.h5 file (small_cnn), imagenet or a weight file (ImageNet architectures,
+    whose pretrained models take (224, 224, 3) and have 1000 classes)."""
     check_build(architecture, weights)
+    if architecture in imagenet_models.APPLICATIONS:
+        return imagenet_models.application(
+            architecture, input_shape, classes, weights=weights, seed=seed
+        )
+    if architecture == "efficientnet_lite0":
+        return imagenet_models.efficientnet_lite0(
+            input_shape, classes, weights=weights, seed=seed, load=load_model
+        )
     model = ARCHITECTURES[architecture](input_shape, classes, seed=seed)
     if weights != "none":
         model.load_weights(weights)
@@ -68,17 +82,40 @@ def build_model(
 
 
 def check_build(architecture: str, weights: str) -> None:
-    """Raise ValueError, naming the parameter, for an unknown ``architecture`` or a
-    ``weights`` that is neither none nor a .weights.h5 file."""
+    """Raise ValueError, naming the parameter, for an unknown ``architecture`` or
+    ``weights`` it cannot use: for small_cnn anything but none or a .weights.h5 file;
+    for an ImageNet architecture, weights that are not there (naming the file to get
+    and where to put it), before anything is built."""
+    if architecture in imagenet_models.APPLICATIONS:
+        if weights != "none":
+            imagenet.keras_weights_file(architecture, weights)
+        return
+    if architecture == "efficientnet_lite0":
+        if weights == "imagenet":
+            lite0.checkpoint_path()
+        elif weights != "none" and not (weights.endswith(".pth") and Path(weights).is_file()):
+            raise ValueError(
+                "expected weights to be none, imagenet or a legacy PyTorch .pth file for "
+                f"architecture='efficientnet_lite0', got weights={weights!r}"
+            )
+        return
     if architecture not in ARCHITECTURES:
         raise ValueError(
-            f"expected architecture in ({', '.join(ARCHITECTURES)}), "
+            f"expected architecture in ({', '.join((*ARCHITECTURES, *IMAGENET_ARCHITECTURES))}), "
             f"got architecture={architecture!r}"
         )
     if weights != "none" and not (weights.endswith(".weights.h5") and Path(weights).is_file()):
         raise ValueError(
             f"expected weights to be none or a .weights.h5 file, got weights={weights!r}"
         )
+
+
+def pretrained_input(architecture: str, weights: str) -> tuple[tuple[int, int, int], int] | None:
+    """The (H, W, C) input and classes a pretrained ImageNet model has; None for a model
+    whose shape and classes come from the data."""
+    if architecture in IMAGENET_ARCHITECTURES and weights != "none":
+        return imagenet.INPUT_SHAPE, imagenet.CLASSES
+    return None
 
 
 def parse_input_range(input_range: str) -> tuple[float, float]:
@@ -308,6 +345,18 @@ def compile_classifier(
     return CompiledClassifier(model, batch_size=batch_size, input_range=input_range, logits=True)
 
 
+def predict_probabilities(
+    classifier: CompiledClassifier, images: npt.NDArray[Any]
+) -> npt.NDArray[np.float32]:
+    """Probabilities (N, K) of (N, H, W, C) 0-255 images, ``batch_size`` images a call;
+    raises ValueError if any is NaN or infinite."""
+    chunks = [
+        _check_finite(classifier(images[start : start + classifier.batch_size].astype(np.float32)))
+        for start in range(0, len(images), classifier.batch_size)
+    ]
+    return np.concatenate(chunks)
+
+
 def predict_labels(
     classifier: CompiledClassifier, images: npt.NDArray[Any]
 ) -> npt.NDArray[np.int64]:
@@ -316,10 +365,7 @@ def predict_labels(
     Deterministic for given images, order and ``batch_size``: the attack and
     ``evaluate`` both score adversarial images this way, so they agree exactly.
     """
-    labels = np.empty(len(images), dtype=np.int64)
-    for start in range(0, len(images), classifier.batch_size):
-        chunk = images[start : start + classifier.batch_size].astype(np.float32)
-        labels[start : start + len(chunk)] = np.argmax(_check_finite(classifier(chunk)), axis=1)
+    labels: npt.NDArray[np.int64] = np.argmax(predict_probabilities(classifier, images), axis=1)
     return labels
 
 

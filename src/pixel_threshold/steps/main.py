@@ -44,13 +44,22 @@ def run_main(params: MainParams) -> str:
                 popsize=params.popsize,
                 limit=params.limit,
                 seed=params.seed,
+                data=params.dataset,
             )
             for th in parse_ints("th_values", params.th_values)
             for es in parse_ints("es_values", params.es_values)
         ]
         for attack_params in grid:
             attack_config(attack_params)
-        train_run_id = run_train(TrainParams(epochs=params.epochs, seed=params.seed))
+        train_run_id = run_train(
+            TrainParams(
+                epochs=params.epochs,
+                seed=params.seed,
+                dataset=params.dataset,
+                architecture=params.architecture,
+                weights=params.weights,
+            )
+        )
         model = f"runs:/{train_run_id}/{tracking.MODEL_ARTIFACT}"
         attack_runs = []
         for attack_params in grid:

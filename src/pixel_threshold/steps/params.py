@@ -19,10 +19,20 @@ def _param(default: Any, text: str) -> Any:
 class TrainParams:
     """Train a classifier; logs the model as ``model`` (Keras flavour, with signature)."""
 
-    dataset: str = _param("digits", "built-in dataset name (digits) or a folder of class folders")
-    architecture: str = _param("small_cnn", "model architecture (small_cnn)")
-    weights: str = _param("none", "initial weights: none, or a path to a .weights.h5 file")
-    epochs: int = _param(10, "training epochs")
+    dataset: str = _param(
+        "digits", "built-in dataset name (digits, imagenet-sample) or a folder of class folders"
+    )
+    architecture: str = _param(
+        "small_cnn",
+        "model architecture: small_cnn, or an ImageNet one (resnet50, vgg16, mobilenet_v2, "
+        "efficientnet_b0, efficientnet_lite0)",
+    )
+    weights: str = _param(
+        "none",
+        "initial weights: none; a .weights.h5 file (small_cnn); imagenet or a weight file "
+        "(.h5; .pth for efficientnet_lite0) for an ImageNet architecture",
+    )
+    epochs: int = _param(10, "training epochs (0: wrap pretrained weights, no training)")
     batch_size: int = _param(64, "training batch size")
     learning_rate: float = _param(0.001, "Adam learning rate")
     seed: int = _param(0, "seed for weight initialisation and shuffling")
@@ -39,7 +49,9 @@ class AttackParams:
         "('' = the model of the latest finished train run of the experiment)",
     )
     data: str = _param(
-        "digits", "built-in dataset name (its test split) or a folder of class folders"
+        "digits",
+        "built-in dataset name (digits, imagenet-sample: its test split) or a folder of "
+        "class folders",
     )
     attack_type: str = _param("pixel", "pixel (L0: change at most th pixels) or threshold (L-inf)")
     th: int = _param(1, "pixels to change (pixel) or largest change on the 0-255 scale (threshold)")
@@ -78,6 +90,9 @@ class MainParams:
     seed: int = _param(0, "seed of training and of every attack")
     max_iter: int = _param(100, "generations per image in every attack")
     popsize: int = _param(400, "candidates per generation in every attack")
+    dataset: str = _param("digits", "train's dataset, and every attack's data")
+    architecture: str = _param("small_cnn", "train's architecture")
+    weights: str = _param("none", "train's initial weights (epochs=0 wraps pretrained ones)")
 
 
 @dataclass(frozen=True, kw_only=True)

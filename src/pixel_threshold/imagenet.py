@@ -1,0 +1,181 @@
+"""ImageNet without a network: the 1000 classes, where pretrained weights are found,
+and the built-in ``imagenet-sample`` photos. No TensorFlow here.
+
+The class table (``imagenet_classes.csv``, shipped with the package) lists each class
+index with its WordNet id and words (the synset's WordNet lemmas, as in ImageNet's
+``LOC_synset_mapping.txt``); the indices are the WordNet ids in sorted order, as in
+ImageNet's training folders and every Keras application.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+CLASSES = 1000
+INPUT_SHAPE = (224, 224, 3)
+WNID = re.compile(r"n\d{8}")
+"""A WordNet noun id, as ImageNet names its class folders."""
+KERAS_URL = "https://storage.googleapis.com/"
+
+
+@dataclass(frozen=True)
+class ImagenetClass:
+    """One of the 1000 classes: its index, WordNet id and words."""
+
+    index: int
+    wnid: str
+    words: str
+
+
+@cache
+def classes() -> tuple[ImagenetClass, ...]:
+    """The 1000 ImageNet classes in index order."""
+    text = resources.files("pixel_threshold").joinpath("imagenet_classes.csv").read_text()
+    rows = list(csv.DictReader(text.splitlines()))
+    table = tuple(ImagenetClass(int(row["index"]), row["wnid"], row["words"]) for row in rows)
+    if [entry.index for entry in table] != list(range(CLASSES)):
+        raise RuntimeError("expected imagenet_classes.csv to list classes 0 to 999 in order")
+    return table
+
+
+def wnids() -> tuple[str, ...]:
+    """The WordNet ids of the 1000 classes, in index order (sorted)."""
+    return tuple(entry.wnid for entry in classes())
+
+
+@cache
+def wnid_index() -> dict[str, int]:
+    """WordNet id -> class index."""
+    return {entry.wnid: entry.index for entry in classes()}
+
+
+def is_imagenet_layout(folder_names: list[str]) -> bool:
+    """True if every name is the WordNet id of one of the 1000 classes."""
+    index = wnid_index()
+    return bool(folder_names) and all(name in index for name in folder_names)
+
+
+@dataclass(frozen=True)
+class KerasWeights:
+    """Where Keras' ``weights="imagenet"`` keeps a model's weight file, and its source."""
+
+    file_name: str
+    url: str
+
+
+KERAS_WEIGHTS = {
+    "resnet50": KerasWeights(
+        "resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+        f"{KERAS_URL}tensorflow/keras-applications/resnet/",
+    ),
+    "vgg16": KerasWeights(
+        "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+        f"{KERAS_URL}tensorflow/keras-applications/vgg16/",
+    ),
+    "mobilenet_v2": KerasWeights(
+        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
+        f"{KERAS_URL}tensorflow/keras-applications/mobilenet_v2/",
+    ),
+    "efficientnet_b0": KerasWeights("efficientnetb0.h5", f"{KERAS_URL}keras-applications/"),
+}
+"""The file names ``keras.applications`` caches (with the classifier, 224x224)."""
+
+
+def keras_models_dir() -> Path:
+    """Keras' cache of application weights: ``$KERAS_HOME/models``, else ``~/.keras/models``."""
+    home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
+    return Path(home) / "models"
+
+
+def keras_weights_file(architecture: str, weights: str) -> Path:
+    """The .h5 file ``weights`` names for a Keras application: ``imagenet`` (Keras'
+    cache) or a path. Raises ValueError, naming the file, the folder to put it in and
+    where it comes from, if it does not exist."""
+    if weights != "imagenet":
+        path = Path(weights)
+        if not (path.suffix == ".h5" and path.is_file()):
+            raise ValueError(
+                f"expected weights to be none, imagenet or an existing .h5 file for "
+                f"architecture={architecture!r}, got weights={weights!r}"
+            )
+        return path
+    source = KERAS_WEIGHTS[architecture]
+    path = keras_models_dir() / source.file_name
+    if not path.is_file():
+        raise ValueError(
+            f"expected the ImageNet weights of architecture={architecture!r} in {path}, found "
+            f"none (nothing is downloaded at run time): put {source.file_name} in "
+            f"{path.parent}/ (from {source.url}{source.file_name}), or pass weights=<path "
+            "to the .h5 file>"
+        )
+    return path
+
+
+def cache_dir() -> Path:
+    """This project's cache: ``$XDG_CACHE_HOME/pixel-threshold`` (default ``~/.cache``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "pixel-threshold"
+
+
+SAMPLE_PHOTOS = (
+    ("skimage", "chelsea", "n02123159"),
+    ("skimage", "coffee", "n07920052"),
+    ("skimage", "rocket", "n03773504"),
+    ("skimage", "camera", "n04485082"),
+    ("skimage", "clock", "n04548280"),
+    ("sklearn", "china.jpg", "n03877845"),
+)
+"""The ``imagenet-sample`` photos: (package, photo, WordNet id of its true class).
+
+scikit-image's chelsea, a cat with a striped coat (WordNet's gloss of tiger cat, 282;
+ImageNet's tabby 281 and Egyptian cat 285 look alike); coffee, an espresso (967) in a
+cup; rocket, a launch vehicle on its pad (missile, 657); camera, a photographer at a
+camera on a tripod (872); clock, a wall clock (892), grayscale and blurred; and
+scikit-learn's china.jpg, a tower of Beijing's Summer Palace (palace, 698). Left out,
+with no ImageNet class that clearly applies: scikit-image's astronaut (a portrait),
+coins, textures, cells and drawings, and scikit-learn's flower.jpg (a dahlia).
+"""
+
+
+def sample_photos() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], tuple[str, ...]]:
+    """The ``imagenet-sample`` photos as (N, 224, 224, 3) uint8, their class indices (N,)
+    and names (``wnid/photo``): the shorter side resized to 256, the centre 224x224 kept."""
+    images, labels, names = [], [], []
+    for package, photo, wnid in SAMPLE_PHOTOS:
+        images.append(_centre_crop(_photo(package, photo)))
+        labels.append(wnid_index()[wnid])
+        names.append(f"{wnid}/{photo}")
+    return np.stack(images), np.array(labels, dtype=np.int64), tuple(names)
+
+
+def _photo(package: str, photo: str) -> npt.NDArray[np.uint8]:
+    """A photo shipped in the scikit-image or scikit-learn wheel (no download)."""
+    if package == "skimage":
+        from skimage import data as skimage_data
+
+        pixels: npt.NDArray[np.uint8] = getattr(skimage_data, photo)()
+        return pixels
+    from sklearn.datasets import load_sample_image
+
+    return np.asarray(load_sample_image(photo), dtype=np.uint8)
+
+
+def _centre_crop(pixels: npt.NDArray[np.uint8], *, resize: int = 256) -> npt.NDArray[np.uint8]:
+    """An (H, W) or (H, W, 3) photo as (224, 224, 3): shorter side to ``resize``, centre crop."""
+    image = Image.fromarray(pixels).convert("RGB")
+    scale = resize / min(image.size)
+    width, height = round(image.width * scale), round(image.height * scale)
+    image = image.resize((width, height), Image.Resampling.BICUBIC)
+    size = INPUT_SHAPE[0]
+    left, top = (width - size) // 2, (height - size) // 2
+    return np.asarray(image.crop((left, top, left + size, top + size)))
