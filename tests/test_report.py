@@ -156,6 +156,15 @@ def test_plots_are_pngs(tmp_path: Path) -> None:
         confusion.confusion_plot(tmp_path / "x.png", matrix, ["a", "b", "c"], "x")
 
 
+def test_confusion_plot_of_many_classes_shows_only_those_that_occur(tmp_path: Path) -> None:
+    matrix = np.zeros((1000, 1000), dtype=np.int64)
+    matrix[282, 282] = matrix[967, 967] = matrix[657, 700] = 1
+    names = [f"n{index:08d}" for index in range(1000)]
+    confusion.confusion_plot(tmp_path / "cm.png", matrix, names, "adversarial")
+    width, height = _png_size(tmp_path / "cm.png")
+    assert width == height == 100 * (4 + 0.25 * 4)  # 282, 657, 700 and 967
+
+
 def test_html_table_escapes_values_and_writes_nan_as_empty(tmp_path: Path) -> None:
     table.html_table(
         tmp_path / "t.html", {"model": ["<b>", "x"], "rate": [0.123456, float("nan")]}, "runs"

@@ -18,10 +18,16 @@ def confusion_plot(
     path: Path, matrix: npt.NDArray[np.integer[Any]], class_names: Sequence[str], title: str
 ) -> None:
     """Save a (K, K) confusion ``matrix`` (rows: true class, columns: predicted) as a
-    PNG heat map titled ``title``."""
+    PNG heat map titled ``title``; of more than 60 classes, only those that occur."""
     classes = len(class_names)
     if matrix.shape != (classes, classes):
         raise ValueError(f"expected a ({classes}, {classes}) matrix, got {matrix.shape}")
+    if classes > 3 * ANNOTATED:  # e.g. ImageNet's 1000: only the classes that occur
+        shown = np.flatnonzero(matrix.sum(axis=0) + matrix.sum(axis=1))
+        matrix = matrix[np.ix_(shown, shown)]
+        class_names = [class_names[index] for index in shown]
+        title = f"{title} ({len(shown)} of {classes} classes occur)"
+        classes = len(shown)
     side = 4 + 0.25 * min(classes, 3 * ANNOTATED)
     figure = Figure(figsize=(side, side), layout="constrained")
     axis = figure.subplots()
