@@ -25,7 +25,7 @@ def confusion_plot(
     if classes > 3 * ANNOTATED:  # e.g. ImageNet's 1000: only the classes that occur
         shown = np.flatnonzero(matrix.sum(axis=0) + matrix.sum(axis=1))
         matrix = matrix[np.ix_(shown, shown)]
-        class_names = [class_names[index] for index in shown]
+        class_names = [class_names[int(index)] for index in shown]
         title = f"{title} ({len(shown)} of {classes} classes occur)"
         classes = len(shown)
     side = 4 + 0.25 * min(classes, 3 * ANNOTATED)
