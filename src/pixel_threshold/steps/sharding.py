@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import socket
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -47,6 +48,8 @@ TASK_RETRIES = 3
 SHARDS_PER_SLOT = 2
 """Shards in flight per worker slot: one running and one queued, so that no worker
 waits for the driver, while the images of the rest stay on the driver."""
+CONNECT_SECONDS = 10
+"""How long a ``host:port`` has to accept a connection (Ray itself waits minutes)."""
 WAIT_SECONDS = 0.5
 """The driver's longest wait for a shard at a time, so that it reacts to Ctrl-C and
 SIGTERM within that."""
@@ -154,6 +157,7 @@ def _connect(address: str) -> Any:
         raise ValueError(
             f"ray_address={address!r} needs Ray, which is not installed: {RAY_INSTALL}"
         ) from error
+    _check_listening(address)
     try:
         ray.init(
             address=address,
@@ -165,6 +169,21 @@ def _connect(address: str) -> Any:
             f"cannot connect to a Ray cluster at ray_address={address!r}: {error}"
         ) from error
     return ray
+
+
+def _check_listening(address: str) -> None:
+    """Raise ValueError, naming ``ray_address``, unless a ``host:port`` accepts a TCP
+    connection within ``CONNECT_SECONDS`` (``auto`` and ``ray://`` are left to Ray)."""
+    host, colon, port = address.rpartition(":")
+    if address == "auto" or address.startswith("ray://") or not colon:
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"expected a Ray cluster's head at ray_address={address!r} (auto or host:port), "
+            f"but nothing answers there: {error}"
+        ) from error
 
 
 class ShardedSearch:
