@@ -99,3 +99,43 @@ def test_the_core_and_a_local_attack_never_import_ray() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert imported.strip() == "[]"
+
+
+class FakeRay:
+    """The part of the ``ray`` module that ``ShardedSearch`` sets up with."""
+
+    def __init__(self, resources: dict[str, float]) -> None:
+        self.resources = resources
+        self.task_options: dict[str, Any] = {}
+
+    def cluster_resources(self) -> dict[str, float]:
+        return self.resources
+
+    def remote(self, function: Any) -> FakeRay:
+        assert function is sharding.attack_shard
+        return self
+
+    def options(self, **options: Any) -> FakeRay:
+        self.task_options = options
+        return self
+
+    def put(self, value: Any) -> str:
+        return "reference"
+
+
+@pytest.mark.parametrize(
+    ("resources", "slots", "gpus"),
+    [({"CPU": 64.0, "GPU": 4.0}, 4, 1), ({"CPU": 6.0}, 6, 0), ({"CPU": 0.5}, 1, 0)],
+)
+def test_a_task_holds_a_gpu_when_the_cluster_has_some_else_a_cpu(
+    resources: dict[str, float], slots: int, gpus: int
+) -> None:
+    ray = FakeRay(resources)
+    worker_model = sharding.WorkerModel("digest", 60, (0.0, 255.0), False)
+    search = sharding.ShardedSearch(ray, CONFIG, b"model", worker_model, shard_size=5)
+    assert search.slots == slots
+    assert ray.task_options == {
+        "num_cpus": 1,
+        "num_gpus": gpus,
+        "max_retries": sharding.TASK_RETRIES,
+    }
