@@ -122,16 +122,16 @@ def _busy_workers(head: Head) -> list[int]:
 
 
 class WorkerKiller(threading.Thread):
-    """SIGKILLs the first worker of ``head`` seen running a shard, once."""
+    """SIGKILLs the first worker of ``head`` seen running a shard, once, until stopped."""
 
-    def __init__(self, head: Head, timeout: float = 300) -> None:
+    def __init__(self, head: Head) -> None:
         super().__init__(daemon=True)
         self.head = head
-        self.deadline = time.monotonic() + timeout
+        self.stopped = threading.Event()
         self.killed: list[int] = []
 
     def run(self) -> None:
-        while not self.killed and time.monotonic() < self.deadline:
+        while not self.killed and not self.stopped.is_set():
             busy = _busy_workers(self.head)
             if busy:
                 os.kill(busy[0], signal.SIGKILL)
@@ -156,6 +156,7 @@ def test_a_killed_worker_s_shard_runs_again_and_no_image_is_lost_or_repeated(
     killer = WorkerKiller(head)
     killer.start()
     sharded = mlflow.get_run(run_attack(_sharded(params, head)))
+    killer.stopped.set()
     killer.join()
     assert len(killer.killed) == 1
     assert _files(sharded, tmp_path / "sharded") == _files(local, tmp_path / "local")
