@@ -25,7 +25,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[cpu,dev,imagenet]'
+	$(BIN)/pip install --quiet -e '.[cpu,dev,imagenet,ray]'
 	touch $(STAMP)
 
 test: install

@@ -288,6 +288,7 @@ class CompiledClassifier:
             raise ValueError(f"expected batch_size >= 1, got batch_size={batch_size}")
         self.model = model
         self.batch_size = batch_size
+        self.logits = logits
         self.input_shape = tuple(int(d) for d in model.input_shape[1:])
         low, high = input_range
         scale = (high - low) / 255.0

@@ -24,12 +24,10 @@ from pixel_threshold.artifacts import ADV_TESTING
 from pixel_threshold.attack import (
     AttackConfig,
     ImageResult,
-    PixelThresholdAttack,
-    Predict,
     Sample,
     make_encoding,
 )
-from pixel_threshold.steps import manifest, naming, pictures, resume
+from pixel_threshold.steps import manifest, naming, pictures, resume, sharding
 from pixel_threshold.steps.params import AttackParams
 
 DISTANCE_METRICS = "distance_metrics.csv.gz"
@@ -47,6 +45,8 @@ def attack_config(params: AttackParams) -> AttackConfig:
             f"expected target >= 0 or {UNTARGETED} (untargeted), got target={params.target}"
         )
     models.parse_input_range(params.input_range)
+    if params.shard_size < 1:
+        raise ValueError(f"expected shard_size >= 1, got shard_size={params.shard_size}")
     return AttackConfig(
         attack_type=params.attack_type,
         th=params.th,
@@ -109,7 +109,8 @@ def run_attack(params: AttackParams) -> str:
             results = resume.finished(resumed, attacked)
             mlflow.set_tag(RESUMED_FROM_TAG, resumed.info.run_id)
         try:
-            seconds = _attack(config, attacked, classifier, results)
+            with sharding.searching(params, config, model, classifier) as search:
+                seconds = _attack(config, attacked, search, results)
         except KeyboardInterrupt:
             with interrupts.signals_ignored():
                 _log_interrupted(run.info.run_id, attacked, results)
@@ -136,10 +137,14 @@ def _model_uri(params: AttackParams, resumed: Run | None, experiment_id: str) ->
 
 
 def _attack(
-    config: AttackConfig, attacked: data.ImageSet, predict: Predict, results: list[ImageResult]
+    config: AttackConfig,
+    attacked: data.ImageSet,
+    search: sharding.Search,
+    results: list[ImageResult],
 ) -> float:
-    """Attack the images ``results`` lacks, appending their results as they finish,
-    then sort ``results`` by index; return the attack's wall time in seconds."""
+    """Attack the images ``results`` lacks with ``search`` (here or on a Ray cluster),
+    appending their results as they finish, then sort ``results`` by index; return the
+    attack's wall time in seconds."""
     finished = {result.index for result in results}
     samples = (
         Sample(index, image, int(label))
@@ -152,7 +157,7 @@ def _attack(
     description = f"{config.attack_type} th={config.th} es={config.es}"
     total = len(attacked.labels)
     with tqdm(total=total, initial=len(results), desc=description, unit="img") as bar:
-        for result in PixelThresholdAttack(config).run(samples, predict):
+        for result in search(samples):
             results.append(result)
             successes += result.success
             queries += result.queries

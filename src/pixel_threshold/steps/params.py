@@ -68,6 +68,14 @@ class AttackParams:
         "id of an interrupted attack run to finish: reuses the images it logged "
         "(same parameters required; '' = a new attack)",
     )
+    # Sharding over a Ray cluster (steps/sharding.py): where the images are attacked,
+    # never what comes out.
+    ray_address: str = _param(
+        "",
+        "Ray cluster to shard the attack over: auto or host:port ('' = attack here); "
+        "needs pip install '.[ray]'",
+    )
+    shard_size: int = _param(10, "images per Ray task when ray_address is set")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,9 +21,11 @@ from pixel_threshold.attack import ImageResult
 from pixel_threshold.steps import manifest
 from pixel_threshold.steps.params import AttackParams
 
-UNCHECKED = ("model", "data", "resume")
+UNCHECKED = ("model", "data", "resume", "ray_address", "shard_size")
 """Parameters not compared as logged: the model and data are compared as resolved
-(tags ``model_uri`` and ``data``), and ``resume`` names the run itself."""
+(tags ``model_uri`` and ``data``), ``resume`` names the run itself, and ``ray_address``
+and ``shard_size`` say where images are attacked, not how (a run interrupted here can
+be finished on a cluster)."""
 
 
 def resumed_run(params: AttackParams) -> Run:

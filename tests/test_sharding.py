@@ -1,0 +1,141 @@
+"""The Ray sharding's pieces that need no cluster: the worker's task in-process, and the
+errors an attack with ``ray_address`` gives before it reaches a cluster."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+import pytest
+
+from benchmarks.ray_head import free_port
+from pixel_threshold import models
+from pixel_threshold.attack import AttackConfig, ImageResult, PixelThresholdAttack, Sample
+from pixel_threshold.data import digits
+from pixel_threshold.steps import sharding
+from pixel_threshold.steps.attack import attack_config
+from pixel_threshold.steps.params import AttackParams
+
+CONFIG = AttackConfig(th=3, es=1, max_iter=5, popsize=20, batch_size=60, seed=4)
+
+
+def _by_index(results: list[ImageResult]) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(result) for result in sorted(results, key=lambda r: r.index)]
+
+
+def test_a_worker_loads_the_model_once_and_attacks_its_shards_as_a_local_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    split = digits()
+    model = models.small_cnn((8, 8, 1), 10, seed=0)
+    models.train_classifier(model, split.train_images, split.train_labels, epochs=2)
+    samples = [
+        Sample(index, image, int(label))
+        for index, (image, label) in enumerate(
+            zip(split.test_images[:9], split.test_labels[:9], strict=True)
+        )
+    ]
+    local = list(
+        PixelThresholdAttack(CONFIG).run(samples, models.CompiledClassifier(model, batch_size=60))
+    )
+    assert any(result.success for result in local)
+    assert any(result.attacked and not result.success for result in local)
+
+    model_file = sharding.keras_file(model)
+    worker_model = sharding.WorkerModel(
+        digest=hashlib.sha256(model_file).hexdigest(),
+        batch_size=60,
+        input_range=(0.0, 255.0),
+        logits=False,
+    )
+    loads = []
+    load_model = models.load_model
+    monkeypatch.setattr(models, "load_model", lambda uri: loads.append(uri) or load_model(uri))
+    monkeypatch.setattr(sharding, "_loaded", {})
+    shards = [samples[:4], samples[4:7], samples[7:]]
+    sharded = [
+        result
+        for shard in shards
+        for result in sharding.attack_shard(model_file, worker_model, CONFIG, shard)
+    ]
+    assert len(loads) == 1
+    np.testing.assert_equal(_by_index(sharded), _by_index(local))
+
+
+def test_shard_size_must_be_at_least_one() -> None:
+    with pytest.raises(ValueError, match=r"expected shard_size >= 1, got shard_size=0"):
+        attack_config(AttackParams(shard_size=0))
+
+
+def test_without_ray_installed_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without Ray has
+    with (
+        pytest.raises(ValueError, match=r"ray_address='auto' needs Ray.*pip install '\.\[ray\]'"),
+        sharding.searching(AttackParams(ray_address="auto"), CONFIG, None, None),  # type: ignore[arg-type]
+    ):
+        pass
+
+
+def test_an_address_where_no_cluster_listens_is_refused_at_once() -> None:
+    pytest.importorskip("ray")
+    address = f"127.0.0.1:{free_port()}"
+    with (
+        pytest.raises(ValueError, match=rf"ray_address='{address}'.*nothing answers there"),
+        sharding.searching(AttackParams(ray_address=address), CONFIG, None, None),  # type: ignore[arg-type]
+    ):
+        pass
+
+
+def test_the_core_and_a_local_attack_never_import_ray() -> None:
+    code = (
+        "import sys, pixel_threshold.attack, pixel_threshold.steps.attack; "
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'ray'))"
+    )
+    imported = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert imported.strip() == "[]"
+
+
+class FakeRay:
+    """The part of the ``ray`` module that ``ShardedSearch`` sets up with."""
+
+    def __init__(self, resources: dict[str, float]) -> None:
+        self.resources = resources
+        self.task_options: dict[str, Any] = {}
+
+    def cluster_resources(self) -> dict[str, float]:
+        return self.resources
+
+    def remote(self, function: Any) -> FakeRay:
+        assert function is sharding.attack_shard
+        return self
+
+    def options(self, **options: Any) -> FakeRay:
+        self.task_options = options
+        return self
+
+    def put(self, value: Any) -> str:
+        return "reference"
+
+
+@pytest.mark.parametrize(
+    ("resources", "slots", "gpus"),
+    [({"CPU": 64.0, "GPU": 4.0}, 4, 1), ({"CPU": 6.0}, 6, 0), ({"CPU": 0.5}, 1, 0)],
+)
+def test_a_task_holds_a_gpu_when_the_cluster_has_some_else_a_cpu(
+    resources: dict[str, float], slots: int, gpus: int
+) -> None:
+    ray = FakeRay(resources)
+    worker_model = sharding.WorkerModel("digest", 60, (0.0, 255.0), False)
+    search = sharding.ShardedSearch(ray, CONFIG, b"model", worker_model, shard_size=5)
+    assert search.slots == slots
+    assert ray.task_options == {
+        "num_cpus": 1,
+        "num_gpus": gpus,
+        "max_retries": sharding.TASK_RETRIES,
+    }
