@@ -28,6 +28,12 @@ def _write(path: Path, color: tuple[int, int, int]) -> None:
     Image.new("RGB", (6, 5), color).save(path)
 
 
+def test_pictures_show_imagenet_classes_by_their_words() -> None:
+    names = imagenet.display_names(imagenet.wnids())
+    assert (names[281], names[282], names[967]) == ("tabby", "tiger cat", "espresso")
+    assert imagenet.display_names(("0", "1")) == ("0", "1")
+
+
 def test_wordnet_id_folders_take_their_imagenet_indices(tmp_path: Path) -> None:
     _write(tmp_path / "n07920052" / "a.png", (200, 100, 0))
     _write(tmp_path / "n02123045" / "b.png", (0, 100, 200))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -57,6 +58,14 @@ def wnids() -> tuple[str, ...]:
 def wnid_index() -> dict[str, int]:
     """WordNet id -> class index."""
     return {entry.wnid: entry.index for entry in classes()}
+
+
+def display_names(class_names: Sequence[str]) -> tuple[str, ...]:
+    """Names to show people: for the 1000 WordNet ids, each class's first words
+    (``n02123045`` -> ``tabby``); any other class names as they are."""
+    if tuple(class_names) != wnids():
+        return tuple(class_names)
+    return tuple(entry.words.split(",")[0] for entry in classes())
 
 
 def is_imagenet_layout(folder_names: list[str]) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from pixel_threshold import data
+from pixel_threshold import data, imagenet
 from pixel_threshold.attack import ImageResult
 from pixel_threshold.report import curves, examples
 
@@ -24,8 +24,9 @@ def write_attack_pictures(
 ) -> None:
     """Write ``examples.png`` (a dozen images, successes first) and ``queries.png``
     (the cumulative success rate against queries) into ``folder``, for ``results`` of
-    the images ``attacked`` and their ``adversarials`` (N, H, W, C), row for row."""
-    names = attacked.class_names
+    the images ``attacked`` and their ``adversarials`` (N, H, W, C), row for row.
+    ImageNet's WordNet ids are captioned with their words."""
+    names = imagenet.display_names(attacked.class_names)
     shown = examples.pick([result.success for result in results])
     examples.save(
         folder / EXAMPLES,
