@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pixel_threshold.environment import variables_set
+
 LOOPBACK = "127.0.0.1"
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 STARTED = "Ray runtime started"
@@ -78,17 +80,11 @@ def ray_head(num_cpus: int) -> Iterator[Head]:
     log: list[str] = []
     assert head.stdout is not None
     threading.Thread(target=lambda: log.extend(head.stdout or ()), daemon=True).start()
-    saved = {name: os.environ.get(name) for name in RAY_ENV}
-    os.environ.update(RAY_ENV)
     try:
-        _wait_started(head, log)
-        yield Head(address, head.pid)
+        with variables_set(RAY_ENV):
+            _wait_started(head, log)
+            yield Head(address, head.pid)
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name)
-            else:
-                os.environ[name] = value
         head.send_signal(signal.SIGTERM)
         try:
             head.wait(STOP_SECONDS)

@@ -24,6 +24,7 @@ from pixel_threshold.steps.compare import run_compare
 from pixel_threshold.steps.evaluate import run_evaluate
 from pixel_threshold.steps.params import AttackParams, CompareParams, EvaluateParams, TrainParams
 from pixel_threshold.steps.train import run_train
+from tests.tracking_store import sqlite_experiment
 
 LIMIT = 20
 BUDGET = {"limit": LIMIT, "max_iter": 8, "popsize": 40}
@@ -31,14 +32,7 @@ BUDGET = {"limit": LIMIT, "max_iter": 8, "popsize": 40}
 
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("pictures")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    experiment_id = MlflowClient(uri).create_experiment(
-        "pictures", artifact_location=(root / "artifacts").as_uri()
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
+    with sqlite_experiment(tmp_path_factory.mktemp("pictures"), "pictures") as experiment_id:
         yield experiment_id
 
 

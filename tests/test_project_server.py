@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,23 +17,17 @@ import mlflow.keras
 import pytest
 from mlflow import MlflowClient
 
+from benchmarks.ray_head import free_port
 from pixel_threshold import tracking
 from pixel_threshold.artifacts import read_adv_testing
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("server")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -186,7 +179,7 @@ def test_train_attack_evaluate_against_a_tracking_server(server: str, tmp_path: 
 
 
 def test_a_server_that_is_down_gives_a_clear_error_within_seconds(tmp_path: Path) -> None:
-    uri = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     start = time.monotonic()
     done = subprocess.run(

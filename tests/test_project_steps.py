@@ -26,6 +26,7 @@ from pixel_threshold.steps.evaluate import run_evaluate
 from pixel_threshold.steps.main import run_main
 from pixel_threshold.steps.params import AttackParams, EvaluateParams, MainParams, TrainParams
 from pixel_threshold.steps.train import run_train
+from tests.tracking_store import sqlite_experiment
 
 ATTACK_METRICS = {
     "success_rate",
@@ -46,14 +47,7 @@ FIRST_LABEL = int(digits().test_labels[0])
 
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("tracking")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    experiment_id = MlflowClient(uri).create_experiment(
-        "steps", artifact_location=(root / "artifacts").as_uri()
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
+    with sqlite_experiment(tmp_path_factory.mktemp("tracking"), "steps") as experiment_id:
         yield experiment_id
 
 

@@ -19,7 +19,6 @@ from typing import Any
 import mlflow
 import numpy as np
 import pytest
-from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from benchmarks.ray_head import Head, ray_head
@@ -29,6 +28,7 @@ from pixel_threshold.data import digits
 from pixel_threshold.steps import sharding
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.params import AttackParams
+from tests.tracking_store import sqlite_experiment
 
 pytestmark = pytest.mark.slow
 LIMIT = 24
@@ -47,17 +47,11 @@ def head() -> Iterator[Head]:
 @pytest.fixture(scope="module")
 def params(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AttackParams]:
     root = tmp_path_factory.mktemp("tracking")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    experiment_id = MlflowClient(uri).create_experiment(
-        "sharding", artifact_location=(root / "artifacts").as_uri()
-    )
     split = digits()
     model = models.small_cnn((8, 8, 1), 10, seed=0)
     models.train_classifier(model, split.train_images, split.train_labels, epochs=3)
     model.save(root / "digits.keras")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
+    with sqlite_experiment(root, "sharding"):
         yield AttackParams(
             model=str(root / "digits.keras"), th=1, es=1, limit=LIMIT, max_iter=10, popsize=50
         )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
+from benchmarks.ray_head import free_port
 from pixel_threshold.report import examples
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.params import AttackParams, TrainParams
@@ -69,17 +69,10 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Experiment:
     return Experiment(tmp_path_factory.mktemp("ui"))
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def server(experiment: Experiment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``mlflow server`` on the experiment's store; yields its URL and stops it after."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     mlflow_cli = Path(sys.executable).parent / "mlflow"
     command = [str(mlflow_cli), "server", "--backend-store-uri", experiment.uri]

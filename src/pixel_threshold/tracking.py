@@ -8,7 +8,6 @@ they were started by ``mlflow run``, by ``python entrypoints/...`` or inside ``m
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ import mlflow
 from mlflow.entities import Run, RunStatus
 from mlflow.exceptions import MlflowException
 
-from pixel_threshold import artifacts
+from pixel_threshold import artifacts, environment
 
 STEP_TAG = "step"
 MODEL_URI_TAG = "model_uri"
@@ -60,21 +59,14 @@ def check_server(uri: str) -> None:
     does not answer (a local store needs no check)."""
     if not uri.startswith(("http://", "https://")):
         return
-    saved = {name: os.environ.get(name) for name in SERVER_PROBE}
-    os.environ.update(SERVER_PROBE)
     try:
-        mlflow.MlflowClient(uri).search_experiments(max_results=1)
+        with environment.variables_set(SERVER_PROBE):
+            mlflow.MlflowClient(uri).search_experiments(max_results=1)
     except MlflowException as error:
         raise ValueError(
             f"expected an MLflow tracking server at MLFLOW_TRACKING_URI={uri!r}, but it did not "
             f"answer: is `mlflow server` running there? ({error.message})"
         ) from error
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name)
-            else:
-                os.environ[name] = value
 
 
 def log_params(params: Any) -> None:
