@@ -48,7 +48,7 @@ test-ui: $(UI_STAMP)
 	CHROMIUM=$(CHROMIUM) $(BIN)/pytest -m ui -q
 
 $(UI_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[cpu,dev,ui]'
+	$(BIN)/pip install --quiet -e '.[cpu,dev,imagenet,ray,ui]'
 	touch $@
 
 lint: install
