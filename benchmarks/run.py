@@ -180,27 +180,16 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     rows: list[Row] = []
-    if args.digits_images > 0:
-        rows += bench_case(
-            digits_case(args.digits_images),
-            max_iter=args.digits_max_iter,
-            art=not args.no_art,
-            repeats=50,
-        )
-    if args.large_images > 0:
-        rows += bench_case(
-            imagenet_sized_case(args.large_images),
-            max_iter=args.large_max_iter,
-            art=not args.no_art,
-            repeats=3,
-        )
-    if args.lite0_images > 0:
-        rows += bench_case(
-            lite0_case(args.lite0_images),
-            max_iter=args.lite0_max_iter,
-            art=not args.no_art,
-            repeats=3,
-        )
+    cases = (  # (images, case, generations, forward-pass repeats of model_only)
+        (args.digits_images, digits_case, args.digits_max_iter, 50),
+        (args.large_images, imagenet_sized_case, args.large_max_iter, 3),
+        (args.lite0_images, lite0_case, args.lite0_max_iter, 3),
+    )
+    for images, make_case, max_iter, repeats in cases:
+        if images > 0:
+            rows += bench_case(
+                make_case(images), max_iter=max_iter, art=not args.no_art, repeats=repeats
+            )
     if not args.no_memory:
         rows += peak_memory_rows((100, 1000))
     summary(rows)

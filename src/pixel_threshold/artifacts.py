@@ -16,6 +16,7 @@ import tarfile
 import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -140,14 +141,11 @@ def read_adv_testing(
 def read_manifest(path: Path, *, limits: Limits = LIMITS) -> dict[str, list[str]]:
     """Only the manifest columns of the tarball ``path``, each (N,) as text, without
     extracting or decoding an image; members are checked as ``read_adv_testing`` does."""
-    try:
-        with tarfile.open(path, "r|gz") as tar:
-            for member in _checked_members(tar, path.name, limits):
-                handle = tar.extractfile(member) if member.name == MANIFEST else None
-                if handle is not None:
-                    return _parse_manifest(handle.read(), path.name)
-    except (tarfile.TarError, EOFError, zlib.error) as error:
-        raise ValueError(f"cannot read {path.name} as a .tar.gz archive: {error}") from error
+    with _streamed(path) as tar:
+        for member in _checked_members(tar, path.name, limits):
+            handle = tar.extractfile(member) if member.name == MANIFEST else None
+            if handle is not None:
+                return _parse_manifest(handle.read(), path.name)
     raise ValueError(f"expected {MANIFEST} in {path.name}, found none")
 
 
@@ -168,10 +166,18 @@ def _parse_manifest(data: bytes, tarball: str) -> dict[str, list[str]]:
 def _extract(path: Path, workdir: Path, limits: Limits) -> None:
     """Extract member by member, each checked before a byte of it is written, so that
     a decompression bomb stops at ``limits.total_bytes``."""
+    with _streamed(path) as tar:
+        for member in _checked_members(tar, path.name, limits):
+            tar.extract(member, workdir, filter="data")
+
+
+@contextmanager
+def _streamed(path: Path) -> Iterator[tarfile.TarFile]:
+    """The .tar.gz ``path`` opened as a stream; a broken archive, met anywhere in the
+    block, raises ValueError naming it."""
     try:
         with tarfile.open(path, "r|gz") as tar:
-            for member in _checked_members(tar, path.name, limits):
-                tar.extract(member, workdir, filter="data")
+            yield tar
     except (tarfile.TarError, EOFError, zlib.error) as error:
         raise ValueError(f"cannot read {path.name} as a .tar.gz archive: {error}") from error
 

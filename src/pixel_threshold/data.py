@@ -50,6 +50,10 @@ class Split:
     class_names: tuple[str, ...]
     skipped: tuple[Skipped, ...] = ()
 
+    def test_set(self) -> ImageSet:
+        """The test split as an ``ImageSet`` (no sources)."""
+        return ImageSet(self.test_images, self.test_labels, self.class_names, ())
+
 
 @dataclass(frozen=True)
 class ImageSet:
@@ -178,7 +182,7 @@ def read_images(
         try:
             pixels = _read_image(path, (height, width, channels))
         except UNREADABLE as error:
-            skipped.append((str(path), f"{type(error).__name__}: {error}"))
+            skipped.append((str(path), _reason(error)))
             continue
         images[len(read)] = pixels
         read.append(position)
@@ -204,6 +208,11 @@ def _read_image(path: Path, shape: tuple[int, int, int]) -> npt.NDArray[np.uint8
     if converted.size != (width, height):
         converted = converted.resize((width, height), Image.Resampling.BILINEAR)
     return np.asarray(converted).reshape(height, width, channels)
+
+
+def _reason(error: Exception) -> str:
+    """Why a file was skipped: the error's type and message."""
+    return f"{type(error).__name__}: {error}"
 
 
 def _nothing_readable(param: str, root: Path, skipped: Sequence[Skipped]) -> ValueError:
@@ -243,7 +252,7 @@ def _first_image_shape(folder: ImageFolder) -> tuple[int, int, int]:
                 first.load()
                 return first.height, first.width, 1 if first.mode in GRAY_MODES else 3
         except UNREADABLE as error:
-            skipped.append((str(path), f"{type(error).__name__}: {error}"))
+            skipped.append((str(path), _reason(error)))
     raise _nothing_readable("dataset", folder.root, skipped)
 
 

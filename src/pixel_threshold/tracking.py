@@ -126,6 +126,29 @@ def named_run(run_id: str, step: str, *, param: str) -> Run:
     return run
 
 
+def has_adversarial_set(run_id: str) -> bool:
+    """Whether the run logged ``adv_testing.tar.gz``."""
+    logged = {item.path for item in mlflow.MlflowClient().list_artifacts(run_id)}
+    return artifacts.ADV_TESTING in logged
+
+
+def download_adversarial_set(run_id: str, folder: Path) -> Path:
+    """The run's ``adv_testing.tar.gz``, downloaded into ``folder`` (through the tracking
+    server, if there is one)."""
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=artifacts.ADV_TESTING, dst_path=str(folder)
+        )
+    )
+
+
+def read_adversarial_set(run_id: str, shape: Sequence[int]) -> artifacts.AdvTesting:
+    """The run's ``adv_testing.tar.gz``, read with images of ``shape`` (H, W, C)."""
+    with tempfile.TemporaryDirectory() as folder:
+        tarball = download_adversarial_set(run_id, Path(folder))
+        return artifacts.read_adv_testing(tarball, Path(folder) / "extracted", shape=shape)
+
+
 def model_run_id(model_uri: str) -> str | None:
     """The run that logged a ``runs:/`` or ``models:/`` model; None for a file."""
     if not model_uri.startswith(("runs:/", "models:/")):

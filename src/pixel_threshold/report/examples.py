@@ -17,6 +17,7 @@ the true class's probability before -> after.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,9 +114,9 @@ def layout(shape: Sequence[int], count: int) -> Layout:
     """The layout of ``count`` examples of images of ``shape`` (H, W, C)."""
     height, width = int(shape[0]), int(shape[1])
     scale = max(1, CELL // max(height, width))
-    card_width = len(PANELS) * width * scale + (len(PANELS) - 1) * GAP
-    columns = max(1, min(3, count, (MAX_WIDTH - MARGIN) // (card_width + MARGIN)))
-    return Layout(height=height, width=width, count=count, scale=scale, columns=columns)
+    one_column = Layout(height=height, width=width, count=count, scale=scale, columns=1)
+    fitting = (MAX_WIDTH - MARGIN) // (one_column.card_size[0] + MARGIN)
+    return dataclasses.replace(one_column, columns=max(1, min(3, count, fitting)))
 
 
 def changed_pixels(

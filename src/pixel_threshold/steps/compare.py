@@ -20,7 +20,6 @@ import numpy as np
 from mlflow.entities import Run
 
 from pixel_threshold import artifacts, tracking
-from pixel_threshold.artifacts import ADV_TESTING
 from pixel_threshold.attack.config import STRATEGIES
 from pixel_threshold.report import curves, table
 from pixel_threshold.steps import naming
@@ -159,7 +158,4 @@ def _attack_run(run_id: str) -> Run:
 
 def _manifest(run: Run, folder: Path) -> dict[str, list[str]]:
     """The manifest of ``run``'s ``adv_testing.tar.gz``, downloaded into ``folder``."""
-    tarball = mlflow.artifacts.download_artifacts(
-        run_id=run.info.run_id, artifact_path=ADV_TESTING, dst_path=str(folder)
-    )
-    return artifacts.read_manifest(Path(tarball))
+    return artifacts.read_manifest(tracking.download_adversarial_set(run.info.run_id, folder))

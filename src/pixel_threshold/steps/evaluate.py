@@ -39,7 +39,7 @@ def run_evaluate(params: EvaluateParams) -> str:
         )
         model = models.load_model(model_uri)
         shape, classes = models.image_classifier_shape(model, uri=model_uri)
-        adversarial = _adversarial_set(attack_run, shape)
+        adversarial = tracking.read_adversarial_set(attack_run.info.run_id, shape)
         clean = data.attack_set(tags[tracking.DATA_TAG], shape, limit=int(attack_params["limit"]))
         if classes != len(clean.class_names):
             raise ValueError(
@@ -98,21 +98,11 @@ def run_evaluate(params: EvaluateParams) -> str:
 
 def _check_logged(attack_run: Run) -> None:
     run_id = attack_run.info.run_id
-    logged = {item.path for item in mlflow.MlflowClient().list_artifacts(run_id)}
-    if ADV_TESTING not in logged:
+    if not tracking.has_adversarial_set(run_id):
         raise ValueError(
             f"expected attack run {run_id} ({attack_run.info.status}) to have logged "
             f"{ADV_TESTING}, found none"
         )
-
-
-def _adversarial_set(attack_run: Run, shape: tuple[int, int, int]) -> artifacts.AdvTesting:
-    """The attack run's ``adv_testing.tar.gz``, read with images of ``shape``."""
-    with tempfile.TemporaryDirectory() as folder:
-        tarball = mlflow.artifacts.download_artifacts(
-            run_id=attack_run.info.run_id, artifact_path=ADV_TESTING, dst_path=folder
-        )
-        return artifacts.read_adv_testing(Path(tarball), Path(folder) / "extracted", shape=shape)
 
 
 def _attack_run(attack_run_id: str, experiment_id: str) -> Run:

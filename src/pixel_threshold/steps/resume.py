@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
-import tempfile
-from pathlib import Path
 
-import mlflow
 from mlflow.entities import Run
 
-from pixel_threshold import artifacts, data, tracking
+from pixel_threshold import data, tracking
 from pixel_threshold.artifacts import ADV_TESTING
 from pixel_threshold.attack import ImageResult
 from pixel_threshold.steps import manifest
@@ -47,8 +44,7 @@ def resumed_run(params: AttackParams) -> Run:
             f"expected data={run.data.tags.get(tracking.DATA_TAG)!r} as in the resumed run "
             f"{params.resume}, got data={params.data!r}"
         )
-    files = {item.path for item in mlflow.MlflowClient().list_artifacts(params.resume)}
-    if ADV_TESTING not in files:
+    if not tracking.has_adversarial_set(params.resume):
         raise ValueError(
             f"expected the resumed run {params.resume} to have logged {ADV_TESTING}, found "
             "none (it finished no image): start a new attack instead"
@@ -70,13 +66,7 @@ def finished(run: Run, attacked: data.ImageSet) -> list[ImageResult]:
     """The results ``run`` logged in its (partial) ``adv_testing.tar.gz``, checked to be
     of the same images as ``attacked``."""
     run_id = run.info.run_id
-    with tempfile.TemporaryDirectory() as folder:
-        tarball = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=ADV_TESTING, dst_path=folder
-        )
-        adv = artifacts.read_adv_testing(
-            Path(tarball), Path(folder) / "extracted", shape=attacked.images.shape[1:]
-        )
+    adv = tracking.read_adversarial_set(run_id, attacked.images.shape[1:])
     if "source" not in adv.manifest:
         raise ValueError(f"expected a 'source' column in the resumed run {run_id}'s manifest")
     done = manifest.results(adv, attacked.images)

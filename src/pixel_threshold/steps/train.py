@@ -73,16 +73,10 @@ def _fit(params: TrainParams) -> tuple[keras.Model, data.ImageSet]:
             f"expected training images in dataset={params.dataset!r}, got none (it is for "
             "evaluating and attacking: wrap a pretrained model with epochs=0)"
         )
-    test = data.ImageSet(split.test_images, split.test_labels, split.class_names, ())
+    test = split.test_set()
     if pretrained is not None:
         _check_pretrained_data(params, test, pretrained)
-    model = models.build_model(
-        params.architecture,
-        split.train_images.shape[1:],
-        len(split.class_names),
-        weights=params.weights,
-        seed=params.seed,
-    )
+    model = _build(params, test)
     history = models.train_classifier(
         model,
         split.train_images,
@@ -105,20 +99,14 @@ def _wrap(params: TrainParams) -> tuple[keras.Model, data.ImageSet]:
     pretrained = models.pretrained_input(params.architecture, params.weights)
     if pretrained is None:
         split = data.training_split(params.dataset)
-        evaluated = data.ImageSet(split.test_images, split.test_labels, split.class_names, ())
+        evaluated = split.test_set()
         skipped = split.skipped
     else:
         evaluated = data.attack_set(params.dataset, pretrained[0], limit=None, param="dataset")
         skipped = evaluated.skipped
         _check_pretrained_data(params, evaluated, pretrained)
     tracking.log_skipped_images(skipped)
-    model = models.build_model(
-        params.architecture,
-        evaluated.images.shape[1:],
-        len(evaluated.class_names),
-        weights=params.weights,
-        seed=params.seed,
-    )
+    model = _build(params, evaluated)
     classifier = models.compile_classifier(
         model, batch_size=params.batch_size, input_range=(0.0, 255.0), probe=evaluated.images
     )
@@ -133,6 +121,17 @@ def _wrap(params: TrainParams) -> tuple[keras.Model, data.ImageSet]:
         }
     )
     return model, evaluated
+
+
+def _build(params: TrainParams, images: data.ImageSet) -> keras.Model:
+    """``params``' architecture and weights for the shape and classes of ``images``."""
+    return models.build_model(
+        params.architecture,
+        images.images.shape[1:],
+        len(images.class_names),
+        weights=params.weights,
+        seed=params.seed,
+    )
 
 
 def _check_pretrained_data(
