@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -26,10 +25,10 @@ import keras
 import numpy as np
 import numpy.typing as npt
 
-from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Sample, make_encoding
+from benchmarks.timing import Row, median_seconds, run_model_only, run_ours, trace_padded_shapes
+from pixel_threshold.attack import AttackConfig, make_encoding
 
 Forward = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
-Row = dict[str, Any]
 SHAPE = (224, 224, 3)
 
 
@@ -64,10 +63,7 @@ def compiled_forward(model: keras.Model, batch_size: int, *, warm: bool = True) 
             outputs.append(np.asarray(call(padded))[: len(chunk)])
         return np.concatenate(outputs).astype(np.float32, copy=False)
 
-    rows = 1 if warm else batch_size
-    while rows < 2 * batch_size:  # trace every padded shape before anything is timed
-        forward(np.zeros((min(rows, batch_size), *SHAPE), np.float32))
-        rows *= 2
+    trace_padded_shapes(forward, SHAPE, batch_size, smallest=1 if warm else batch_size)
     return forward
 
 
@@ -89,38 +85,6 @@ def photos(count: int) -> npt.NDArray[np.uint8]:
         rgb = np.stack([photo] * 3, axis=-1) if photo.ndim == 2 else photo[..., :3]
         resized.append(np.round(transform.resize(rgb, SHAPE[:2], anti_aliasing=True) * 255))
     return np.stack(resized).astype(np.uint8)
-
-
-def run_ours(
-    images: npt.NDArray[np.uint8], labels: npt.NDArray[np.int64], config: AttackConfig, f: Forward
-) -> Row:
-    samples = [
-        Sample(i, image, int(label))
-        for i, (image, label) in enumerate(zip(images, labels, strict=True))
-    ]
-    start = time.perf_counter()
-    results = list(PixelThresholdAttack(config).run(samples, f))
-    seconds = time.perf_counter() - start
-    return {
-        "success_rate": sum(result.success for result in results) / len(results),
-        "queries_per_image": sum(result.queries for result in results) / len(results),
-        "seconds_per_image": seconds / len(results),
-    }
-
-
-def run_model_only(forward: Forward, batch_size: int, queries: float, repeats: int) -> Row:
-    """Forward time for ``queries`` queries per image, in full batches."""
-    batch = np.random.default_rng(0).integers(0, 256, (batch_size, *SHAPE)).astype(np.float32)
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        forward(batch)
-        timings.append(time.perf_counter() - start)
-    return {
-        "success_rate": None,
-        "queries_per_image": queries,
-        "seconds_per_image": queries * statistics.median(timings) / batch_size,
-    }
 
 
 def run_art(
@@ -159,15 +123,6 @@ def run_art(
     }
 
 
-def median_seconds(work: Callable[[], object], repeats: int = 5) -> float:
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings)
-
-
 def cost_split(model: keras.Model, forward: Forward, batch_size: int) -> Row:
     """Median seconds per call of ``batch_size`` rows: the forward pass from host memory
     (what the attack pays), the same on inputs already on the device (JAX only), and
@@ -176,7 +131,7 @@ def cost_split(model: keras.Model, forward: Forward, batch_size: int) -> Row:
     batch = rng.integers(0, 256, (batch_size, *SHAPE)).astype(np.float32)
     split: Row = {
         "batch_size": batch_size,
-        "forward_from_host": median_seconds(lambda: forward(batch)),
+        "forward_from_host": median_seconds(lambda: forward(batch), 5),
     }
     if keras.backend.backend() == "jax":
         import jax
@@ -184,12 +139,12 @@ def cost_split(model: keras.Model, forward: Forward, batch_size: int) -> Row:
         call = jax.jit(lambda pixels: model(pixels, training=False))
         on_device = jax.device_put(batch)
         call(on_device).block_until_ready()
-        split["forward_on_device"] = median_seconds(lambda: call(on_device).block_until_ready())
+        split["forward_on_device"] = median_seconds(lambda: call(on_device).block_until_ready(), 5)
     encoding = make_encoding("pixel", 1, SHAPE)
     genes = rng.uniform(encoding.lower, encoding.upper, (batch_size, encoding.dimension))
     owners = np.zeros(batch_size, np.intp)
     split["decode_th1"] = median_seconds(
-        lambda: encoding.decode_into(batch, batch[:1].copy(), owners, genes)
+        lambda: encoding.decode_into(batch, batch[:1].copy(), owners, genes), 5
     )
     return split
 
@@ -220,7 +175,9 @@ def main() -> None:
             key = {**common, "th": th, "es": es, "images": len(images), "popsize": 400}
             key |= {"max_iter": args.max_iter, "batch_size": args.batch_size}
             ours = run_ours(images, labels, config, forward)
-            model_only = run_model_only(forward, args.batch_size, ours["queries_per_image"], 5)
+            model_only = run_model_only(
+                forward, SHAPE, args.batch_size, ours["queries_per_image"], 5
+            )
             rows += [{**key, "tool": "ours", **ours}, {**key, "tool": "model_only", **model_only}]
             ratio = ours["seconds_per_image"] / model_only["seconds_per_image"]
             rate = ours["queries_per_image"] / ours["seconds_per_image"]

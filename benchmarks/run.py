@@ -10,71 +10,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from benchmarks.art_baseline import run_art
 from benchmarks.cases import Case, digits_case, imagenet_sized_case, lite0_case
 from benchmarks.memory import peak_memory_rows
+from benchmarks.timing import Row, run_model_only, run_ours, trace_padded_shapes
 from pixel_threshold.attack import (
     AttackConfig,
-    PixelThresholdAttack,
-    Sample,
     default_popsize,
     make_encoding,
 )
 from pixel_threshold.models import CompiledClassifier
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
-Row = dict[str, Any]
 
 
 def compiled(case: Case, batch_size: int) -> CompiledClassifier:
     """The case's classifier with every padded shape traced, so no timing includes tracing."""
     predict = CompiledClassifier(case.model, batch_size=batch_size)
-    rows = 1
-    while rows < 2 * batch_size:
-        predict(np.zeros((min(rows, batch_size), *case.images.shape[1:]), dtype=np.float32))
-        rows *= 2
+    trace_padded_shapes(predict, case.images.shape[1:], batch_size)
     return predict
-
-
-def run_ours(case: Case, config: AttackConfig, predict: CompiledClassifier) -> Row:
-    samples = [
-        Sample(i, image, int(label))
-        for i, (image, label) in enumerate(zip(case.images, case.labels, strict=True))
-    ]
-    start = time.perf_counter()
-    results = list(PixelThresholdAttack(config).run(samples, predict))
-    seconds = time.perf_counter() - start
-    count = len(results)
-    return {
-        "success_rate": sum(r.success for r in results) / count,
-        "queries_per_image": sum(r.queries for r in results) / count,
-        "seconds_per_image": seconds / count,
-    }
-
-
-def run_model_only(case: Case, predict: CompiledClassifier, queries: float, repeats: int) -> Row:
-    """Forward time for ``queries`` queries (per image) in full batches of the classifier's."""
-    batch_size = predict.batch_size
-    rng = np.random.default_rng(0)
-    batch = rng.integers(0, 256, (batch_size, *case.images.shape[1:])).astype(np.float32)
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        predict(batch)
-        timings.append(time.perf_counter() - start)
-    per_query = statistics.median(timings) / batch_size
-    return {
-        "success_rate": None,
-        "queries_per_image": queries,
-        "seconds_per_image": queries * per_query,
-    }
 
 
 def bench_case(case: Case, *, max_iter: int, art: bool, repeats: int) -> list[Row]:
@@ -98,13 +54,19 @@ def bench_case(case: Case, *, max_iter: int, art: bool, repeats: int) -> list[Ro
                     "popsize": popsize,
                     "batch_size": 400,
                 }
-                ours = run_ours(case, config, predict)
+                ours = run_ours(case.images, case.labels, config, predict)
                 rows.append({**common, "tool": "ours", **ours})
                 rows.append(
                     {
                         **common,
                         "tool": "model_only",
-                        **run_model_only(case, predict, ours["queries_per_image"], repeats),
+                        **run_model_only(
+                            predict,
+                            shape,
+                            predict.batch_size,
+                            ours["queries_per_image"],
+                            repeats,
+                        ),
                     }
                 )
                 print_row(rows[-2])
