@@ -57,10 +57,11 @@ def compiled_forward(model: keras.Model, batch_size: int, *, warm: bool = True) 
         outputs = []
         for start in range(0, len(pixels), batch_size):
             chunk = pixels[start : start + batch_size]
-            rows = min(batch_size, 1 << (len(chunk) - 1).bit_length())
-            padded = np.zeros((rows, *SHAPE), np.float32)
-            padded[: len(chunk)] = chunk
-            outputs.append(np.asarray(call(padded))[: len(chunk)])
+            count = len(chunk)
+            rows = min(batch_size, 1 << (count - 1).bit_length())
+            if rows > count:  # as CompiledClassifier: a copy only to pad
+                chunk = np.concatenate([chunk, np.zeros((rows - count, *SHAPE), np.float32)])
+            outputs.append(np.asarray(call(chunk))[:count])
         return np.concatenate(outputs).astype(np.float32, copy=False)
 
     trace_padded_shapes(forward, SHAPE, batch_size, smallest=1 if warm else batch_size)
