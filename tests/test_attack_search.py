@@ -181,7 +181,9 @@ def test_non_finite_model_outputs_are_an_error() -> None:
     ("options", "message"),
     [
         ({"th": 0}, "th=0"),
-        ({"es": 2}, "es=2"),
+        ({"es": 3}, "es=3"),
+        ({"es": 2, "popsize": 0}, "popsize=0"),
+        ({"loss": "hinge"}, "'hinge'"),
         ({"max_iter": 0}, "max_iter=0"),
         ({"popsize": 2}, "popsize=2"),
         ({"es": 0, "popsize": 1}, "popsize=1"),

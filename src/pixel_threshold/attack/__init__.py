@@ -1,19 +1,23 @@
-"""The attack core: encodings, optimizers (DE, CMA-ES) and the batched search.
+"""The attack core: encodings, losses, strategies (CMA-ES, DE, random search) and the
+batched search.
 
 Imports numpy and cma only: the model is a callable handed in, so the core runs,
 tests and ships to a worker without TensorFlow, MLflow or files.
 """
 
 from pixel_threshold.attack.cmaes import CMAES, default_popsize
-from pixel_threshold.attack.config import AttackConfig
+from pixel_threshold.attack.config import DEFAULT_BUDGETS, AttackConfig
 from pixel_threshold.attack.de import DifferentialEvolution
 from pixel_threshold.attack.encodings import PixelEncoding, ThresholdEncoding, make_encoding
+from pixel_threshold.attack.losses import LOSSES
 from pixel_threshold.attack.results import ImageResult, Sample, distances
 from pixel_threshold.attack.search import PixelThresholdAttack
 from pixel_threshold.attack.types import Predict
 
 __all__ = [
     "CMAES",
+    "DEFAULT_BUDGETS",
+    "LOSSES",
     "AttackConfig",
     "DifferentialEvolution",
     "ImageResult",

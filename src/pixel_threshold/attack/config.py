@@ -5,9 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pixel_threshold.attack.de import MIN_POPSIZE
+from pixel_threshold.attack.losses import LOSSES
 
 ATTACK_TYPES = ("pixel", "threshold")
-STRATEGIES = {0: "cma-es", 1: "differential evolution"}
+STRATEGIES = {0: "cma-es", 1: "differential evolution", 2: "random search"}
+DEFAULT_BUDGETS = {0: (100, 400), 1: (100, 400), 2: (10_000, 1)}
+"""Each strategy's (max_iter, popsize) when none is given: the paper's 100 generations
+of 400 for CMA-ES and DE; 10,000 single-query steps for the random search (the budget
+of the Sparse-RS and Square Attack papers)."""
+MIN_POPSIZES = {0: 2, 1: MIN_POPSIZE, 2: 1}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -16,15 +22,18 @@ class AttackConfig:
 
     attack_type: "pixel" (change at most ``th`` pixels) or "threshold" (move every
     value by at most ``th`` on the 0-255 scale). es: 0 = CMA-ES, 1 = differential
-    evolution. max_iter: generations per image, each of ``popsize`` queries (DE's
-    initial population is its first generation, so both strategies spend at most
-    ``max_iter * popsize`` queries). target: a class to reach, or None for
-    untargeted. batch_size: rows per model call. seed: makes the run reproducible.
+    evolution, 2 = random search (Sparse-RS-style for pixel, Square-style for
+    threshold). loss: "margin" or "probability" (see `losses`). max_iter: steps per
+    image, each of ``popsize`` queries (DE's initial population is its first step, so
+    every strategy spends at most ``max_iter * popsize`` queries). target: a class to
+    reach, or None for untargeted. batch_size: rows per model call. seed: makes the run
+    reproducible.
     """
 
     attack_type: str = "pixel"
     th: int = 1
     es: int = 1
+    loss: str = "margin"
     max_iter: int = 100
     popsize: int = 400
     target: int | None = None
@@ -38,14 +47,16 @@ class AttackConfig:
             raise ValueError(f"expected th >= 1, got th={self.th}")
         if self.es not in STRATEGIES:
             raise ValueError(
-                f"expected es 0 (CMA-ES) or 1 (differential evolution), got es={self.es}"
+                "expected es 0 (CMA-ES), 1 (differential evolution) or 2 (random search), "
+                f"got es={self.es}"
             )
+        if self.loss not in LOSSES:
+            raise ValueError(f"expected loss in {LOSSES}, got loss={self.loss!r}")
         if self.max_iter < 1:
             raise ValueError(f"expected max_iter >= 1, got max_iter={self.max_iter}")
-        min_popsize = MIN_POPSIZE if self.es == 1 else 2
-        if self.popsize < min_popsize:
+        if self.popsize < MIN_POPSIZES[self.es]:
             raise ValueError(
-                f"expected popsize >= {min_popsize} for {STRATEGIES[self.es]}, "
+                f"expected popsize >= {MIN_POPSIZES[self.es]} for {STRATEGIES[self.es]}, "
                 f"got popsize={self.popsize}"
             )
         if self.target is not None and self.target < 0:

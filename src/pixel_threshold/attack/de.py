@@ -28,6 +28,8 @@ def latin_hypercube(
     points += rng.permuted(np.broadcast_to(strata, (dimension, count)), axis=1).T
     points *= (upper - lower) / count
     points += lower
+    # float32 rounding can land a point on the excluded upper bound: keep it inside
+    np.minimum(points, np.nextafter(upper.astype(np.float32), np.float32(-np.inf)), out=points)
     return points
 
 

@@ -77,8 +77,10 @@ class PixelEncoding:
         blocks = np.floor(genes.reshape(count, self.th, 2 + channels))
         rows = np.clip(blocks[..., 0], 0, height - 1).astype(np.intp)
         cols = np.clip(blocks[..., 1], 0, width - 1).astype(np.intp)
+        positions = distinct_positions(rows * width + cols, height * width)
         values = np.clip(blocks[..., 2:], 0, PIXEL_LEVELS - 1)
-        out[np.arange(count)[:, None], rows, cols, :] = values
+        pixels = out.reshape(count, height * width, channels)
+        pixels[np.arange(count)[:, None], positions, :] = values
 
 
 @dataclass(frozen=True)
@@ -121,12 +123,29 @@ class ThresholdEncoding:
         """Write candidates into ``out`` (same arguments as `PixelEncoding.decode_into`)."""
         count = len(genes)
         np.take(images, owners, axis=0, out=out)
-        delta = np.floor(genes).reshape(count, *self.shape)
+        delta = np.clip(np.floor(genes), -self.th, self.th).reshape(count, *self.shape)
         np.add(out, delta, out=out, casting="unsafe")
         np.clip(out, 0, PIXEL_LEVELS - 1, out=out)
 
 
 Encoding = PixelEncoding | ThresholdEncoding
+
+
+def distinct_positions(positions: IntArray, pixels: int) -> IntArray:
+    """Make each row's flat pixel positions distinct, in place, and return them.
+
+    positions: (M, th) in ``[0, pixels)``, ``th <= pixels``. A block that names a pixel
+    an earlier block of its row already holds moves to the next pixel no block holds, in
+    raster order (wrapping), so a candidate always changes ``th`` pixels, never fewer.
+    Rows without repeats (every random-search candidate) are left as they are.
+    """
+    for block in range(1, positions.shape[1]):
+        rows = np.arange(len(positions))
+        while len(rows):
+            taken = (positions[rows, :block] == positions[rows, block, None]).any(axis=1)
+            rows = rows[taken]
+            positions[rows, block] = (positions[rows, block] + 1) % pixels
+    return positions
 
 
 def make_encoding(attack_type: str, th: int, shape: tuple[int, int, int]) -> Encoding:

@@ -1,7 +1,8 @@
-"""The batched search: many images advance together, one generation at a time.
+"""The batched search: many images advance together, one step at a time.
 
-Each image has its own optimizer and random stream (seeded by the run's seed and
-the image's index). Every step asks every live image for its population, decodes
+Each image has its own slot in the strategy (`strategies`) and its own random stream
+(seeded by the run's seed and the image's index). Every step asks the strategy for
+the populations of every image in flight, decodes
 all candidates into one float32 buffer chunk by chunk (at most ``batch_size``
 rows, so memory is bounded by the batch, not by the image count or ``D``), and
 scores them in as few model calls as ``batch_size`` allows. An image stops the
@@ -20,25 +21,66 @@ from itertools import islice
 import numpy as np
 import numpy.typing as npt
 
-from pixel_threshold.attack.cmaes import CMAES
 from pixel_threshold.attack.config import AttackConfig
-from pixel_threshold.attack.de import DifferentialEvolution
 from pixel_threshold.attack.encodings import Encoding, make_encoding
+from pixel_threshold.attack.losses import loss
 from pixel_threshold.attack.results import ImageResult, Sample, distances
+from pixel_threshold.attack.strategies import Strategy, make_strategy
 from pixel_threshold.attack.types import BoolArray, FloatArray, IntArray, Predict
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Job:
-    """An image under attack."""
+    """An image under attack, in its slot."""
 
     sample: Sample
-    image: npt.NDArray[np.float32]
-    optimizer: DifferentialEvolution | CMAES
     p_true_before: float
     label_before: int
-    generations: int = 0
-    queries: int = 0
+
+
+@dataclass
+class _Slots:
+    """The images in flight: slot ``i`` holds ``jobs[i]`` (None when free), its pixels
+    ``images[i]`` and its counts so far."""
+
+    jobs: list[_Job | None]
+    active: BoolArray
+    images: npt.NDArray[np.float32]
+    labels: IntArray
+    steps: IntArray
+    queries: IntArray
+    strategy: Strategy
+
+    @classmethod
+    def empty(cls, capacity: int, encoding: Encoding, strategy: Strategy) -> _Slots:
+        return cls(
+            [None] * capacity,
+            np.zeros(capacity, dtype=bool),
+            np.zeros((capacity, *encoding.shape), dtype=np.float32),
+            np.zeros(capacity, dtype=np.intp),
+            np.zeros(capacity, dtype=np.intp),
+            np.zeros(capacity, dtype=np.intp),
+            strategy,
+        )
+
+    def fill(self, job: _Job, image: npt.NDArray[np.float32], rng: np.random.Generator) -> None:
+        slot = int(np.argmin(self.active))
+        self.jobs[slot] = job
+        self.active[slot] = True
+        self.images[slot] = image
+        self.labels[slot] = job.sample.label
+        self.steps[slot] = 0
+        self.queries[slot] = 0
+        self.strategy.start(slot, image, rng)
+
+    def job(self, slot: int) -> _Job:
+        job = self.jobs[slot]
+        assert job is not None, "an occupied slot"
+        return job
+
+    def free(self, slot: int) -> None:
+        self.jobs[slot] = None
+        self.active[slot] = False
 
 
 @dataclass
@@ -106,10 +148,10 @@ class PixelThresholdAttack:
         batcher = _Batcher(predict, self.config.batch_size)
         stream = iter(samples)
         pending: deque[tuple[Sample, npt.NDArray[np.float32], FloatArray]] = deque()
-        live: list[_Job] = []
+        slots: _Slots | None = None
         encoding: Encoding | None = None
         while True:
-            while len(live) < self.images_in_flight:
+            while slots is None or not slots.active.all():
                 if not pending:
                     pending.extend(
                         self._classify(list(islice(stream, self.config.batch_size)), batcher)
@@ -117,18 +159,25 @@ class PixelThresholdAttack:
                     if not pending:
                         break
                 sample, image, probs = pending.popleft()
-                if encoding is None:
+                if encoding is None or slots is None:
                     encoding = make_encoding(
                         self.config.attack_type, self.config.th, _image_shape(sample)
                     )
-                job = self._start(sample, image, probs, encoding)
+                    capacity = self.images_in_flight
+                    slots = _Slots.empty(
+                        capacity, encoding, make_strategy(self.config, encoding, capacity)
+                    )
+                job = self._start(sample, probs)
                 if isinstance(job, ImageResult):
                     yield job
                 else:
-                    live.append(job)
-            if not live or encoding is None:
+                    slots.fill(job, image, np.random.default_rng([self.config.seed, sample.index]))
+            if slots is None or encoding is None:
                 return
-            yield from self._step(live, encoding, batcher)
+            occupied = np.flatnonzero(slots.active)
+            if not len(occupied):
+                return
+            yield from self._step(slots, occupied, encoding, batcher)
 
     def _classify(
         self, block: list[Sample], batcher: _Batcher
@@ -142,13 +191,7 @@ class PixelThresholdAttack:
         chunk[:] = images
         return list(zip(block, images, batcher.probabilities(chunk), strict=True))
 
-    def _start(
-        self,
-        sample: Sample,
-        image: npt.NDArray[np.float32],
-        probs: FloatArray,
-        encoding: Encoding,
-    ) -> _Job | ImageResult:
+    def _start(self, sample: Sample, probs: FloatArray) -> _Job | ImageResult:
         """Open an attack on ``sample``, or settle it if there is nothing to attack."""
         config = self.config
         classes = len(probs)
@@ -165,68 +208,50 @@ class PixelThresholdAttack:
             return _unchanged(
                 sample, p_true, label_before, attacked=False, queries=0, generations=0
             )
-        rng = np.random.default_rng([config.seed, sample.index])
-        optimizer: DifferentialEvolution | CMAES
-        if config.es == 1:
-            optimizer = DifferentialEvolution(
-                encoding.lower, encoding.upper, popsize=config.popsize, rng=rng
-            )
-        else:
-            optimizer = CMAES(
-                encoding.initial_guess(image),
-                encoding.sigma0,
-                encoding.lower,
-                encoding.upper,
-                popsize=config.popsize,
-                rng=rng,
-            )
-        return _Job(sample, image, optimizer, p_true, label_before)
+        return _Job(sample, p_true, label_before)
 
     def _step(
-        self, live: list[_Job], encoding: Encoding, batcher: _Batcher
+        self, slots: _Slots, occupied: IntArray, encoding: Encoding, batcher: _Batcher
     ) -> Iterator[ImageResult]:
-        """One generation of every live job; finished jobs leave ``live``."""
-        populations = [job.optimizer.ask() for job in live]
-        sizes = [len(population) for population in populations]
-        scores = self._score(
-            np.concatenate(populations),
-            np.repeat(np.arange(len(live)), sizes),
-            np.stack([job.image for job in live]),
-            np.array([job.sample.label for job in live]),
-            encoding,
-            batcher,
-        )
-        offsets = np.cumsum([0, *sizes])
-        finished = []
-        for slot, job in enumerate(live):
-            rows = slice(offsets[slot], offsets[slot + 1])
-            job.optimizer.tell(scores.fitness[rows])
-            job.generations += 1
-            job.queries += sizes[slot]
-            success = scores.success[rows]
-            if success.any():
-                winner = int(np.argmin(np.where(success, scores.fitness[rows], np.inf)))
-                row = offsets[slot] + winner
+        """One step of every occupied slot; finished images free their slots."""
+        genes = slots.strategy.ask(occupied)
+        popsize = len(genes) // len(occupied)
+        owners = np.repeat(occupied, popsize)
+        scores = self._score(genes, owners, slots.images, slots.labels, encoding, batcher)
+        slots.strategy.tell(occupied, scores.fitness)
+        slots.steps[occupied] += 1
+        slots.queries[occupied] += popsize
+        success = scores.success.reshape(len(occupied), popsize)
+        fooled = np.any(success, axis=1)
+        exhausted = slots.steps[occupied] >= self.config.max_iter
+        for position in np.flatnonzero(np.logical_or(fooled, exhausted)):
+            slot = int(occupied[position])
+            job = slots.job(slot)
+            queries, steps = int(slots.queries[slot]), int(slots.steps[slot])
+            if fooled[position]:
+                rows = slice(position * popsize, (position + 1) * popsize)
+                fitness = np.where(success[position], scores.fitness[rows], np.inf)
+                row = position * popsize + int(np.argmin(fitness))
                 yield self._adversarial(
                     job,
-                    populations[slot][winner],
+                    slots.images[slot],
+                    genes[row],
                     encoding,
                     float(scores.p_true[row]),
                     int(scores.predicted[row]),
+                    queries=queries,
+                    generations=steps,
                 )
-                finished.append(slot)
-            elif job.generations >= self.config.max_iter:
+            else:
                 yield _unchanged(
                     job.sample,
                     job.p_true_before,
                     job.label_before,
                     attacked=True,
-                    queries=job.queries,
-                    generations=job.generations,
+                    queries=queries,
+                    generations=steps,
                 )
-                finished.append(slot)
-        for slot in reversed(finished):
-            del live[slot]
+            slots.free(slot)
 
     def _score(
         self,
@@ -242,38 +267,43 @@ class PixelThresholdAttack:
         fitness = np.empty(count)
         p_true = np.empty(count)
         predicted = np.empty(count, dtype=np.intp)
+        target = self.config.target
         for start in range(0, count, batcher.batch_size):
             rows = slice(start, min(start + batcher.batch_size, count))
             chunk = batcher.chunk(images.shape[1:], rows.stop - start)
             encoding.decode_into(chunk, images, owners[rows], candidates[rows])
             probs = batcher.probabilities(chunk)
-            p_true[rows] = probs[np.arange(len(probs)), labels[owners[rows]]]
+            true_labels = labels[owners[rows]]
+            p_true[rows] = probs[np.arange(len(probs)), true_labels]
             predicted[rows] = np.argmax(probs, axis=1)
-            target = self.config.target
-            fitness[rows] = p_true[rows] if target is None else 1.0 - probs[:, target]
-        true_labels = labels[owners]
-        success = (
-            predicted != true_labels
-            if self.config.target is None
-            else (predicted == self.config.target)
-        )
+            fitness[rows] = loss(self.config.loss, probs, true_labels, target)
+        success = predicted != labels[owners] if target is None else predicted == target
         return _Scores(fitness, success, p_true, predicted)
 
     def _adversarial(
-        self, job: _Job, genes: FloatArray, encoding: Encoding, p_true: float, predicted: int
+        self,
+        job: _Job,
+        image: npt.NDArray[np.float32],
+        genes: FloatArray,
+        encoding: Encoding,
+        p_true: float,
+        predicted: int,
+        *,
+        queries: int,
+        generations: int,
     ) -> ImageResult:
-        decoded = np.empty((1, *job.image.shape), dtype=np.float32)
-        encoding.decode_into(decoded, job.image[None], np.zeros(1, dtype=np.intp), genes[None])
+        decoded = np.empty((1, *image.shape), dtype=np.float32)
+        encoding.decode_into(decoded, image[None], np.zeros(1, dtype=np.intp), genes[None])
         adversarial = decoded[0].astype(np.uint8)
-        l0, l2, linf = distances(job.image, adversarial)
+        l0, l2, linf = distances(image, adversarial)
         return ImageResult(
             index=job.sample.index,
             label=job.sample.label,
             adversarial=adversarial,
             attacked=True,
             success=True,
-            queries=job.queries,
-            generations=job.generations,
+            queries=queries,
+            generations=generations,
             p_true_before=job.p_true_before,
             p_true_after=p_true,
             label_before=job.label_before,

@@ -1,0 +1,264 @@
+"""Query-efficient random search (``es=2``), batched over every image in flight.
+
+Both searches keep one current candidate per image and, each step, score ``popsize``
+random changes of it, keeping the best if its loss is no worse (ties move, so the
+search drifts across the plateaus of a saturated objective). How much each step
+changes falls on a schedule keyed to the share of the image's budget spent: large
+moves first, small ones at the end.
+
+- `SparseRandomSearch` (Pixel, L0), after Sparse-RS (Croce et al., AAAI 2022): ``th``
+  distinct pixels, each set to a corner of the colour cube (every channel 0 or 255);
+  a step swaps ``max(1, floor(p * th))`` of them for pixels the candidate does not
+  hold, with fresh corner colours.
+- `SquareRandomSearch` (Threshold, L-infinity), after the Square Attack
+  (Andriushchenko et al., ECCV 2020): every value moved by exactly +th or -th (a
+  vertex of the box), starting from vertical stripes; a step redraws the sign of
+  each channel in one random square window of side ``sqrt(p * H * W)``.
+
+State is kept as arrays indexed by slot (an image's place among those in flight), so
+a step costs a few numpy calls whatever the number of images. Each image draws its
+random numbers from its own generator, in blocks of fixed size, so its search does
+not depend on the other images or on the batch size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from pixel_threshold.attack.encodings import PIXEL_LEVELS
+from pixel_threshold.attack.types import BoolArray, FloatArray, IntArray
+
+BUDGET_BREAKS = np.array([10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000]) / 10_000
+"""Shares of the budget at which the size of a step falls (both papers' schedule,
+given there for 10,000 queries)."""
+SPARSE_ALPHA = 0.3
+"""Sparse-RS's untargeted share of the ``th`` pixels swapped: p starts at alpha / 2."""
+SPARSE_DIVISORS = np.array([2, 2, 4, 5, 6, 8, 10, 12, 15, 20])
+Signs = npt.NDArray[np.int8]
+"""Threshold candidates on the vertices of the box: -1 or +1 per value, times th."""
+SQUARE_P_INIT = 0.05
+"""The Square Attack's ImageNet start: the window covers 5% of the image; it halves at
+every break."""
+
+
+def _schedule_step(steps: IntArray, max_iter: int) -> IntArray:
+    """How many breaks of the schedule each image has passed: (L,) from steps done (L,)."""
+    return np.searchsorted(BUDGET_BREAKS, steps / max_iter, side="right")
+
+
+class _Draws:
+    """Each slot's uniform random numbers from its image's own generator, ``per_step``
+    numbers a step, drawn a block of steps at a time."""
+
+    def __init__(self, capacity: int, per_step: int) -> None:
+        self._block = max(1, min(64, 65_536 // per_step))
+        self._buffer = np.empty((capacity, self._block, per_step))
+        self._used = np.full(capacity, self._block)
+        self._rngs: list[np.random.Generator | None] = [None] * capacity
+
+    def start(self, slot: int, rng: np.random.Generator) -> None:
+        self._rngs[slot] = rng
+        self._used[slot] = self._block
+
+    def take(self, slots: IntArray) -> FloatArray:
+        """The next step's numbers of each slot, (L, per_step)."""
+        for slot in slots[self._used[slots] == self._block]:
+            rng = self._rngs[slot]
+            assert rng is not None, "a slot draws only after start()"
+            rng.random(out=self._buffer[slot])
+            self._used[slot] = 0
+        numbers: FloatArray = self._buffer[slots, self._used[slots]]
+        self._used[slots] += 1
+        return numbers
+
+
+class _Greedy:
+    """The accept rule both searches share: per slot, the current loss and steps done."""
+
+    def __init__(self, capacity: int, popsize: int, max_iter: int) -> None:
+        self.popsize = popsize
+        self.max_iter = max_iter
+        self.loss = np.full(capacity, np.inf)
+        self.steps = np.zeros(capacity, dtype=np.intp)
+
+    def restart(self, slot: int) -> None:
+        self.loss[slot] = np.inf
+        self.steps[slot] = 0
+
+    def select(self, slots: IntArray, fitness: FloatArray) -> tuple[IntArray, IntArray]:
+        """Per slot, the best of its ``popsize`` proposals (L,), and the positions among
+        ``slots`` whose best is no worse than their current candidate."""
+        scores = np.asarray(fitness, dtype=np.float64).reshape(len(slots), self.popsize)
+        best = np.argmin(scores, axis=1)
+        best_loss = scores[np.arange(len(slots)), best]
+        accepted = np.flatnonzero(best_loss <= self.loss[slots])
+        self.loss[slots[accepted]] = best_loss[accepted]
+        self.steps[slots] += 1
+        return best, accepted
+
+
+def place(positions: IntArray, replace: BoolArray, draws: FloatArray, pixels: int) -> None:
+    """Give the ``replace`` blocks of each row new pixels that the row does not hold, in
+    place; each uniformly among the free ones (so a row's pixels stay distinct).
+
+    positions: (M, k) flat pixel indices, -1 for none yet; replace: (M, k); draws:
+    (M, k) uniforms in [0, 1). A row that holds every pixel keeps its positions.
+    """
+    for block in range(positions.shape[1]):
+        rows = np.flatnonzero(replace[:, block])
+        if not len(rows):
+            continue
+        held = np.sort(positions[rows], axis=1)
+        free = pixels - np.count_nonzero(held >= 0, axis=1)
+        pick = np.floor(draws[rows, block] * free).astype(np.intp)  # the pick-th free pixel
+        for column in held.T:  # ascending: skip every held pixel at or before the pick
+            pick += (column >= 0) & (column <= pick)
+        movable = free > 0
+        positions[rows[movable], block] = pick[movable]
+
+
+class SparseRandomSearch:
+    """Sparse-RS-style search of the Pixel attack over ``th`` distinct corner-coloured
+    pixels, for up to ``capacity`` images at once (see the module's docstring)."""
+
+    def __init__(
+        self,
+        th: int,
+        shape: tuple[int, int, int],
+        *,
+        capacity: int,
+        popsize: int,
+        max_iter: int,
+    ) -> None:
+        self._th = th
+        self._shape = shape
+        height, width, channels = shape
+        self._pixels = height * width
+        self._greedy = _Greedy(capacity, popsize, max_iter)
+        # per proposal: a removal key, a placement and a colour bit per channel, per block
+        self._draws = _Draws(capacity, popsize * th * (2 + channels))
+        self._positions = np.full((capacity, th), -1, dtype=np.intp)
+        self._colours = np.zeros((capacity, th, channels))
+        self._proposals: tuple[IntArray, FloatArray] | None = None
+
+    def start(self, slot: int, image: FloatArray, rng: np.random.Generator) -> None:
+        """Open ``slot`` for a new image (its first step draws ``popsize`` random starts)."""
+        self._greedy.restart(slot)
+        self._draws.start(slot, rng)
+        self._positions[slot] = -1
+
+    def ask(self, slots: IntArray) -> FloatArray:
+        """Genes (L * popsize, D) of the slots' proposals, slot by slot."""
+        popsize, th = self._greedy.popsize, self._th
+        channels = self._shape[2]
+        count = len(slots) * popsize
+        draws = self._draws.take(slots).reshape(count, th, 2 + channels)
+        positions = np.repeat(self._positions[slots], popsize, axis=0)
+        colours = np.repeat(self._colours[slots], popsize, axis=0)
+        swapped = np.maximum(
+            1, np.floor(SPARSE_ALPHA / SPARSE_DIVISORS[self._schedule(slots)] * th)
+        ).astype(np.intp)
+        ranks = np.argsort(np.argsort(draws[..., 0], axis=1), axis=1)
+        replace = ranks < np.repeat(swapped, popsize)[:, None]
+        replace[positions[:, 0] < 0] = True  # a first step places every pixel
+        place(positions, replace, draws[..., 1], self._pixels)
+        colours[replace] = np.where(draws[..., 2:][replace] < 0.5, 0.0, PIXEL_LEVELS - 1.0)
+        self._proposals = (positions, colours)
+        width = self._shape[1]
+        genes = np.concatenate(
+            [(positions // width)[..., None], (positions % width)[..., None], colours], axis=2
+        )
+        return (genes + 0.5).reshape(count, -1)
+
+    def tell(self, slots: IntArray, fitness: FloatArray) -> None:
+        """Losses (L * popsize,) of the last `ask`'s proposals; lower is better."""
+        assert self._proposals is not None, "tell() follows ask()"
+        positions, colours = self._proposals
+        best, accepted = self._greedy.select(slots, fitness)
+        chosen = accepted * self._greedy.popsize + best[accepted]
+        self._positions[slots[accepted]] = positions[chosen]
+        self._colours[slots[accepted]] = colours[chosen]
+
+    def _schedule(self, slots: IntArray) -> IntArray:
+        return _schedule_step(self._greedy.steps[slots], self._greedy.max_iter)
+
+
+class SquareRandomSearch:
+    """Square-Attack-style search of the Threshold attack on the vertices of the
+    ``th`` box, for up to ``capacity`` images at once (see the module's docstring)."""
+
+    def __init__(
+        self,
+        th: int,
+        shape: tuple[int, int, int],
+        *,
+        capacity: int,
+        popsize: int,
+        max_iter: int,
+    ) -> None:
+        self._th = th
+        self._shape = shape
+        channels = shape[2]
+        self._greedy = _Greedy(capacity, popsize, max_iter)
+        # per proposal: the window's row and column, a sign per channel, a channel to flip
+        self._draws = _Draws(capacity, popsize * (3 + channels))
+        self._signs = np.zeros((capacity, *shape), dtype=np.int8)
+        self._starts: dict[int, Signs] = {}
+        self._proposals: Signs | None = None
+
+    def start(self, slot: int, image: FloatArray, rng: np.random.Generator) -> None:
+        """Open ``slot`` for a new image: ``popsize`` random vertical-stripe starts (a
+        sign per column and channel)."""
+        _, width, channels = self._shape
+        self._greedy.restart(slot)
+        stripes = rng.random((self._greedy.popsize, 1, width, channels)) < 0.5
+        self._starts[slot] = np.broadcast_to(
+            np.where(stripes, -1, 1).astype(np.int8), (self._greedy.popsize, *self._shape)
+        )
+        self._draws.start(slot, rng)
+
+    def ask(self, slots: IntArray) -> FloatArray:
+        """Genes (L * popsize, H * W * C) of the slots' proposals, slot by slot."""
+        popsize = self._greedy.popsize
+        proposals = np.repeat(self._signs[slots], popsize, axis=0)
+        fresh = self._greedy.steps[slots] == 0
+        for position in np.flatnonzero(fresh):
+            rows = slice(position * popsize, (position + 1) * popsize)
+            proposals[rows] = self._starts.pop(int(slots[position]))
+        moving = np.repeat(~fresh, popsize)
+        if moving.any():
+            steps = np.repeat(self._greedy.steps[slots], popsize)[moving]
+            draws = self._draws.take(slots[~fresh]).reshape(-1, 3 + self._shape[2])
+            proposals[moving] = self._moved(proposals[moving], steps, draws)
+        self._proposals = proposals
+        genes = proposals.reshape(len(proposals), -1).astype(np.float32)
+        genes *= self._th
+        genes += 0.5
+        return genes
+
+    def tell(self, slots: IntArray, fitness: FloatArray) -> None:
+        """Losses (L * popsize,) of the last `ask`'s proposals; lower is better."""
+        assert self._proposals is not None, "tell() follows ask()"
+        best, accepted = self._greedy.select(slots, fitness)
+        chosen = accepted * self._greedy.popsize + best[accepted]
+        self._signs[slots[accepted]] = self._proposals[chosen]
+
+    def _moved(self, signs: Signs, steps: IntArray, draws: FloatArray) -> Signs:
+        """``signs`` (M, H, W, C) with one square window each re-signed; ``draws`` (M, 3 + C)."""
+        height, width, channels = self._shape
+        share = SQUARE_P_INIT / 2.0 ** _schedule_step(steps, self._greedy.max_iter)
+        side = np.clip(np.round(np.sqrt(share * height * width)), 1, min(height, width))
+        side = side.astype(np.intp)
+        top = np.floor(draws[:, 0] * (height - side + 1)).astype(np.intp)
+        left = np.floor(draws[:, 1] * (width - side + 1)).astype(np.intp)
+        in_rows = (np.arange(height) >= top[:, None]) & (np.arange(height) < (top + side)[:, None])
+        in_cols = (np.arange(width) >= left[:, None]) & (np.arange(width) < (left + side)[:, None])
+        window = in_rows[:, :, None] & in_cols[:, None, :]
+        new = np.where(draws[:, 2 : 2 + channels] < 0.5, -1, 1).astype(np.int8)
+        # a window that already holds the new signs everywhere would spend a query on the
+        # current candidate: flip one channel's sign instead
+        same = ((signs == new[:, None, None, :]) | ~window[..., None]).all(axis=(1, 2)).all(1)
+        flip = np.floor(draws[same, -1] * channels).astype(np.intp)
+        new[np.flatnonzero(same), flip] *= -1
+        return np.where(window[..., None], new[:, None, None, :], signs)
