@@ -115,7 +115,7 @@ def test_wrap_attack_and_evaluate_lite0_on_imagenet_sample(experiment: str, tmp_
         )
     )
     train_run = mlflow.get_run(train_id)
-    assert train_run.data.metrics["test_images"] == len(imagenet.SAMPLE_PHOTOS)
+    assert train_run.data.metrics["test_images"] == imagenet.SAMPLE_SIZE
     assert train_run.data.metrics["test_accuracy"] >= 0.5
     names = mlflow.artifacts.load_dict(f"runs:/{train_id}/class_names.json")
     assert names["class_names"] == list(imagenet.wnids())

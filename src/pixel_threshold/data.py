@@ -118,9 +118,10 @@ def digits(*, seed: int = SPLIT_SEED, test_fraction: float = 0.25) -> Split:
 
 
 def imagenet_sample() -> Split:
-    """The photos scikit-image and scikit-learn ship, 224x224x3, labelled with their
-    ImageNet classes (see ``imagenet.SAMPLE_PHOTOS``): all in the test split (no training
-    images), with the 1000 WordNet ids as class names."""
+    """The photos scikit-image and scikit-learn ship, then the ImageNet validation photos
+    of the foolbox wheel, 224x224x3, labelled with their ImageNet classes (see
+    ``imagenet.sample_photos``): all in the test split (no training images), with the
+    1000 WordNet ids as class names. Raises ValueError if foolbox is not installed."""
     images, labels, _ = imagenet.sample_photos()
     empty = np.empty((0, *images.shape[1:]), dtype=np.uint8)
     return Split(empty, np.empty(0, dtype=np.int64), images, labels, imagenet.wnids())

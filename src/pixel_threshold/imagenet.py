@@ -10,6 +10,7 @@ ImageNet's training folders and every Keras application.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import re
 from collections.abc import Sequence
@@ -136,7 +137,7 @@ def cache_dir() -> Path:
     return Path(base) / "pixel-threshold"
 
 
-SAMPLE_PHOTOS = (
+SCIKIT_PHOTOS = (
     ("skimage", "chelsea", "n02123159"),
     ("skimage", "coffee", "n07920052"),
     ("skimage", "rocket", "n03773504"),
@@ -144,7 +145,7 @@ SAMPLE_PHOTOS = (
     ("skimage", "clock", "n04548280"),
     ("sklearn", "china.jpg", "n03877845"),
 )
-"""The ``imagenet-sample`` photos: (package, photo, WordNet id of its true class).
+"""The first six ``imagenet-sample`` photos: (package, photo, WordNet id of its true class).
 
 scikit-image's chelsea, a cat with a striped coat (WordNet's gloss of tiger cat, 282;
 ImageNet's tabby 281 and Egyptian cat 285 look alike); coffee, an espresso (967) in a
@@ -154,17 +155,63 @@ scikit-learn's china.jpg, a tower of Beijing's Summer Palace (palace, 698). Left
 with no ImageNet class that clearly applies: scikit-image's astronaut (a portrait),
 coins, textures, cells and drawings, and scikit-learn's flower.jpg (a dahlia).
 """
+FOOLBOX = "foolbox"
+FOOLBOX_PHOTOS = 20
+"""The other ``imagenet-sample`` photos: ImageNet validation photos that the foolbox
+wheel (3.3.4, the ``imagenet`` extra) ships as ``foolbox/data/imagenet_NN_<class
+index>.jpg``, NN = 00 to 19 (512x512, one 1024x683), taken in NN order."""
+FOOLBOX_PHOTO = re.compile(r"imagenet_(\d{2})_(\d{1,3})\.jpg")
+SAMPLE_SIZE = len(SCIKIT_PHOTOS) + FOOLBOX_PHOTOS
+"""How many photos ``imagenet-sample`` has: the scikit ones first, then foolbox's."""
 
 
 def sample_photos() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], tuple[str, ...]]:
     """The ``imagenet-sample`` photos as (N, 224, 224, 3) uint8, their class indices (N,)
-    and names (``wnid/photo``): the shorter side resized to 256, the centre 224x224 kept."""
+    and names (``wnid/photo``): the shorter side resized to 256, the centre 224x224 kept.
+
+    ``SCIKIT_PHOTOS`` first, then the ``FOOLBOX_PHOTOS`` (``foolbox_photos``); raises
+    ValueError, naming the extra, if foolbox is not installed."""
+    foolbox = foolbox_photos()
     images, labels, names = [], [], []
-    for package, photo, wnid in SAMPLE_PHOTOS:
+    for package, photo, wnid in SCIKIT_PHOTOS:
         images.append(_centre_crop(_photo(package, photo)))
         labels.append(wnid_index()[wnid])
         names.append(f"{wnid}/{photo}")
+    for path, label in foolbox:
+        with Image.open(path) as image:
+            images.append(_centre_crop(np.asarray(image.convert("RGB"))))
+        labels.append(label)
+        names.append(f"{classes()[label].wnid}/{path.name}")
     return np.stack(images), np.array(labels, dtype=np.int64), tuple(names)
+
+
+def foolbox_photos() -> list[tuple[Path, int]]:
+    """The ImageNet photos of the installed foolbox wheel in NN order, each with the class
+    index its file name gives. foolbox is found, not imported (importing it would load
+    eagerpy, GitPython and requests). Raises ValueError, naming the fix, if it is not
+    installed or does not hold the ``FOOLBOX_PHOTOS`` expected."""
+    spec = importlib.util.find_spec(FOOLBOX)
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(
+            f"expected the package foolbox for dataset 'imagenet-sample' ({FOOLBOX_PHOTOS} of "
+            "its photos are ImageNet validation photos shipped with it), found none: "
+            "pip install '.[imagenet]'"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / "data"
+    found = []
+    for path in folder.glob("imagenet_*.jpg"):
+        match = FOOLBOX_PHOTO.fullmatch(path.name)
+        if match and int(match[2]) < CLASSES:
+            found.append((int(match[1]), path, int(match[2])))
+    found.sort()
+    if [number for number, _, _ in found] != list(range(FOOLBOX_PHOTOS)):
+        raise ValueError(
+            f"expected {FOOLBOX_PHOTOS} photos imagenet_00_<class>.jpg to imagenet_"
+            f"{FOOLBOX_PHOTOS - 1}_<class>.jpg in {folder}, got "
+            f"{sorted(path.name for _, path, _ in found)}: pip install '.[imagenet]' "
+            "(foolbox==3.3.4)"
+        )
+    return [(path, label) for _, path, label in found]
 
 
 def _photo(package: str, photo: str) -> npt.NDArray[np.uint8]:
