@@ -100,22 +100,27 @@ class _Greedy:
 
 def place(positions: IntArray, replace: BoolArray, draws: FloatArray, pixels: int) -> None:
     """Give the ``replace`` blocks of each row new pixels that the row does not hold, in
-    place; each uniformly among the free ones (so a row's pixels stay distinct).
+    place, so that a row's pixels stay distinct.
 
     positions: (M, k) flat pixel indices, -1 for none yet; replace: (M, k); draws:
-    (M, k) uniforms in [0, 1). A row that holds every pixel keeps its positions.
+    (M, k) uniforms in [0, 1). A new pixel is drawn uniformly; one the row already holds
+    moves on to the next pixel in raster order that it does not (rare on a large image:
+    the bias it adds is a pixel's chance twice over just after a held one). A row that
+    holds every pixel keeps its positions.
     """
     for block in range(positions.shape[1]):
         rows = np.flatnonzero(replace[:, block])
         if not len(rows):
             continue
-        held = np.sort(positions[rows], axis=1)
-        free = pixels - np.count_nonzero(held >= 0, axis=1)
-        pick = np.floor(draws[rows, block] * free).astype(np.intp)  # the pick-th free pixel
-        for column in held.T:  # ascending: skip every held pixel at or before the pick
-            pick += (column >= 0) & (column <= pick)
-        movable = free > 0
-        positions[rows[movable], block] = pick[movable]
+        held = positions[rows]
+        movable = np.count_nonzero(held >= 0, axis=1) < pixels
+        rows, held = rows[movable], held[movable]
+        pick = np.floor(draws[rows, block] * pixels).astype(np.intp)
+        clash = np.flatnonzero((held == pick[:, None]).any(axis=1))
+        while len(clash):
+            pick[clash] = (pick[clash] + 1) % pixels
+            clash = clash[(held[clash] == pick[clash, None]).any(axis=1)]
+        positions[rows, block] = pick
 
 
 class SparseRandomSearch:
@@ -159,8 +164,9 @@ class SparseRandomSearch:
         swapped = np.maximum(
             1, np.floor(SPARSE_ALPHA / SPARSE_DIVISORS[self._schedule(slots)] * th)
         ).astype(np.intp)
-        ranks = np.argsort(np.argsort(draws[..., 0], axis=1), axis=1)
-        replace = ranks < np.repeat(swapped, popsize)[:, None]
+        keys = draws[..., 0]  # swap the blocks with the smallest keys
+        cutoff = np.sort(keys, axis=1)[np.arange(count), np.repeat(swapped, popsize) - 1]
+        replace = keys <= cutoff[:, None]
         replace[positions[:, 0] < 0] = True  # a first step places every pixel
         place(positions, replace, draws[..., 1], self._pixels)
         colours[replace] = np.where(draws[..., 2:][replace] < 0.5, 0.0, PIXEL_LEVELS - 1.0)
