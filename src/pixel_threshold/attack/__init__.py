@@ -6,7 +6,7 @@ tests and ships to a worker without TensorFlow, MLflow or files.
 """
 
 from pixel_threshold.attack.cmaes import CMAES, default_popsize
-from pixel_threshold.attack.config import DEFAULT_BUDGETS, AttackConfig
+from pixel_threshold.attack.config import DEFAULT_BUDGETS, AttackConfig, resolved_budget
 from pixel_threshold.attack.de import DifferentialEvolution
 from pixel_threshold.attack.encodings import PixelEncoding, ThresholdEncoding, make_encoding
 from pixel_threshold.attack.losses import LOSSES
@@ -29,4 +29,5 @@ __all__ = [
     "default_popsize",
     "distances",
     "make_encoding",
+    "resolved_budget",
 ]

@@ -16,6 +16,19 @@ of the Sparse-RS and Square Attack papers)."""
 MIN_POPSIZES = {0: 2, 1: MIN_POPSIZE, 2: 1}
 
 
+def resolved_budget(es: int, max_iter: int, popsize: int) -> tuple[int, int]:
+    """The (max_iter, popsize) an attack with strategy ``es`` runs: a 0 reads as that
+    strategy's default (`DEFAULT_BUDGETS`), each on its own; an unknown ``es`` is left
+    unresolved for `AttackConfig` to refuse. Raises ValueError naming a negative one."""
+    for name, value in (("max_iter", max_iter), ("popsize", popsize)):
+        if value < 0:
+            raise ValueError(
+                f"expected {name} >= 1 (0: the strategy's default), got {name}={value}"
+            )
+    default_max_iter, default_popsize = DEFAULT_BUDGETS.get(es, (max_iter, popsize))
+    return max_iter or default_max_iter, popsize or default_popsize
+
+
 @dataclass(frozen=True, kw_only=True)
 class AttackConfig:
     """Hyper-parameters of one attack run.
