@@ -29,11 +29,14 @@ def attack(model: keras.Model, split: Split, config: AttackConfig, count: int):
     return list(PixelThresholdAttack(config).run(samples, predict))
 
 
-@pytest.mark.parametrize(("es", "least"), [(1, 0.5), (0, 0.25)])
+@pytest.mark.parametrize(
+    ("es", "max_iter", "popsize", "least"),
+    [(1, 30, 100, 0.5), (0, 30, 100, 0.25), (2, 300, 10, 0.5)],  # 3,000 queries an image
+)
 def test_three_pixels_fool_most_digits_the_model_gets_right(
-    model: keras.Model, split: Split, es: int, least: float
+    model: keras.Model, split: Split, es: int, max_iter: int, popsize: int, least: float
 ) -> None:
-    config = AttackConfig(th=3, es=es, max_iter=30, popsize=100, batch_size=400, seed=0)
+    config = AttackConfig(th=3, es=es, max_iter=max_iter, popsize=popsize, batch_size=400, seed=0)
     results = attack(model, split, config, 40)
     attacked = [r for r in results if r.attacked]
     clean_accuracy = len(attacked) / len(results)
@@ -84,7 +87,7 @@ def test_input_range_and_logits_adapt_foreign_models(model: keras.Model, split: 
     np.testing.assert_allclose(adapted(pixels), model(pixels).numpy(), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("es", [0, 1])
+@pytest.mark.parametrize("es", [0, 1, 2])
 def test_same_seed_same_result_whatever_the_batch_on_a_real_model(
     model: keras.Model, split: Split, es: int
 ) -> None:

@@ -31,14 +31,25 @@ def comparable(result: ImageResult) -> dict[str, object]:
     return fields
 
 
-@pytest.mark.parametrize("es", [0, 1])
+BUDGETS = [(0, 15, 20), (1, 15, 20), (2, 20, 1), (2, 8, 3)]
+"""(es, max_iter, popsize): random search with one and with several proposals a step."""
+
+
+@pytest.mark.parametrize(("es", "max_iter", "popsize"), BUDGETS)
 @pytest.mark.parametrize(("attack_type", "th"), [("pixel", 2), ("threshold", 12)])
 def test_same_seed_same_result_whatever_the_batch(
-    gray_images: npt.NDArray[np.uint8], es: int, attack_type: str, th: int
+    gray_images: npt.NDArray[np.uint8],
+    es: int,
+    max_iter: int,
+    popsize: int,
+    attack_type: str,
+    th: int,
 ) -> None:
     model = LinearSoftmax((8, 8, 1), 10)
     samples = samples_for(model, gray_images)
-    base = AttackConfig(attack_type=attack_type, th=th, es=es, max_iter=15, popsize=20, seed=5)
+    base = AttackConfig(
+        attack_type=attack_type, th=th, es=es, max_iter=max_iter, popsize=popsize, seed=5
+    )
     reference = [
         comparable(r) for r in run(dataclasses.replace(base, batch_size=20), samples, model)
     ]
@@ -53,10 +64,13 @@ def test_same_seed_same_result_whatever_the_batch(
     assert [comparable(r) for r in other_seed] != reference
 
 
-def test_results_are_checked_adversarial_images(gray_images: npt.NDArray[np.uint8]) -> None:
+@pytest.mark.parametrize(("es", "max_iter", "popsize"), [(1, 30, 30), (2, 900, 1)])
+def test_results_are_checked_adversarial_images(
+    gray_images: npt.NDArray[np.uint8], es: int, max_iter: int, popsize: int
+) -> None:
     model = LinearSoftmax((8, 8, 1), 10)
     samples = samples_for(model, gray_images)
-    config = AttackConfig(th=3, es=1, max_iter=30, popsize=30, batch_size=90)
+    config = AttackConfig(th=3, es=es, max_iter=max_iter, popsize=popsize, batch_size=90)
     results = run(config, samples, model)
     assert sum(r.success for r in results) >= len(results) // 2
     for sample, result in zip(samples, results, strict=True):
@@ -69,18 +83,25 @@ def test_results_are_checked_adversarial_images(gray_images: npt.NDArray[np.uint
             assert result.label_after != sample.label
         else:
             assert np.array_equal(result.adversarial, sample.image)  # the seed's rule
-            assert result.queries == 30 * 30 and result.generations == 30
+            assert result.queries == max_iter * popsize and result.generations == max_iter
 
 
-def test_queries_are_counted_exactly(gray_images: npt.NDArray[np.uint8]) -> None:
+@pytest.mark.parametrize(
+    ("es", "max_iter", "popsize"), [(0, 10, 8), (1, 10, 25), (2, 40, 1), (2, 15, 3)]
+)
+def test_queries_are_counted_exactly(
+    gray_images: npt.NDArray[np.uint8], es: int, max_iter: int, popsize: int
+) -> None:
     model = LinearSoftmax((8, 8, 1), 10)
     samples = samples_for(model, gray_images)
-    config = AttackConfig(th=1, es=1, max_iter=10, popsize=25, batch_size=100)
+    config = AttackConfig(th=1, es=es, max_iter=max_iter, popsize=popsize, batch_size=100)
     model.calls.clear()
     results = run(config, samples, model)
     clean_queries = len(samples)
     assert sum(model.calls) == clean_queries + sum(r.queries for r in results)
-    assert all(r.queries == 25 * r.generations for r in results)
+    assert all(r.queries == popsize * r.generations <= max_iter * popsize for r in results)
+    assert all(r.queries == max_iter * popsize for r in results if not r.success)
+    assert any(r.success for r in results) and not all(r.success for r in results)
     assert all(size <= 100 for size in model.calls)
 
 
@@ -111,35 +132,79 @@ def test_stops_at_the_first_successful_generation() -> None:
     assert (result.label_before, result.label_after) == (0, 1)
 
 
-def test_flat_objective_uses_the_whole_budget_with_cma_es() -> None:
+class WinsOnlyAt:
+    """Class 0 with certainty, except images whose pixel (0, 0) is exactly ``value``:
+    class 1. ``hits`` counts the winning rows of each call."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+        self.hits: list[int] = []
+
+    def __call__(self, pixels: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        hit = pixels[:, 0, 0, 0] == self.value
+        self.hits.append(int(hit.sum()))
+        return np.where(hit[:, None], [[0.3, 0.7]], [[1.0, 0.0]])
+
+
+@pytest.mark.parametrize(("es", "popsize"), [(0, 8), (1, 8), (2, 1), (2, 3)])
+def test_flat_objective_uses_the_whole_budget(es: int, popsize: int) -> None:
     """A confident model scores every candidate alike; ART's CMA-ES stops after one
-    generation there. Ours spends the budget it was given."""
+    generation there. Ours spends the budget it was given, and not one query more.
+    (The random search's corner colours never make the 200 that would win.)"""
     image = np.full((6, 6, 1), 10, dtype=np.uint8)
-    config = AttackConfig(th=1, es=0, max_iter=40, popsize=8, batch_size=8)
-    [result] = run(
-        config,
-        [Sample(0, image, 0)],
-        lambda x: np.where((x[:, 0, 0, 0] == 200)[:, None], [[0.3, 0.7]], [[1.0, 0.0]]),
-    )
-    assert not result.success and result.generations == 40 and result.queries == 320
+    config = AttackConfig(th=1, es=es, max_iter=40, popsize=popsize, batch_size=8)
+    model = WinsOnlyAt(200 if es == 2 else 256)
+    [result] = run(config, [Sample(0, image, 0)], model)
+    assert not result.success and result.generations == 40 and result.queries == 40 * popsize
+    assert len(model.hits) == 1 + 40 and sum(model.hits) == 0
 
 
-def test_misclassified_images_are_not_attacked(gray_images: npt.NDArray[np.uint8]) -> None:
+@pytest.mark.parametrize("popsize", [1, 3])
+def test_random_search_stops_at_its_first_success(popsize: int) -> None:
+    """One position in 16 and one colour in 2: 1 proposal in 32 wins."""
+    image = np.full((4, 4, 1), 100, dtype=np.uint8)
+    model = WinsOnlyAt(255)
+    config = AttackConfig(th=1, es=2, max_iter=300, popsize=popsize, batch_size=8, seed=3)
+    [result] = run(config, [Sample(0, image, 0)], model)
+    assert result.success and result.adversarial[0, 0, 0] == 255 and result.l0 == 1
+    assert result.queries == popsize * result.generations < 300 * popsize
+    assert len(model.hits) == 1 + result.generations  # the clean query, then one per step
+    assert model.hits[-1] >= 1 and sum(model.hits[:-1]) == 0  # stopped at the first win
+    assert (result.p_true_before, result.p_true_after) == (1.0, 0.3)
+    assert result.generations > 1  # not won by the first proposal: the search moved
+
+
+@pytest.mark.parametrize(("es", "popsize"), [(1, 10), (2, 1)])
+def test_misclassified_images_are_not_attacked(
+    gray_images: npt.NDArray[np.uint8], es: int, popsize: int
+) -> None:
     model = LinearSoftmax((8, 8, 1), 10)
     samples = samples_for(model, gray_images[:4])
     wrong = Sample(samples[0].index, samples[0].image, (samples[0].label + 1) % 10)
-    config = AttackConfig(th=1, es=1, max_iter=5, popsize=10)
-    [first, *_] = run(config, [wrong, *samples[1:]], model)
+    config = AttackConfig(th=1, es=es, max_iter=5, popsize=popsize)
+    model.calls.clear()
+    [first, *others] = run(config, [wrong, *samples[1:]], model)
     assert not first.attacked and not first.success and first.queries == 0
     assert np.array_equal(first.adversarial, wrong.image)
+    assert all(r.attacked and r.queries > 0 for r in others)
+    assert sum(model.calls) == 4 + sum(r.queries for r in others)
 
 
-def test_targeted_attack_reaches_the_target(gray_images: npt.NDArray[np.uint8]) -> None:
+@pytest.mark.parametrize(("es", "max_iter", "popsize"), [(1, 40, 30), (2, 300, 4)])
+def test_targeted_attack_reaches_the_target(
+    gray_images: npt.NDArray[np.uint8], es: int, max_iter: int, popsize: int
+) -> None:
     model = LinearSoftmax((8, 8, 1), 10)
     samples = samples_for(model, gray_images)
     target = 3
     config = AttackConfig(
-        attack_type="threshold", th=40, es=1, max_iter=40, popsize=30, batch_size=120, target=target
+        attack_type="threshold",
+        th=40,
+        es=es,
+        max_iter=max_iter,
+        popsize=popsize,
+        batch_size=120,
+        target=target,
     )
     results = run(config, samples, model)
     attacked = [r for r in results if r.attacked]
@@ -149,12 +214,19 @@ def test_targeted_attack_reaches_the_target(gray_images: npt.NDArray[np.uint8]) 
     assert all(r.label_after == target for r in attacked if r.success)
 
 
-def test_rgb_images() -> None:
+@pytest.mark.parametrize(("es", "max_iter", "popsize"), [(0, 20, 16), (2, 100, 3)])
+def test_rgb_images(es: int, max_iter: int, popsize: int) -> None:
     images = np.random.default_rng(2).integers(0, 256, size=(6, 5, 5, 3), dtype=np.uint8)
     model = LinearSoftmax((5, 5, 3), 4)
-    config = AttackConfig(th=2, es=0, max_iter=20, popsize=16, batch_size=64)
-    results = run(config, samples_for(model, images), model)
+    samples = samples_for(model, images)
+    config = AttackConfig(th=2, es=es, max_iter=max_iter, popsize=popsize, batch_size=64)
+    results = run(config, samples, model)
     assert all(r.adversarial.shape == (5, 5, 3) and r.l0 <= 2 for r in results)
+    assert any(r.success for r in results)
+    if es == 2:  # every channel of a changed pixel on a corner of the colour cube
+        for sample, result in zip(samples, results, strict=True):
+            changed = np.any(result.adversarial != sample.image, axis=-1)
+            assert np.all(np.isin(result.adversarial[changed], [0, 255]))
 
 
 @pytest.mark.parametrize(
@@ -213,7 +285,7 @@ class MeanBrightness:
         return np.stack([dark, 1 - dark], axis=1)
 
 
-@pytest.mark.parametrize("es", [0, 1])
+@pytest.mark.parametrize("es", [0, 1, 2])
 def test_threshold_attack_on_imagenet_sized_images_in_bounded_memory(es: int) -> None:
     """D = 150,528: separable CMA-ES and a fixed DE population keep memory linear in D."""
     import tracemalloc
@@ -231,3 +303,23 @@ def test_threshold_attack_on_imagenet_sized_images_in_bounded_memory(es: int) ->
     population_bytes = 16 * 224 * 224 * 3 * 8  # one float64 population
     assert peak < 15 * population_bytes  # a few populations (~290 MB), never D^2 or N
     assert result.success and result.linf <= 4 and result.label_after == 1
+
+
+@pytest.mark.parametrize(("attack_type", "th"), [("pixel", 2), ("threshold", 12)])
+def test_random_search_fools_at_least_as_many_as_de_at_an_equal_budget(
+    gray_images: npt.NDArray[np.uint8], attack_type: str, th: int
+) -> None:
+    """100 queries an image. Seen here: pixel 23-24 of 24 against DE's 18-19, threshold
+    17-20 against 10-13 (seeds 0-8)."""
+    model = LinearSoftmax((8, 8, 1), 10)
+    samples = samples_for(model, gray_images)
+    for seed in (0, 1):
+        fooled = {}
+        for es, max_iter, popsize in [(1, 5, 20), (2, 100, 1)]:
+            config = AttackConfig(
+                attack_type=attack_type, th=th, es=es, max_iter=max_iter, popsize=popsize, seed=seed
+            )
+            results = run(config, samples, model)
+            assert all(r.queries <= 100 for r in results)
+            fooled[es] = sum(r.success for r in results)
+        assert fooled[2] >= fooled[1] > 0, f"seed {seed}: {fooled}"

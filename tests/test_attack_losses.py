@@ -1,0 +1,78 @@
+"""The losses the search minimises: known values, zeros, float32 saturation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from pixel_threshold.attack.losses import loss
+
+PROBS = np.array([[0.5, 0.3, 0.2], [0.1, 0.6, 0.3], [0.25, 0.25, 0.5]], dtype=np.float32)
+LABELS = np.array([0, 0, 2])
+
+
+def test_untargeted_known_values() -> None:
+    margin = loss("margin", PROBS, LABELS, None)
+    expected = [math.log(0.5 / 0.3), math.log(0.1 / 0.6), math.log(0.5 / 0.25)]
+    np.testing.assert_allclose(margin, expected, rtol=1e-6)
+    assert margin.dtype == np.float64
+    np.testing.assert_allclose(loss("probability", PROBS, LABELS, None), [0.5, 0.1, 0.5])
+
+
+def test_targeted_known_values() -> None:
+    """Targeted at class 2: the best other class's log p minus log p(target)."""
+    margin = loss("margin", PROBS, LABELS, 2)
+    expected = [math.log(0.5 / 0.2), math.log(0.6 / 0.3), math.log(0.25 / 0.5)]
+    np.testing.assert_allclose(margin, expected, rtol=1e-6)
+    np.testing.assert_allclose(loss("probability", PROBS, LABELS, 2), [0.8, 0.7, 0.5], rtol=1e-6)
+
+
+def test_a_probability_of_zero_gives_a_finite_margin() -> None:
+    probs = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=np.float32)
+    labels = np.array([0, 0])
+    for target in (None, 2):
+        margin = loss("margin", probs, labels, target)
+        assert np.all(np.isfinite(margin))
+    untargeted = loss("margin", probs, labels, None)
+    assert untargeted[0] > 100 and untargeted[1] < -100  # log(1 / 1.4e-45) = 103.3
+    assert loss("margin", probs, labels, 2)[0] > 100  # p(target) = 0: as far as it gets
+
+
+def test_the_margin_keeps_the_order_where_p_true_rounds_to_one() -> None:
+    logits = np.array([[30.0, 0.0, -5.0], [30.0, 5.0, 0.0], [30.0, 10.0, 10.0]], np.float32)
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs = exp / exp.sum(axis=1, keepdims=True)
+    assert probs.dtype == np.float32 and np.all(probs[:, 0] == 1.0)
+    labels = np.zeros(3, dtype=np.intp)
+    flat = loss("probability", probs, labels, None)
+    assert flat.tolist() == [1.0, 1.0, 1.0]  # the paper's objective is blind here
+    margin = loss("margin", probs, labels, None)
+    np.testing.assert_allclose(margin, [30.0, 25.0, 20.0], rtol=1e-5)  # the logit margins
+    targeted = loss("margin", probs, labels, 1)
+    np.testing.assert_allclose(targeted, [30.0, 25.0, 20.0], rtol=1e-5)
+
+
+@given(
+    arrays(np.float32, (6, 4), elements=st.floats(0.001953125, 1.0, width=32)),
+    st.lists(st.integers(0, 3), min_size=6, max_size=6),
+)
+def test_a_negative_margin_means_fooled(scores: np.ndarray, labels: list[int]) -> None:
+    probs = scores / scores.sum(axis=1, keepdims=True)
+    true = np.array(labels)
+    margin = loss("margin", probs, true, None)
+    top = probs.max(axis=1)
+    clear = np.sum(probs == top[:, None], axis=1) == 1  # ties say nothing
+    fooled = np.argmax(probs, axis=1) != true
+    assert np.array_equal((margin < 0)[clear], fooled[clear])
+    targeted = loss("margin", probs, true, 2)
+    assert np.array_equal((targeted < 0)[clear], (np.argmax(probs, axis=1) == 2)[clear])
+
+
+def test_unknown_loss_is_rejected_naming_it() -> None:
+    with pytest.raises(ValueError, match="'hinge'"):
+        loss("hinge", PROBS, LABELS, None)
