@@ -152,12 +152,6 @@ def test_rows_without_repeats_are_decoded_as_named() -> None:
     assert distinct_positions(positions.copy(), 16).tolist() == positions.tolist()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="distinct_positions moves a block to the next pixel no EARLIER block holds, "
-    "not the next no block holds (its docstring): flat positions [5, 5, 6] become "
-    "[5, 6, 7], so the third block, which no other names, loses its pixel 6",
-)
 def test_a_block_no_other_block_names_keeps_its_pixel() -> None:
     assert distinct_positions(np.array([[5, 5, 6]]), 25).tolist() == [[5, 7, 6]]
     encoding = PixelEncoding(3, (5, 5, 1))

@@ -70,12 +70,6 @@ def test_place_keeps_rows_distinct_and_never_picks_a_held_pixel() -> None:
     assert all(len(set(row)) == blocks and min(row) >= 0 for row in fresh.tolist())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="place() may give a swapped block the pixel another swapped block of its row "
-    "has just left: [2, 5, 7] swapping blocks 0 and 1 gives [0, 2, 7], one new pixel "
-    "where the schedule says two (Sparse-RS draws new pixels from those not held)",
-)
 def test_place_never_reuses_a_pixel_vacated_in_the_same_step() -> None:
     single = np.array([[2, 5, 7]])
     place(single, np.array([[True, True, False]]), np.array([[0.05, 0.25, 0.0]]), 10)

@@ -75,6 +75,10 @@ def into_box(points: FloatArray, lower: FloatArray, upper: FloatArray) -> FloatA
     return points
 
 
+def _scalar_if_uniform(values: FloatArray) -> float | FloatArray:
+    return float(values[0]) if np.all(values == values[0]) else values
+
+
 class CMAES:
     """pycma's CMA-ES in a box (see `into_box`), drawing its samples from ``rng``."""
 
@@ -101,7 +105,8 @@ class CMAES:
             "CMA_diagonal": len(x0) > FULL_COVARIANCE_MAX_DIMENSION,
             # as pycma does when given bounds: no coordinate's std beyond a third of
             # its range, or a flat objective inflates sigma into blind random search
-            "maxstd": (self._upper - self._lower) / 3,
+            # (a scalar when every range is equal: pycma loops over a vector per tell)
+            "maxstd": _scalar_if_uniform((self._upper - self._lower) / 3),
             "CMA_mirrors": 0,
             "verbose": -9,
             "verb_disp": 0,

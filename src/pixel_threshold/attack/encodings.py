@@ -140,11 +140,10 @@ def distinct_positions(positions: IntArray, pixels: int) -> IntArray:
     Rows without repeats (every random-search candidate) are left as they are.
     """
     for block in range(1, positions.shape[1]):
-        rows = np.arange(len(positions))
-        while len(rows):
-            taken = (positions[rows, :block] == positions[rows, block, None]).any(axis=1)
-            rows = rows[taken]
+        rows = np.flatnonzero((positions[:, :block] == positions[:, block, None]).any(axis=1))
+        while len(rows):  # step past every pixel a block of the row holds
             positions[rows, block] = (positions[rows, block] + 1) % pixels
+            rows = rows[(positions[rows] == positions[rows, block, None]).sum(axis=1) > 1]
     return positions
 
 

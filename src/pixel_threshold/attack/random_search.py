@@ -99,21 +99,25 @@ class _Greedy:
 
 
 def place(positions: IntArray, replace: BoolArray, draws: FloatArray, pixels: int) -> None:
-    """Give the ``replace`` blocks of each row new pixels that the row does not hold, in
-    place, so that a row's pixels stay distinct.
+    """Give the ``replace`` blocks of each row new pixels that the row neither held
+    before nor holds now, in place, so that a row's pixels stay distinct and every swap
+    moves to a pixel the candidate did not have.
 
     positions: (M, k) flat pixel indices, -1 for none yet; replace: (M, k); draws:
-    (M, k) uniforms in [0, 1). A new pixel is drawn uniformly; one the row already holds
-    moves on to the next pixel in raster order that it does not (rare on a large image:
-    the bias it adds is a pixel's chance twice over just after a held one). A row that
-    holds every pixel keeps its positions.
+    (M, k) uniforms in [0, 1). A new pixel is drawn uniformly; a taken one moves on to
+    the next free pixel in raster order (rare on a large image: the bias it adds is a
+    pixel's chance twice over just after a taken one). A block with no free pixel left
+    keeps its position.
     """
+    before = positions.copy()  # pixels held before the swap stay taken during it
     for block in range(positions.shape[1]):
         rows = np.flatnonzero(replace[:, block])
         if not len(rows):
             continue
-        held = positions[rows]
-        movable = np.count_nonzero(held >= 0, axis=1) < pixels
+        held = np.concatenate([before[rows], positions[rows]], axis=1)
+        ordered = np.sort(held, axis=1)
+        distinct = (ordered >= 0) & np.diff(ordered, axis=1, prepend=-1).astype(bool)
+        movable = np.count_nonzero(distinct, axis=1) < pixels
         rows, held = rows[movable], held[movable]
         pick = np.floor(draws[rows, block] * pixels).astype(np.intp)
         clash = np.flatnonzero((held == pick[:, None]).any(axis=1))
