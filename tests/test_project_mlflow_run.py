@@ -104,6 +104,8 @@ def test_attack_run_logs_params_metrics_and_the_tarball(
     assert run.info.status == "FINISHED"
     assert (run.data.params["th"], run.data.params["es"]) == ("2", "0")
     assert run.data.params["batch_size"] == "100"
+    assert run.data.params["loss"] == "margin"  # MLproject's default reaches the run
+    assert run.data.metrics["query_budget"] == 5 * 20
     assert run.data.tags[tracking.TRAIN_RUN_TAG] == chain["train"].info.run_id
     metrics = run.data.metrics
     assert metrics["images_attacked"] >= 10
@@ -147,7 +149,7 @@ def test_compare_run_tabulates_the_experiment_s_attack_runs(
     with open(table) as handle:
         rows = list(csv.DictReader(handle))
     assert [row["attack_run_id"] for row in rows] == [chain["attack"].info.run_id]
-    assert rows[0]["run_name"] == "attack pixel th=2 es=0 digits_small_cnn"
+    assert rows[0]["run_name"] == "attack pixel th=2 es=0 cma-es 5x20 digits_small_cnn"
 
 
 def test_main_run_has_child_runs_and_a_comparison(store: Store) -> None:

@@ -64,8 +64,9 @@ def _png(path: Path) -> Image.Image:
 
 def test_runs_are_named_after_what_ran(runs: dict[str, Run]) -> None:
     assert runs["train"].info.run_name == "train small_cnn digits"
-    assert runs["strong"].info.run_name == "attack pixel th=3 es=1 digits_small_cnn"
-    assert runs["evaluate"].info.run_name == "evaluate attack pixel th=3 es=1 digits_small_cnn"
+    strong = "attack pixel th=3 es=1 differential evolution 8x40 digits_small_cnn"
+    assert runs["strong"].info.run_name == strong
+    assert runs["evaluate"].info.run_name == f"evaluate {strong}"
 
 
 def test_a_name_given_to_the_run_is_kept(experiment: str) -> None:
@@ -153,7 +154,13 @@ def test_compare_tabulates_and_plots_the_runs_it_is_given(
             "pixel",
             run.data.params["th"],
         )
-        assert (row["es"], row["max_iter"], row["popsize"], row["images"]) == ("1", "8", "40", "20")
+        assert (row["es"], row["loss"], row["max_iter"], row["popsize"], row["images"]) == (
+            "1",
+            "margin",
+            "8",
+            "40",
+            "20",
+        )
         assert float(row["success_rate"]) == metrics["success_rate"]
         assert float(row["success_rate_ci_high"]) == metrics["success_rate_ci_high"]
         assert float(row["mean_queries"]) == metrics["mean_queries"]
@@ -162,7 +169,8 @@ def test_compare_tabulates_and_plots_the_runs_it_is_given(
         assert row["l_0_norm_max"] == str(metrics["l_0_norm_max"])
         assert row["run_name"] == run.info.run_name
     html = _download(compare, "comparison.html", tmp_path).read_text()
-    assert html.count("<tr>") == 3 and "attack pixel th=1 es=1 digits_small_cnn" in html
+    assert html.count("<tr>") == 3
+    assert "attack pixel th=1 es=1 differential evolution 8x40 digits_small_cnn" in html
     assert _png(_download(compare, "success_vs_th.png", tmp_path)).size == (600, 400)
 
 

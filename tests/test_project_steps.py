@@ -40,6 +40,7 @@ ATTACK_METRICS = {
     "attack_seconds",
     "queries_per_second",
     "skipped_images",
+    "query_budget",
 } | {f"{name}_{summary}" for name in DISTANCES for summary in SUMMARIES}
 SMALL = {"max_iter": 10, "popsize": 50}
 FIRST_LABEL = int(digits().test_labels[0])
@@ -179,7 +180,17 @@ def test_registered_model_by_alias_and_latest_attack_by_default(train_run: Run) 
     ("step", "params", "message"),
     [
         (run_attack, AttackParams(th=0), "got th=0"),
-        (run_attack, AttackParams(es=2), "got es=2"),
+        (
+            run_attack,
+            AttackParams(es=3),
+            r"expected es 0 \(CMA-ES\), 1 \(differential evolution\) or 2 \(random search\), "
+            "got es=3",
+        ),
+        (
+            run_attack,
+            AttackParams(loss="hinge"),
+            r"expected loss in \('margin', 'probability'\), got loss='hinge'",
+        ),
         (run_attack, AttackParams(attack_type="pixels"), "got 'pixels'"),
         (run_attack, AttackParams(popsize=1), "got popsize=1"),
         (run_attack, AttackParams(limit=0), "got limit=0"),
@@ -201,8 +212,13 @@ def test_registered_model_by_alias_and_latest_attack_by_default(train_run: Run) 
             r"th <= 64 \(pixels in a 8x8 image\).*got th=65",
         ),
         (run_attack, AttackParams(attack_type="threshold", th=256, limit=2), "got th=256"),
-        (run_attack, AttackParams(max_iter=0), "got max_iter=0"),
-        (run_attack, AttackParams(popsize=0, es=0), "got popsize=0"),
+        (
+            run_attack,
+            AttackParams(max_iter=-1),
+            r"expected max_iter >= 1 \(0: the strategy's default\), got max_iter=-1",
+        ),
+        (run_attack, AttackParams(popsize=-1, es=2), r"default\), got popsize=-1"),
+        (run_attack, AttackParams(popsize=1, es=0), "popsize >= 2 for cma-es, got popsize=1"),
         (run_attack, AttackParams(limit=-1), "got limit=-1"),
         (run_attack, AttackParams(target=10, limit=2), r"target in \[0, 10\).*got target=10"),
         (run_attack, AttackParams(target=-2), r"target >= 0 or -1 \(untargeted\), got target=-2"),
@@ -222,7 +238,9 @@ def test_registered_model_by_alias_and_latest_attack_by_default(train_run: Run) 
         (run_train, TrainParams(dataset="mnist"), "got dataset='mnist'"),
         (run_train, TrainParams(weights="imagenet"), "got weights='imagenet'"),
         (run_main, MainParams(th_values="1,x"), "got th_values='1,x'"),
-        (run_main, MainParams(es_values="0,2"), "got es=2"),
+        (run_main, MainParams(es_values="0,3"), "got es=3"),
+        (run_main, MainParams(loss="hinge"), "got loss='hinge'"),
+        (run_main, MainParams(max_iter=-1, es_values="2"), "got max_iter=-1"),
         (run_main, MainParams(attack_type="l2"), "got 'l2'"),
     ],
 )
@@ -235,6 +253,25 @@ def test_bad_parameters_fail_the_run_with_a_message_naming_them(
     failed = _latest_run(experiment)
     assert failed.info.status == "FAILED"
     assert len(mlflow.search_runs(experiment_ids=[experiment], output_format="list")) == before + 1
+
+
+@pytest.mark.parametrize("loss", ["margin", "probability"])
+def test_random_search_logs_its_loss_and_its_default_budget_resolved(
+    train_run: Run, loss: str
+) -> None:
+    run = mlflow.get_run(
+        run_attack(AttackParams(attack_type="threshold", th=64, es=2, loss=loss, limit=4))
+    )
+    params = run.data.params
+    assert (params["es"], params["loss"]) == ("2", loss)
+    assert (params["max_iter"], params["popsize"]) == ("0", "0")  # logged as given
+    assert run.data.metrics["query_budget"] == 10_000
+    assert run.info.run_name == (
+        "attack threshold th=64 es=2 random search 10000x1 digits_small_cnn"
+        + ("" if loss == "margin" else " loss=probability")
+    )
+    assert run.data.metrics["success_rate"] > 0
+    assert run.data.metrics["mean_queries"] < 10_000
 
 
 def test_image_folder_and_keras_file(experiment: str, tmp_path: Path) -> None:
@@ -278,7 +315,15 @@ def test_main_trains_once_then_attacks_and_evaluates_every_pair(
     experiment: str, tmp_path: Path
 ) -> None:
     parent_id = run_main(
-        MainParams(th_values="1,2", es_values="1", limit=10, epochs=1, max_iter=5, popsize=20)
+        MainParams(
+            th_values="1,2",
+            es_values="1,2",
+            limit=10,
+            epochs=1,
+            max_iter=5,
+            popsize=20,
+            loss="probability",
+        )
     )
     children = mlflow.search_runs(
         experiment_ids=[experiment],
@@ -288,14 +333,22 @@ def test_main_trains_once_then_attacks_and_evaluates_every_pair(
     )
     assert [child.data.tags[tracking.STEP_TAG] for child in children] == [
         "train",
-        "attack",
-        "evaluate",
-        "attack",
-        "evaluate",
+        *["attack", "evaluate"] * 4,
     ]
     assert all(child.info.status == "FINISHED" for child in children)
     train, attacks, evaluations = children[0], children[1::2], children[2::2]
-    assert [run.data.params["th"] for run in attacks] == ["1", "2"]
+    assert [(run.data.params["th"], run.data.params["es"]) for run in attacks] == [
+        ("1", "1"),
+        ("1", "2"),
+        ("2", "1"),
+        ("2", "2"),
+    ]
+    # an equal query budget: es=2 takes max_iter x popsize steps of one query
+    assert [
+        (run.data.params["max_iter"], run.data.params["popsize"], run.data.metrics["query_budget"])
+        for run in attacks
+    ] == [("5", "20", 100), ("100", "1", 100)] * 2
+    assert {run.data.params["loss"] for run in attacks} == {"probability"}
     for attack, evaluation in zip(attacks, evaluations, strict=True):
         assert attack.data.tags[tracking.TRAIN_RUN_TAG] == train.info.run_id
         assert evaluation.data.tags[tracking.ATTACK_RUN_TAG] == attack.info.run_id
@@ -308,10 +361,18 @@ def test_main_trains_once_then_attacks_and_evaluates_every_pair(
     )
     with open(table) as handle:
         rows = list(csv.DictReader(handle))
-    assert [(row["th"], row["es"], row["attack_run_id"]) for row in rows] == [
-        ("1", "1", attacks[0].info.run_id),
-        ("2", "1", attacks[1].info.run_id),
+    assert [
+        (row["th"], row["es"], row["strategy"], row["loss"], row["max_iter"], row["popsize"])
+        for row in rows
+    ] == [
+        (th, es, strategy, "probability", max_iter, popsize)
+        for th in ("1", "2")
+        for es, strategy, max_iter, popsize in (
+            ("1", "differential evolution", "5", "20"),
+            ("2", "random search", "100", "1"),
+        )
     ]
+    assert [row["attack_run_id"] for row in rows] == [run.info.run_id for run in attacks]
     for row, attack in zip(rows, attacks, strict=True):
         expected = attack.data.metrics["success_rate"]
         assert float(row["success_rate"]) == expected or math.isnan(expected)
@@ -427,6 +488,8 @@ def test_unreadable_images_are_counted_listed_and_skipped(experiment: str, tmp_p
 
 
 RESUMABLE = AttackParams(th=3, es=1, limit=16, max_iter=10, popsize=50, seed=3)
+RESUMABLE_RANDOM_SEARCH = AttackParams(th=3, es=2, limit=16, max_iter=300, seed=3)
+"""One query a step (popsize 0: es=2's default, 1), so a model call is a step."""
 
 
 def _interrupt_after(calls: int, patch: pytest.MonkeyPatch) -> None:
@@ -453,13 +516,27 @@ def _without(columns: dict[str, list[str]], *names: str) -> dict[str, list[str]]
     return {name: values for name, values in columns.items() if name not in names}
 
 
+@pytest.mark.parametrize(
+    ("resumable", "calls", "written_out"),
+    [
+        (RESUMABLE, 6, {}),
+        # the default budget written out resumes a run that logged popsize=0
+        (RESUMABLE_RANDOM_SEARCH, 40, {"popsize": 1}),
+    ],
+    ids=["de", "random-search"],
+)
 def test_an_interrupted_attack_keeps_its_images_and_resumes_to_the_same_results(
-    experiment: str, train_run: Run, tmp_path: Path
+    experiment: str,
+    train_run: Run,
+    tmp_path: Path,
+    resumable: AttackParams,
+    calls: int,
+    written_out: dict[str, int],
 ) -> None:
-    params = dataclasses.replace(RESUMABLE, model=f"runs:/{train_run.info.run_id}/model")
+    params = dataclasses.replace(resumable, model=f"runs:/{train_run.info.run_id}/model")
     whole = mlflow.get_run(run_attack(params))
     with pytest.MonkeyPatch.context() as patch:
-        _interrupt_after(6, patch)
+        _interrupt_after(calls, patch)
         with pytest.raises(KeyboardInterrupt):
             run_attack(params)
     killed = _latest_run(experiment)
@@ -479,7 +556,9 @@ def test_an_interrupted_attack_keeps_its_images_and_resumes_to_the_same_results(
     agree = partial.column("label_after") == partial.labels
     assert evaluated.data.metrics["adversarial_accuracy"] == np.mean(agree)
 
-    resumed = mlflow.get_run(run_attack(dataclasses.replace(params, resume=killed.info.run_id)))
+    resumed = mlflow.get_run(
+        run_attack(dataclasses.replace(params, resume=killed.info.run_id, **written_out))
+    )
     assert resumed.info.status == "FINISHED"
     assert resumed.data.tags["resumed_from"] == killed.info.run_id
     again = _adv_testing(resumed, tmp_path / "again")
@@ -507,6 +586,18 @@ def test_resume_requires_the_interrupted_run_s_parameters(
         run_attack,
         AttackParams(th=3, es=1, limit=29, resume=resume, **SMALL),
         f"expected limit=30 as in the resumed run {resume}, got limit=29",
+    )
+    _fails(
+        experiment,
+        run_attack,
+        AttackParams(th=3, es=1, limit=30, loss="probability", resume=resume, **SMALL),
+        f"expected loss=margin as in the resumed run {resume}, got loss=probability",
+    )
+    _fails(
+        experiment,
+        run_attack,
+        AttackParams(th=3, es=1, limit=30, resume=resume, max_iter=0, popsize=50),
+        f"expected max_iter=10 as in the resumed run {resume}, got max_iter=0",
     )
     _fails(
         experiment,

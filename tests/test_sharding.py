@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import pickle
 import subprocess
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -20,19 +21,32 @@ from pixel_threshold.steps import sharding
 from pixel_threshold.steps.attack import attack_config
 from pixel_threshold.steps.params import AttackParams
 
+if TYPE_CHECKING:
+    import keras
+
 CONFIG = AttackConfig(th=3, es=1, max_iter=5, popsize=20, batch_size=60, seed=4)
+RANDOM_SEARCH = AttackConfig(
+    th=3, es=2, loss="probability", max_iter=50, popsize=2, batch_size=60, seed=4
+)
 
 
 def _by_index(results: list[ImageResult]) -> list[dict[str, Any]]:
     return [dataclasses.asdict(result) for result in sorted(results, key=lambda r: r.index)]
 
 
-def test_a_worker_loads_the_model_once_and_attacks_its_shards_as_a_local_run(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture(scope="module")
+def model() -> keras.Model:
     split = digits()
     model = models.small_cnn((8, 8, 1), 10, seed=0)
     models.train_classifier(model, split.train_images, split.train_labels, epochs=2)
+    return model
+
+
+@pytest.mark.parametrize("config", [CONFIG, RANDOM_SEARCH], ids=["de", "random-search"])
+def test_a_worker_loads_the_model_once_and_attacks_its_shards_as_a_local_run(
+    monkeypatch: pytest.MonkeyPatch, model: keras.Model, config: AttackConfig
+) -> None:
+    split = digits()
     samples = [
         Sample(index, image, int(label))
         for index, (image, label) in enumerate(
@@ -40,7 +54,7 @@ def test_a_worker_loads_the_model_once_and_attacks_its_shards_as_a_local_run(
         )
     ]
     local = list(
-        PixelThresholdAttack(CONFIG).run(samples, models.CompiledClassifier(model, batch_size=60))
+        PixelThresholdAttack(config).run(samples, models.CompiledClassifier(model, batch_size=60))
     )
     assert any(result.success for result in local)
     assert any(result.attacked and not result.success for result in local)
@@ -57,10 +71,12 @@ def test_a_worker_loads_the_model_once_and_attacks_its_shards_as_a_local_run(
     monkeypatch.setattr(models, "load_model", lambda uri: loads.append(uri) or load_model(uri))
     monkeypatch.setattr(sharding, "_loaded", {})
     shards = [samples[:4], samples[4:7], samples[7:]]
+    shipped = pickle.loads(pickle.dumps(config))  # as Ray hands it to a worker
+    assert (shipped.es, shipped.loss) == (config.es, config.loss)
     sharded = [
         result
         for shard in shards
-        for result in sharding.attack_shard(model_file, worker_model, CONFIG, shard)
+        for result in sharding.attack_shard(model_file, worker_model, shipped, shard)
     ]
     assert len(loads) == 1
     np.testing.assert_equal(_by_index(sharded), _by_index(local))

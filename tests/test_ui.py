@@ -45,7 +45,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ATTACK = AttackParams(th=3, es=1, limit=6, max_iter=10, popsize=40)
-ATTACK_NAME = "attack pixel th=3 es=1 digits_small_cnn"
+ATTACK_NAME = "attack pixel th=3 es=1 differential evolution 10x40 digits_small_cnn"
 TIMEOUT_MS = 60_000
 
 

@@ -26,6 +26,7 @@ from pixel_threshold.attack import (
     ImageResult,
     Sample,
     make_encoding,
+    resolved_budget,
 )
 from pixel_threshold.steps import manifest, naming, pictures, resume, sharding
 from pixel_threshold.steps.params import AttackParams
@@ -33,11 +34,15 @@ from pixel_threshold.steps.params import AttackParams
 DISTANCE_METRICS = "distance_metrics.csv.gz"
 IMAGES_DONE_TAG = "images_done"
 RESUMED_FROM_TAG = "resumed_from"
+QUERY_BUDGET = "query_budget"
+"""The metric of an image's most queries, ``max_iter x popsize`` as resolved (the
+params are logged as given: 0 for a strategy's default)."""
 UNTARGETED = -1
 
 
 def attack_config(params: AttackParams) -> AttackConfig:
-    """The core's configuration; raises ValueError naming any bad parameter."""
+    """The core's configuration, with ``max_iter`` and ``popsize`` resolved (0: the
+    strategy's default); raises ValueError naming any bad parameter."""
     if params.limit < 1:
         raise ValueError(f"expected limit >= 1, got limit={params.limit}")
     if params.target < UNTARGETED:
@@ -47,12 +52,14 @@ def attack_config(params: AttackParams) -> AttackConfig:
     models.parse_input_range(params.input_range)
     if params.shard_size < 1:
         raise ValueError(f"expected shard_size >= 1, got shard_size={params.shard_size}")
+    max_iter, popsize = resolved_budget(params.es, params.max_iter, params.popsize)
     return AttackConfig(
         attack_type=params.attack_type,
         th=params.th,
         es=params.es,
-        max_iter=params.max_iter,
-        popsize=params.popsize,
+        loss=params.loss,
+        max_iter=max_iter,
+        popsize=popsize,
         target=None if params.target == UNTARGETED else params.target,
         batch_size=params.batch_size,
         seed=params.seed,
@@ -60,9 +67,9 @@ def attack_config(params: AttackParams) -> AttackConfig:
 
 
 def run_attack(params: AttackParams) -> str:
-    """Attack, log metrics, ``adv_testing.tar.gz``, ``distance_metrics.csv.gz``,
-    ``examples.png`` and ``queries.png`` (and ``skipped_images.csv`` if files were
-    unreadable); return the run id.
+    """Attack, log metrics (``query_budget`` first), ``adv_testing.tar.gz``,
+    ``distance_metrics.csv.gz``, ``examples.png`` and ``queries.png`` (and
+    ``skipped_images.csv`` if files were unreadable); return the run id.
 
     Every parameter is checked before the attack starts: those that need the model
     (``th`` against its image size, ``target`` against its classes) as soon as it loads.
@@ -70,6 +77,7 @@ def run_attack(params: AttackParams) -> str:
     with tracking.step_run("attack") as run:
         tracking.log_params(params)
         config = attack_config(params)
+        mlflow.log_metric(QUERY_BUDGET, config.max_iter * config.popsize)
         data.check_data(params.data)
         resumed = resume.resumed_run(params) if params.resume else None
         model_uri = _model_uri(params, resumed, run.info.experiment_id)

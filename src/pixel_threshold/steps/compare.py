@@ -20,7 +20,7 @@ import numpy as np
 from mlflow.entities import Run
 
 from pixel_threshold import artifacts, tracking
-from pixel_threshold.attack.config import STRATEGIES
+from pixel_threshold.attack.config import STRATEGIES, resolved_budget
 from pixel_threshold.report import curves, table
 from pixel_threshold.steps import naming
 from pixel_threshold.steps.params import CompareParams
@@ -110,9 +110,13 @@ def log_comparison(runs: Sequence[Run]) -> list[dict[str, Any]]:
 
 
 def comparison_row(run: Run, manifest: dict[str, list[str]]) -> dict[str, Any]:
-    """One attack run's row: what ran, how well and how fast, with its distances."""
+    """One attack run's row: what ran (``max_iter`` and ``popsize`` as resolved, not
+    the 0 logged for a strategy's default; ``loss`` empty for runs older than it), how
+    well and how fast, with its distances."""
     params, logged = run.data.params, run.data.metrics
     images = len(manifest["file"])
+    es = int(params["es"])
+    max_iter, popsize = resolved_budget(es, int(params["max_iter"]), int(params["popsize"]))
     model_uri = run.data.tags.get(tracking.MODEL_URI_TAG, "")
     return {
         "run_name": run.info.run_name,
@@ -120,10 +124,11 @@ def comparison_row(run: Run, manifest: dict[str, list[str]]) -> dict[str, Any]:
         "data": naming.dataset_name(run.data.tags.get(tracking.DATA_TAG, params["data"])),
         "attack_type": params["attack_type"],
         "th": int(params["th"]),
-        "es": int(params["es"]),
-        "strategy": STRATEGIES.get(int(params["es"]), ""),
-        "max_iter": int(params["max_iter"]),
-        "popsize": int(params["popsize"]),
+        "es": es,
+        "strategy": STRATEGIES.get(es, ""),
+        "loss": params.get("loss", ""),
+        "max_iter": max_iter,
+        "popsize": popsize,
         "images": images,
         "images_attacked": manifest["attacked"].count("True"),
         **{name: logged.get(name, math.nan) for name in COPIED},

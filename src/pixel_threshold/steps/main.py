@@ -1,4 +1,8 @@
-"""Step ``main``: train once, attack every (th, es), evaluate each, compare them."""
+"""Step ``main``: train once, attack every (th, es), evaluate each, compare them.
+
+Every attack gets the same query budget per image: ``max_iter x popsize``, spent by
+the random search (``es=2``) one query a step.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,15 @@ import dataclasses
 import mlflow
 
 from pixel_threshold import tracking
+from pixel_threshold.attack import resolved_budget
 from pixel_threshold.steps import compare, naming
 from pixel_threshold.steps.attack import attack_config, run_attack
 from pixel_threshold.steps.evaluate import run_evaluate
 from pixel_threshold.steps.params import AttackParams, EvaluateParams, MainParams, TrainParams
 from pixel_threshold.steps.train import run_train
+
+DIFFERENTIAL_EVOLUTION = 1
+RANDOM_SEARCH = 2
 
 
 def parse_ints(name: str, text: str) -> list[int]:
@@ -23,6 +31,16 @@ def parse_ints(name: str, text: str) -> list[int]:
             f"expected comma-separated integers in {name}, got {name}={text!r}"
         ) from None
     return values
+
+
+def budget(params: MainParams, es: int) -> tuple[int, int]:
+    """An attack's ``(max_iter, popsize)`` in ``main``, which compares strategies
+    at an equal query budget: the population strategies get ``params``' own, the random
+    search (``es=2``) as many single-query steps (``max_iter x popsize`` steps of 1)."""
+    if es != RANDOM_SEARCH:
+        return params.max_iter, params.popsize
+    max_iter, popsize = resolved_budget(DIFFERENTIAL_EVOLUTION, params.max_iter, params.popsize)
+    return max_iter * popsize, 1
 
 
 def run_main(params: MainParams) -> str:
@@ -40,14 +58,16 @@ def run_main(params: MainParams) -> str:
                 attack_type=params.attack_type,
                 th=th,
                 es=es,
-                max_iter=params.max_iter,
-                popsize=params.popsize,
+                loss=params.loss,
+                max_iter=max_iter,
+                popsize=popsize,
                 limit=params.limit,
                 seed=params.seed,
                 data=params.dataset,
             )
             for th in parse_ints("th_values", params.th_values)
             for es in parse_ints("es_values", params.es_values)
+            for max_iter, popsize in [budget(params, es)]
         ]
         for attack_params in grid:
             attack_config(attack_params)

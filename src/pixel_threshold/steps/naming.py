@@ -1,6 +1,7 @@
 """Run names that say what ran, so the MLflow runs table reads without opening runs:
-``train small_cnn digits``, ``attack pixel th=3 es=1 digits_small_cnn``,
-``evaluate <attack run name>``, ``compare 6 runs``, ``main pixel th=1,3,5 es=0,1``.
+``train small_cnn digits``, ``attack pixel th=3 es=2 random search 10000x1
+digits_small_cnn``, ``evaluate <attack run name>``, ``compare 6 runs``,
+``main pixel th=1,3,5 es=0,1``.
 
 A step names its own run once it knows the name (the attack once its model is
 resolved), unless the run already has a name a person gave it (``mlflow run
@@ -16,11 +17,13 @@ from pathlib import Path
 import mlflow
 
 from pixel_threshold import tracking
+from pixel_threshold.attack.config import STRATEGIES, resolved_budget
 from pixel_threshold.steps.params import AttackParams, MainParams, TrainParams
 
 RUN_NAME_TAG = "mlflow.runName"
 GENERATED_NAME = re.compile(r"[a-z]+-[a-z]+(-[0-9]*)?")
 """MLflow's names for runs started without one: adjective-noun-number, cut at 20."""
+DEFAULT_LOSS = AttackParams().loss
 
 
 def name_run(name: str) -> None:
@@ -59,9 +62,18 @@ def train_run_name(params: TrainParams) -> str:
 
 
 def attack_run_name(params: AttackParams, model: str) -> str:
-    """``attack <type> th=<th> es=<es> <model>``, with ``target=<t>`` when targeted and
-    the data when it is not the model's own dataset."""
-    name = f"attack {params.attack_type} th={params.th} es={params.es} {model}"
+    """``attack <type> th=<th> es=<es> <strategy> <max_iter>x<popsize> <model>``, the
+    budget as resolved (0: the strategy's default), with ``loss=probability`` when not
+    the default loss, ``target=<t>`` when targeted and the data when it is not the
+    model's own dataset."""
+    max_iter, popsize = resolved_budget(params.es, params.max_iter, params.popsize)
+    strategy = STRATEGIES.get(params.es, "")
+    name = (
+        f"attack {params.attack_type} th={params.th} es={params.es} {strategy} "
+        f"{max_iter}x{popsize} {model}"
+    )
+    if params.loss != DEFAULT_LOSS:
+        name += f" loss={params.loss}"
     if params.target >= 0:
         name += f" target={params.target}"
     data = dataset_name(params.data)

@@ -55,9 +55,26 @@ class AttackParams:
     )
     attack_type: str = _param("pixel", "pixel (L0: change at most th pixels) or threshold (L-inf)")
     th: int = _param(1, "pixels to change (pixel) or largest change on the 0-255 scale (threshold)")
-    es: int = _param(1, "search strategy: 0 = CMA-ES, 1 = differential evolution")
-    max_iter: int = _param(100, "generations per image")
-    popsize: int = _param(400, "candidates per generation")
+    es: int = _param(
+        1,
+        "search strategy: 0 = CMA-ES, 1 = differential evolution, 2 = random search "
+        "(Sparse-RS-style for pixel, Square-style for threshold)",
+    )
+    loss: str = _param(
+        "margin",
+        "what the search minimises: margin (log p(true) - max other log p; does not go "
+        "flat when p(true) rounds to 1.0) or probability (p(true), the paper's)",
+    )
+    max_iter: int = _param(
+        0,
+        "steps (generations) per image, each of popsize queries (0 = the strategy's "
+        "default: 100 for es 0 and 1, 10,000 for es 2)",
+    )
+    popsize: int = _param(
+        0,
+        "candidates per step and image (0 = the strategy's default: 400 for es 0 and 1, "
+        "1 for es 2); an image costs at most max_iter x popsize queries",
+    )
     target: int = _param(-1, "class to reach (-1 = untargeted)")
     limit: int = _param(100, "attack the first `limit` images")
     batch_size: int = _param(400, "images per model call")
@@ -91,13 +108,20 @@ class MainParams:
     """Train once, attack every (th, es), evaluate each: child runs of one parent run."""
 
     th_values: str = _param("1,3,5", "comma-separated th values")
-    es_values: str = _param("0,1", "comma-separated es values (0 = CMA-ES, 1 = DE)")
+    es_values: str = _param(
+        "0,1", "comma-separated es values (0 = CMA-ES, 1 = DE, 2 = random search)"
+    )
     attack_type: str = _param("pixel", "pixel or threshold")
     limit: int = _param(100, "images to attack in each attack run")
     epochs: int = _param(10, "training epochs")
     seed: int = _param(0, "seed of training and of every attack")
-    max_iter: int = _param(100, "generations per image in every attack")
-    popsize: int = _param(400, "candidates per generation in every attack")
+    max_iter: int = _param(
+        100,
+        "generations per image in every attack (es 2 gets the same query budget, one "
+        "query a step: max_iter x popsize steps of 1)",
+    )
+    popsize: int = _param(400, "candidates per generation in every attack (es 2: 1)")
+    loss: str = _param("margin", "every attack's loss: margin or probability")
     dataset: str = _param("digits", "train's dataset, and every attack's data")
     architecture: str = _param("small_cnn", "train's architecture")
     weights: str = _param("none", "train's initial weights (epochs=0 wraps pretrained ones)")

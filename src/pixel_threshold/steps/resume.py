@@ -14,7 +14,7 @@ from mlflow.entities import Run
 
 from pixel_threshold import data, tracking
 from pixel_threshold.artifacts import ADV_TESTING
-from pixel_threshold.attack import ImageResult
+from pixel_threshold.attack import ImageResult, resolved_budget
 from pixel_threshold.steps import manifest
 from pixel_threshold.steps.params import AttackParams
 
@@ -23,17 +23,26 @@ UNCHECKED = ("model", "data", "resume", "ray_address", "shard_size")
 (tags ``model_uri`` and ``data``), ``resume`` names the run itself, and ``ray_address``
 and ``shard_size`` say where images are attacked, not how (a run interrupted here can
 be finished on a cluster)."""
+BUDGET = ("max_iter", "popsize")
+"""Compared as resolved (`resolved_budget`), not as logged."""
 
 
 def resumed_run(params: AttackParams) -> Run:
     """The attack run ``params.resume`` names, checked to have run with ``params`` and
-    to have logged the images it finished."""
+    to have logged the images it finished.
+
+    Every parameter but those `UNCHECKED` must be as logged (``loss`` too), the budget
+    as resolved: ``max_iter=0`` (the strategy's default) equals the default written out.
+    """
     run = tracking.named_run(params.resume, "attack", param="resume")
+    logged = run.data.params
     for field in dataclasses.fields(params):
         if field.name in UNCHECKED:
             continue
         value = getattr(params, field.name)
-        before = run.data.params.get(field.name)
+        before = logged.get(field.name)
+        if field.name in BUDGET and before is not None and _resolves(logged, params):
+            continue
         if before is None or not _same(before, value):
             raise ValueError(
                 f"expected {field.name}={before} as in the resumed run {params.resume}, "
@@ -80,6 +89,15 @@ def finished(run: Run, attacked: data.ImageSet) -> list[ImageResult]:
                 f"{attacked.sources[result.index]}, got {source}: the data changed"
             )
     return done
+
+
+def _resolves(logged: dict[str, str], params: AttackParams) -> bool:
+    """Whether the budget ``logged`` resolves to the budget of ``params``."""
+    try:
+        before = resolved_budget(params.es, int(logged["max_iter"]), int(logged["popsize"]))
+    except (KeyError, ValueError):
+        return False
+    return before == resolved_budget(params.es, params.max_iter, params.popsize)
 
 
 def _same(logged: str, value: object) -> bool:
