@@ -18,7 +18,7 @@ IMAGENET_PARAMS := -P dataset=imagenet-sample -P architecture=efficientnet_lite0
 	-P weights=imagenet -P epochs=0 -P th_values=1,3 -P es_values=0,1 -P max_iter=10 -P popsize=100
 UI_PORT ?= 5000
 
-.PHONY: install test test-slow test-ui lint bench clean demo ui imagenet-demo
+.PHONY: install test test-slow test-ui lint bench bench-search clean demo ui imagenet-demo
 
 install: $(STAMP)
 
@@ -56,8 +56,14 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# `make bench`: speed against ART and the forward pass, then attack strength per query
+# (every strategy and loss at equal budgets, digits CNN and Lite0 on imagenet-sample).
 bench: install
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)  # e.g. BENCH_ARGS="--lite0-images 5"
+	$(BIN)/python -m benchmarks.strength $(SEARCH_ARGS)  # writes benchmarks/output/
+
+bench-search: install
+	$(BIN)/python -m benchmarks.strength $(SEARCH_ARGS)  # e.g. SEARCH_ARGS="--lite0-images 0"
 
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e main --env-manager local \
