@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -62,3 +63,12 @@ def claimed_png() -> Callable[[int, int], bytes]:
         )
 
     return png
+
+
+def decode_candidates(encoding: Any, image: np.ndarray, genes: np.ndarray) -> np.ndarray:
+    """``genes`` (M, D) of one (H, W, C) ``image`` decoded by ``encoding``: (M, H, W, C)."""
+    out = np.empty((len(genes), *image.shape), dtype=np.float32)
+    encoding.decode_into(
+        out, image[None].astype(np.float32), np.zeros(len(genes), dtype=np.intp), genes
+    )
+    return out

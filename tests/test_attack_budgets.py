@@ -15,6 +15,8 @@ from pixel_threshold.attack import (
     ThresholdEncoding,
 )
 
+from .conftest import decode_candidates as _decode
+
 
 class FooledOnlyPastTheBudget:
     """Class 0 for any candidate within ``th`` of the clean image it came from, class 1
@@ -117,16 +119,6 @@ def test_differential_evolution_starts_strictly_inside_the_threshold_box() -> No
         assert genes.dtype == np.float32
         assert genes.min() >= -1.0 and genes.max() < 2.0
         assert np.floor(genes).min() == -1 and np.floor(genes).max() == 1
-
-
-def _decode(
-    encoding: PixelEncoding | ThresholdEncoding, image: np.ndarray, genes: np.ndarray
-) -> np.ndarray:
-    out = np.empty((len(genes), *image.shape), dtype=np.float32)
-    encoding.decode_into(
-        out, image[None].astype(np.float32), np.zeros(len(genes), dtype=np.intp), genes
-    )
-    return out
 
 
 @pytest.mark.parametrize("th", [1, 4, 100])

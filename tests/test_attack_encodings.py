@@ -11,17 +11,9 @@ from hypothesis.extra.numpy import arrays
 from pixel_threshold.attack import PixelEncoding, ThresholdEncoding, make_encoding
 from pixel_threshold.attack.encodings import distinct_positions
 
+from .conftest import decode_candidates as _decode
+
 shapes = st.tuples(st.integers(1, 9), st.integers(1, 9), st.sampled_from([1, 3]))
-
-
-def _decode(
-    encoding: PixelEncoding | ThresholdEncoding, image: np.ndarray, genes: np.ndarray
-) -> np.ndarray:
-    out = np.empty((len(genes), *image.shape), dtype=np.float32)
-    encoding.decode_into(
-        out, image[None].astype(np.float32), np.zeros(len(genes), dtype=np.intp), genes
-    )
-    return out
 
 
 @st.composite

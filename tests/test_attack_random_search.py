@@ -13,15 +13,7 @@ from pixel_threshold.attack.random_search import (
     place,
 )
 
-
-def _decode(
-    encoding: PixelEncoding | ThresholdEncoding, image: np.ndarray, genes: np.ndarray
-) -> np.ndarray:
-    out = np.empty((len(genes), *image.shape), dtype=np.float32)
-    encoding.decode_into(
-        out, image[None].astype(np.float32), np.zeros(len(genes), dtype=np.intp), genes
-    )
-    return out
+from .conftest import decode_candidates as _decode
 
 
 def _started(
