@@ -13,7 +13,8 @@ moves first, small ones at the end.
 - `SquareRandomSearch` (Threshold, L-infinity), after the Square Attack
   (Andriushchenko et al., ECCV 2020): every value moved by exactly +th or -th (a
   vertex of the box), starting from vertical stripes; a step redraws the sign of
-  each channel in one random square window of side ``sqrt(p * H * W)``.
+  each channel in one random square window of side ``sqrt(p * H * W)``, the share p
+  falling from 10% of the image.
 
 State is kept as arrays indexed by slot (an image's place among those in flight), so
 a step costs a few numpy calls whatever the number of images. Each image draws its
@@ -37,9 +38,10 @@ SPARSE_ALPHA = 0.3
 SPARSE_DIVISORS = np.array([2, 2, 4, 5, 6, 8, 10, 12, 15, 20])
 Signs = npt.NDArray[np.int8]
 """Threshold candidates on the vertices of the box: -1 or +1 per value, times th."""
-SQUARE_P_INIT = 0.05
-"""The Square Attack's ImageNet start: the window covers 5% of the image; it halves at
-every break."""
+SQUARE_P_INIT = 0.1
+"""The window's first share of the image; it halves at every break. The Square Attack
+starts ImageNet at 5%; on Lite0 here 10% fooled more photos at th = 4 within 1,000
+queries (19 of 23 against 17) and as many at th = 12 (README, Benchmarks)."""
 
 
 def _schedule_step(steps: IntArray, max_iter: int) -> IntArray:
