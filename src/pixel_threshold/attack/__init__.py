@@ -6,7 +6,13 @@ tests and ships to a worker without TensorFlow, MLflow or files.
 """
 
 from pixel_threshold.attack.cmaes import CMAES, default_popsize
-from pixel_threshold.attack.config import DEFAULT_BUDGETS, AttackConfig, resolved_budget
+from pixel_threshold.attack.config import (
+    DEFAULT_BUDGETS,
+    SMALLEST_TH,
+    AttackConfig,
+    resolved_budget,
+    resolved_th_max,
+)
 from pixel_threshold.attack.de import DifferentialEvolution
 from pixel_threshold.attack.encodings import PixelEncoding, ThresholdEncoding, make_encoding
 from pixel_threshold.attack.losses import LOSSES
@@ -18,6 +24,7 @@ __all__ = [
     "CMAES",
     "DEFAULT_BUDGETS",
     "LOSSES",
+    "SMALLEST_TH",
     "AttackConfig",
     "DifferentialEvolution",
     "ImageResult",
@@ -30,4 +37,5 @@ __all__ = [
     "distances",
     "make_encoding",
     "resolved_budget",
+    "resolved_th_max",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pixel_threshold.attack.de import MIN_POPSIZE
+from pixel_threshold.attack.encodings import PIXEL_LEVELS
 from pixel_threshold.attack.losses import LOSSES
 
 ATTACK_TYPES = ("pixel", "threshold")
@@ -14,6 +15,24 @@ DEFAULT_BUDGETS = {0: (100, 400), 1: (100, 400), 2: (10_000, 1)}
 of 400 for CMA-ES and DE; 10,000 single-query steps for the random search (the budget
 of the Sparse-RS and Square Attack papers)."""
 MIN_POPSIZES = {0: 2, 1: MIN_POPSIZE, 2: 1}
+SMALLEST_TH = -1
+"""``th`` that asks for each image's smallest th in ``1..th_max`` (`smallest`)."""
+
+
+def resolved_th_max(attack_type: str, th_max: int, shape: tuple[int, int, int]) -> int:
+    """The largest th a ``th=-1`` attack tries on (H, W, C) images: ``th_max``, or with 0
+    the whole range: 255 for the threshold attack, min(255, H * W) for the pixel attack.
+    Raises ValueError naming a ``th_max`` outside that range."""
+    height, width, _ = shape
+    largest = (
+        PIXEL_LEVELS - 1 if attack_type == "threshold" else min(PIXEL_LEVELS - 1, height * width)
+    )
+    if not 0 <= th_max <= largest:
+        raise ValueError(
+            f"expected 0 <= th_max <= {largest} for the {attack_type} attack on "
+            f"{height}x{width} images (0: {largest}), got th_max={th_max}"
+        )
+    return th_max or largest
 
 
 def resolved_budget(es: int, max_iter: int, popsize: int) -> tuple[int, int]:
@@ -34,7 +53,8 @@ class AttackConfig:
     """Hyper-parameters of one attack run.
 
     attack_type: "pixel" (change at most ``th`` pixels) or "threshold" (move every
-    value by at most ``th`` on the 0-255 scale). es: 0 = CMA-ES, 1 = differential
+    value by at most ``th`` on the 0-255 scale); ``th=-1`` finds each image's smallest
+    th in ``1..th_max`` (0: the whole range, `resolved_th_max`). es: 0 = CMA-ES, 1 = differential
     evolution, 2 = random search (Sparse-RS-style for pixel, Square-style for
     threshold). loss: "margin" or "probability" (see `losses`). max_iter: steps per
     image, each of ``popsize`` queries (DE's initial population is its first step, so
@@ -45,6 +65,7 @@ class AttackConfig:
 
     attack_type: str = "pixel"
     th: int = 1
+    th_max: int = 0
     es: int = 1
     loss: str = "margin"
     max_iter: int = 100
@@ -56,8 +77,15 @@ class AttackConfig:
     def __post_init__(self) -> None:
         if self.attack_type not in ATTACK_TYPES:
             raise ValueError(f"expected attack_type in {ATTACK_TYPES}, got {self.attack_type!r}")
-        if self.th < 1:
-            raise ValueError(f"expected th >= 1, got th={self.th}")
+        if self.th < 1 and self.th != SMALLEST_TH:
+            raise ValueError(
+                f"expected th >= 1 or th={SMALLEST_TH} (each image's smallest), got th={self.th}"
+            )
+        if not 0 <= self.th_max < PIXEL_LEVELS:
+            raise ValueError(
+                f"expected 0 <= th_max <= {PIXEL_LEVELS - 1} (0: the whole range), "
+                f"got th_max={self.th_max}"
+            )
         if self.es not in STRATEGIES:
             raise ValueError(
                 "expected es 0 (CMA-ES), 1 (differential evolution) or 2 (random search), "

@@ -46,6 +46,7 @@ class ImageResult:
     l0: int
     l2: float
     linf: float
+    min_th: int | None = None
 
 
 def distances(

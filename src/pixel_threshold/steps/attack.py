@@ -56,6 +56,7 @@ def attack_config(params: AttackParams) -> AttackConfig:
     return AttackConfig(
         attack_type=params.attack_type,
         th=params.th,
+        th_max=params.th_max,
         es=params.es,
         loss=params.loss,
         max_iter=max_iter,

@@ -54,7 +54,16 @@ class AttackParams:
         "class folders",
     )
     attack_type: str = _param("pixel", "pixel (L0: change at most th pixels) or threshold (L-inf)")
-    th: int = _param(1, "pixels to change (pixel) or largest change on the 0-255 scale (threshold)")
+    th: int = _param(
+        1,
+        "pixels to change (pixel) or largest change on the 0-255 scale (threshold); -1 = "
+        "each image's smallest th in 1..th_max",
+    )
+    th_max: int = _param(
+        0,
+        "with th=-1, the largest th tried (0 = the whole range: 255 for threshold, "
+        "min(255, H*W) for pixel); ignored otherwise",
+    )
     es: int = _param(
         1,
         "search strategy: 0 = CMA-ES, 1 = differential evolution, 2 = random search "
@@ -107,11 +116,14 @@ class EvaluateParams:
 class MainParams:
     """Train once, attack every (th, es), evaluate each: child runs of one parent run."""
 
-    th_values: str = _param("1,3,5", "comma-separated th values")
+    th_values: str = _param("1,3,5", "comma-separated th values (-1 = each image's smallest th)")
     es_values: str = _param(
         "0,1", "comma-separated es values (0 = CMA-ES, 1 = DE, 2 = random search)"
     )
-    attack_type: str = _param("pixel", "pixel or threshold")
+    attack_type: str = _param(
+        "pixel", "pixel, threshold, or both comma-separated (pixel,threshold)"
+    )
+    th_max: int = _param(0, "with a th of -1, the largest th tried (0 = the whole range)")
     limit: int = _param(100, "images to attack in each attack run")
     epochs: int = _param(10, "training epochs")
     seed: int = _param(0, "seed of training and of every attack")
