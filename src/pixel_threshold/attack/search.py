@@ -13,6 +13,7 @@ seeing full batches.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,10 +22,11 @@ from itertools import islice
 import numpy as np
 import numpy.typing as npt
 
-from pixel_threshold.attack.config import AttackConfig
+from pixel_threshold.attack.config import SMALLEST_TH, AttackConfig
 from pixel_threshold.attack.encodings import Encoding, make_encoding
 from pixel_threshold.attack.losses import loss
 from pixel_threshold.attack.results import ImageResult, Sample, distances
+from pixel_threshold.attack.smallest import SmallestBudget
 from pixel_threshold.attack.strategies import Strategy, make_strategy
 from pixel_threshold.attack.types import BoolArray, FloatArray, IntArray, Predict
 
@@ -144,7 +146,23 @@ class PixelThresholdAttack:
         """Attack every sample; yield each image's result as soon as it is final.
 
         Results come in completion order, not input order; ``result.index`` says which.
+        With ``th=-1``, each image's smallest th (`smallest.SmallestBudget`), every level
+        searched by this class at that th.
         """
+        if self.config.th != SMALLEST_TH:
+            return self._search(samples, predict, rng_key=())
+
+        def search_at(level: int, batch: list[Sample]) -> Iterator[ImageResult]:
+            fixed = PixelThresholdAttack(dataclasses.replace(self.config, th=level))
+            return fixed._search(batch, predict, rng_key=(level,))
+
+        return SmallestBudget(self.config, search_at, predict).run(samples)
+
+    def _search(
+        self, samples: Iterable[Sample], predict: Predict, *, rng_key: tuple[int, ...]
+    ) -> Iterator[ImageResult]:
+        """The attack at the config's th; each image's random stream is seeded by
+        (seed, index, *rng_key)."""
         batcher = _Batcher(predict, self.config.batch_size)
         stream = iter(samples)
         pending: deque[tuple[Sample, npt.NDArray[np.float32], FloatArray]] = deque()
@@ -171,7 +189,8 @@ class PixelThresholdAttack:
                 if isinstance(job, ImageResult):
                     yield job
                 else:
-                    slots.fill(job, image, np.random.default_rng([self.config.seed, sample.index]))
+                    seed = [self.config.seed, sample.index, *rng_key]
+                    slots.fill(job, image, np.random.default_rng(seed))
             if slots is None or encoding is None:
                 return
             occupied = np.flatnonzero(slots.active)
