@@ -150,8 +150,8 @@ def test_sparse_swaps_fewer_pixels_as_the_budget_is_spent() -> None:
 
 
 def test_square_windows_shrink_as_the_budget_is_spent() -> None:
-    """The Square Attack's schedule on a 64x64 image, 300 steps: a window of 5% / 2 of
-    4,096 pixels (side round(sqrt(102.4)) = 10) at step 1, one pixel at the end."""
+    """The Square Attack's schedule on a 64x64 image, 300 steps: a window of 10% / 2 of
+    4,096 pixels (side round(sqrt(204.8)) = 14) at step 1, one pixel at the end."""
     shape = (64, 64, 3)
     search = SquareRandomSearch(4, shape, capacity=1, popsize=1, max_iter=300)
     slots = _started(search, 1, np.zeros(shape))
@@ -168,5 +168,5 @@ def test_square_windows_shrink_as_the_budget_is_spent() -> None:
         assert len(changed_rows) == side and changed_cols[-1] - changed_cols[0] < side
         sides.append(side)
         search.tell(slots, np.full(1, np.inf))
-    assert (sides[0], sides[-1]) == (10, 1)
+    assert (sides[0], sides[-1]) == (14, 1)
     assert sides == sorted(sides, reverse=True)
