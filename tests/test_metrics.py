@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -13,7 +14,10 @@ from pixel_threshold.metrics import (
     DISTANCES,
     SUMMARIES,
     attack_metrics,
+    fooled_share,
     image_distances,
+    robust_accuracy,
+    smallest_th_metrics,
     summarize,
     wilson_interval,
 )
@@ -158,3 +162,50 @@ def test_attack_metrics_without_attacked_images_are_nan() -> None:
     assert metrics["images_attacked"] == 0 and metrics["clean_accuracy"] == 0
     for name in ("success_rate", "mean_queries", "median_queries_successful", "l_0_norm_mean"):
         assert math.isnan(metrics[name]), name
+
+
+def _smallest(label: int, before: int, min_th: int | None) -> ImageResult:
+    """A ``th=-1`` result: fooled first at ``min_th``, or not fooled (None)."""
+    fooled = min_th is not None
+    result = _result(
+        0, label, before, after=label + 1 if fooled else before, success=fooled, queries=0
+    )
+    return dataclasses.replace(result, min_th=min_th)
+
+
+SMALLEST = [
+    _smallest(label=1, before=2, min_th=None),  # already wrong: not attacked
+    _smallest(label=1, before=1, min_th=1),
+    _smallest(label=3, before=3, min_th=3),
+    _smallest(label=5, before=5, min_th=3),
+    _smallest(label=0, before=0, min_th=None),
+    _smallest(label=2, before=2, min_th=None),
+]
+
+
+def test_robust_accuracy_counts_the_right_images_not_yet_fooled_at_each_th() -> None:
+    accuracy = robust_accuracy(SMALLEST, th_max=4)
+    assert accuracy.tolist() == pytest.approx([5 / 6, 4 / 6, 4 / 6, 2 / 6, 2 / 6])
+    # a right image left unattacked (its class is the target) stays right at every th
+    spared = dataclasses.replace(SMALLEST[4], attacked=False)
+    assert robust_accuracy([SMALLEST[1], spared], th_max=2).tolist() == [1.0, 0.5, 0.5]
+
+
+def test_fooled_share_is_the_cumulative_share_of_attacked_images_fooled() -> None:
+    assert fooled_share(SMALLEST, th_max=4).tolist() == pytest.approx([0, 0.2, 0.2, 0.6, 0.6])
+    assert np.isnan(fooled_share(SMALLEST[:1], th_max=2)).all()
+
+
+def test_median_counts_images_not_fooled_above_th_max_and_mean_takes_the_fooled() -> None:
+    # attacked images' levels 1, 3, 3, 5, 5 (not fooled: th_max + 1)
+    assert smallest_th_metrics(SMALLEST, th_max=4) == {"median_min_th": 3.0, "mean_min_th": 7 / 3}
+    assert smallest_th_metrics(SMALLEST[3:], th_max=4) == {"median_min_th": 5.0, "mean_min_th": 3.0}
+    assert smallest_th_metrics(SMALLEST[4:], th_max=4) == {"median_min_th": 5.0}
+    assert math.isnan(smallest_th_metrics(SMALLEST[:1], th_max=4)["median_min_th"])
+
+
+@pytest.mark.parametrize("min_th", [0, 5])
+def test_a_min_th_outside_1_to_th_max_is_refused(min_th: int) -> None:
+    results = [*SMALLEST, _smallest(label=1, before=1, min_th=min_th)]
+    with pytest.raises(ValueError, match=rf"min_th in \[1, 4\] or None, got min_th={min_th}"):
+        robust_accuracy(results, th_max=4)

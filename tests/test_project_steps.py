@@ -490,6 +490,9 @@ def test_unreadable_images_are_counted_listed_and_skipped(experiment: str, tmp_p
 RESUMABLE = AttackParams(th=3, es=1, limit=16, max_iter=10, popsize=50, seed=3)
 RESUMABLE_RANDOM_SEARCH = AttackParams(th=3, es=2, limit=16, max_iter=300, seed=3)
 """One query a step (popsize 0: es=2's default, 1), so a model call is a step."""
+RESUMABLE_SMALLEST = AttackParams(
+    th=-1, th_max=4, es=2, limit=16, max_iter=50, seed=3, batch_size=4
+)
 
 
 def _interrupt_after(calls: int, patch: pytest.MonkeyPatch) -> None:
@@ -522,8 +525,9 @@ def _without(columns: dict[str, list[str]], *names: str) -> dict[str, list[str]]
         (RESUMABLE, 6, {}),
         # the default budget written out resumes a run that logged popsize=0
         (RESUMABLE_RANDOM_SEARCH, 40, {"popsize": 1}),
+        (RESUMABLE_SMALLEST, 300, {}),
     ],
-    ids=["de", "random-search"],
+    ids=["de", "random-search", "smallest-th"],
 )
 def test_an_interrupted_attack_keeps_its_images_and_resumes_to_the_same_results(
     experiment: str,

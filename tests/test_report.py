@@ -172,3 +172,15 @@ def test_html_table_escapes_values_and_writes_nan_as_empty(tmp_path: Path) -> No
     text = (tmp_path / "t.html").read_text()
     assert "<td>&lt;b&gt;</td><td>0.1235</td>" in text
     assert "<td>x</td><td></td>" in text
+
+
+@pytest.mark.parametrize("th_max", [1, 255])
+def test_robustness_plot_is_a_png_for_one_level_to_the_whole_range(
+    tmp_path: Path, th_max: int
+) -> None:
+    accuracy = np.linspace(0.9, 0.2, th_max + 1)
+    fooled = np.linspace(0.0, 0.7, th_max + 1)
+    curves.robustness_plot(
+        tmp_path / "robustness.png", accuracy, fooled, left=3, attacked=10, title="pixel attack"
+    )
+    assert _png_size(tmp_path / "robustness.png") == (600, 400)

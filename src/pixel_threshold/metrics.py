@@ -1,4 +1,5 @@
-"""Distances between clean and adversarial images, their summaries, success statistics.
+"""Distances between clean and adversarial images, their summaries, success statistics,
+and a ``th=-1`` run's statistics of each image's smallest fooling th.
 
 Distances use Dioptra's metric names, so runs compare with Dioptra's in one UI, and
 are measured on the 0-255 pixel scale of the attack's budget ``th``.
@@ -141,6 +142,56 @@ def attack_metrics(
     for name in DISTANCES:
         metrics.update(summarize(name, distances[name][success]))
     return metrics
+
+
+def fooled_at(results: Sequence[ImageResult], th_max: int) -> npt.NDArray[np.int64]:
+    """Each image's ``min_th`` (N,) from a ``th=-1`` run's results, ``th_max + 1`` for an
+    image not fooled within ``th_max`` or not attacked. Raises ValueError for a
+    ``min_th`` outside ``1..th_max``."""
+    for result in results:
+        if result.min_th is not None and not 1 <= result.min_th <= th_max:
+            raise ValueError(
+                f"expected min_th in [1, {th_max}] or None, got min_th={result.min_th}"
+            )
+    return np.array([th_max + 1 if r.min_th is None else r.min_th for r in results], dtype=np.int64)
+
+
+def robust_accuracy(results: Sequence[ImageResult], th_max: int) -> FloatArray:
+    """The share of the attacked set (N >= 1 images) the model still gets right at each
+    budget th = 0..th_max, (th_max + 1,): an image counts at th if the model got it right
+    clean and no budget up to th fooled it (its ``min_th`` is None or above th). The
+    value at th = 0 is ``clean_accuracy``; it never rises with th."""
+    right = np.array([r.label_before == r.label for r in results], dtype=bool)
+    # One count per level instead of a loop over th: the right images first fooled at th.
+    first_fooled = np.bincount(fooled_at(results, th_max)[right], minlength=th_max + 2)
+    left: FloatArray = (right.sum() - np.cumsum(first_fooled[: th_max + 1])) / len(results)
+    return left
+
+
+def fooled_share(results: Sequence[ImageResult], th_max: int) -> FloatArray:
+    """The share of the attacked images fooled within each budget th = 0..th_max,
+    (th_max + 1,); NaN when no image was attacked."""
+    attacked = np.array([r.attacked for r in results], dtype=bool)
+    trials = int(attacked.sum())
+    if trials == 0:
+        return np.full(th_max + 1, math.nan)
+    first_fooled = np.bincount(fooled_at(results, th_max)[attacked], minlength=th_max + 2)
+    share: FloatArray = np.cumsum(first_fooled[: th_max + 1]) / trials
+    return share
+
+
+def smallest_th_metrics(results: Sequence[ImageResult], th_max: int) -> dict[str, float]:
+    """``median_min_th`` over the attacked images, one not fooled within ``th_max``
+    counting as ``th_max + 1`` (so ``th_max + 1`` means more than half were not fooled;
+    NaN when none was attacked), and ``mean_min_th`` over the fooled images (left out
+    when none was fooled)."""
+    levels = fooled_at(results, th_max)
+    attacked = np.array([r.attacked for r in results], dtype=bool)
+    fooled = levels <= th_max
+    summary = {"median_min_th": float(np.median(levels[attacked])) if attacked.any() else math.nan}
+    if fooled.any():
+        summary["mean_min_th"] = float(levels[fooled].mean())
+    return summary
 
 
 def _mean(values: npt.NDArray[Any]) -> float:

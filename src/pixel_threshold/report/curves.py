@@ -1,4 +1,5 @@
-"""Plots of attack runs: success rate against queries spent, and against ``th``."""
+"""Plots of attack runs: success rate against queries spent, and against ``th``; a
+``th=-1`` run's accuracy and share fooled against th."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from pixel_threshold.attack.config import STRATEGIES
 
@@ -85,4 +87,44 @@ def success_plot(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     axis.set_ylabel("success rate")
     axis.set_ylim(0, 1)
     axis.legend(fontsize=7)
+    figure.savefig(path, dpi=100)
+
+
+def robustness_plot(
+    path: Path,
+    accuracy: npt.NDArray[np.float64],
+    fooled: npt.NDArray[np.float64],
+    *,
+    left: int,
+    attacked: int,
+    title: str = "",
+) -> None:
+    """Save a ``th=-1`` run's curves against th = 0..th_max as a PNG: ``accuracy``
+    (th_max + 1,), the share of the attacked set still classified right, and ``fooled``
+    (th_max + 1,), the share of the ``attacked`` images fooled within th, as steps (th's
+    value held up to th + 1), titled ``title`` over the ``left`` images not fooled
+    within th_max."""
+    th_max = len(accuracy) - 1
+    th = np.arange(th_max + 2)
+    figure = Figure(figsize=(6, 4), layout="constrained")
+    axis = figure.subplots()
+    axis.step(th, np.append(accuracy, accuracy[-1]), where="post", label="accuracy (all images)")
+    axis.step(
+        th,
+        np.append(fooled, fooled[-1]),
+        where="post",
+        linestyle="--",
+        label="fooled (attacked images)",
+    )
+    axis.set_xlabel("th (largest budget)")
+    axis.set_ylabel("share of images")
+    axis.set_xlim(0, th_max + 1)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_ylim(0, 1.02)
+    axis.grid(alpha=0.3)
+    axis.set_title(
+        f"{title}\n{left} of {attacked} attacked images not fooled within th={th_max}",
+        fontsize=10,
+    )
+    axis.legend(fontsize=7, loc="center right")
     figure.savefig(path, dpi=100)

@@ -3,31 +3,41 @@
 Interrupted (Ctrl-C, SIGTERM), it logs the images it finished as a partial
 ``adv_testing.tar.gz``, tags the run ``images_done`` and ends it KILLED; an attack
 with ``resume`` set to that run's id and the same parameters finishes the rest.
+
+With ``th=-1`` each image's smallest fooling th in ``1..th_max`` is searched, and the
+run also logs ``th_max`` (as resolved), ``robust_accuracy`` (one value per th),
+``median_min_th``, ``mean_min_th`` and ``robustness_curve.png``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
 import numpy.typing as npt
-from mlflow.entities import Run
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Run
 from tqdm import tqdm
 
 from pixel_threshold import artifacts, data, interrupts, metrics, models, tracking
 from pixel_threshold.artifacts import ADV_TESTING
 from pixel_threshold.attack import (
+    SMALLEST_TH,
     AttackConfig,
     ImageResult,
     Sample,
     make_encoding,
     resolved_budget,
+    resolved_th_max,
 )
+from pixel_threshold.attack.config import STRATEGIES
 from pixel_threshold.steps import manifest, naming, pictures, resume, sharding
 from pixel_threshold.steps.params import AttackParams
 
@@ -37,6 +47,12 @@ RESUMED_FROM_TAG = "resumed_from"
 QUERY_BUDGET = "query_budget"
 """The metric of an image's most queries, ``max_iter x popsize`` as resolved (the
 params are logged as given: 0 for a strategy's default)."""
+TH_MAX = "th_max"
+"""The metric of a ``th=-1`` run's largest th tried, as resolved (the param as given:
+0 for the whole range), so that the runs table shows what ``median_min_th = th_max + 1``
+means."""
+ROBUST_ACCURACY = "robust_accuracy"
+"""A ``th=-1`` run's metric logged with ``step = th`` for th = 0..th_max."""
 UNTARGETED = -1
 
 
@@ -70,10 +86,12 @@ def attack_config(params: AttackParams) -> AttackConfig:
 def run_attack(params: AttackParams) -> str:
     """Attack, log metrics (``query_budget`` first), ``adv_testing.tar.gz``,
     ``distance_metrics.csv.gz``, ``examples.png`` and ``queries.png`` (and
-    ``skipped_images.csv`` if files were unreadable); return the run id.
+    ``skipped_images.csv`` if files were unreadable; with ``th=-1`` the smallest-th
+    metrics and ``robustness_curve.png``); return the run id.
 
     Every parameter is checked before the attack starts: those that need the model
-    (``th`` against its image size, ``target`` against its classes) as soon as it loads.
+    (``th`` or ``th_max`` against its image size, ``target`` against its classes) as
+    soon as it loads.
     """
     with tracking.step_run("attack") as run:
         tracking.log_params(params)
@@ -84,14 +102,15 @@ def run_attack(params: AttackParams) -> str:
         model_uri = _model_uri(params, resumed, run.info.experiment_id)
         model = models.load_model(model_uri)
         shape, classes = models.image_classifier_shape(model, uri=model_uri)
-        make_encoding(config.attack_type, config.th, shape)
+        config = _fitted(config, shape)
         if config.target is not None and config.target >= classes:
             raise ValueError(
                 f"expected target in [0, {classes}) (the model's classes) or {UNTARGETED}, "
                 f"got target={config.target}"
             )
         mlflow.set_tags({tracking.MODEL_URI_TAG: model_uri, tracking.DATA_TAG: params.data})
-        naming.name_run(naming.attack_run_name(params, naming.model_name(model_uri)))
+        model_name = naming.model_name(model_uri)
+        naming.name_run(naming.attack_run_name(params, model_name, th_max=config.th_max))
         train_run_id = tracking.model_run_id(model_uri)
         if train_run_id is not None:
             mlflow.set_tag(tracking.TRAIN_RUN_TAG, train_run_id)
@@ -117,19 +136,54 @@ def run_attack(params: AttackParams) -> str:
         if resumed is not None:
             results = resume.finished(resumed, attacked)
             mlflow.set_tag(RESUMED_FROM_TAG, resumed.info.run_id)
+        smallest = config.th == SMALLEST_TH
         try:
             with sharding.searching(params, config, model, classifier) as search:
                 seconds = _attack(config, attacked, search, results)
         except KeyboardInterrupt:
             with interrupts.signals_ignored():
-                _log_interrupted(run.info.run_id, attacked, results)
+                _log_interrupted(run.info.run_id, attacked, results, smallest=smallest)
             raise
-        adversarials, distances = _log_adversarial_set(attacked, results)
+        adversarials, distances = _log_adversarial_set(attacked, results, smallest=smallest)
         # Scored again as evaluate will score them: the search's batches had other shapes.
         adversarial_labels = models.predict_labels(classifier, adversarials)
         mlflow.log_metrics(metrics.attack_metrics(results, adversarial_labels, distances, seconds))
         run_id: str = run.info.run_id
+        if smallest:
+            _log_smallest_th(run_id, config, results, model_name)
         return run_id
+
+
+def _fitted(config: AttackConfig, shape: tuple[int, int, int]) -> AttackConfig:
+    """``config`` checked against the model's (H, W, C) images: ``th``, or with
+    ``th=-1`` ``th_max``, resolved (0: the whole range) and logged as the metric
+    ``th_max``. Raises ValueError naming the parameter that does not fit."""
+    if config.th != SMALLEST_TH:
+        make_encoding(config.attack_type, config.th, shape)
+        return config
+    th_max = resolved_th_max(config.attack_type, config.th_max, shape)
+    mlflow.log_metric(TH_MAX, th_max)
+    return dataclasses.replace(config, th_max=th_max)
+
+
+def _log_smallest_th(
+    run_id: str, config: AttackConfig, results: Sequence[ImageResult], model_name: str
+) -> None:
+    """Log a ``th=-1`` run's ``median_min_th`` and ``mean_min_th``, ``robust_accuracy``
+    with ``step = th`` for th = 0..th_max in one call, and ``robustness_curve.png``."""
+    mlflow.log_metrics(metrics.smallest_th_metrics(results, config.th_max))
+    now = int(time.time() * 1000)
+    MlflowClient().log_batch(
+        run_id,
+        metrics=[
+            Metric(ROBUST_ACCURACY, float(value), now, th)
+            for th, value in enumerate(metrics.robust_accuracy(results, config.th_max))
+        ],
+    )
+    title = f"{config.attack_type} attack, es={config.es} ({STRATEGIES[config.es]}), {model_name}"
+    with tempfile.TemporaryDirectory() as folder:
+        pictures.write_robustness_curve(Path(folder), results, config.th_max, title=title)
+        mlflow.log_artifacts(folder)
 
 
 def _model_uri(params: AttackParams, resumed: Run | None, experiment_id: str) -> str:
@@ -163,7 +217,7 @@ def _attack(
     successes = sum(result.success for result in results)
     queries = 0
     start = time.perf_counter()
-    description = f"{config.attack_type} th={config.th} es={config.es}"
+    description = f"{config.attack_type} {naming.th_name(config.th, config.th_max)} es={config.es}"
     total = len(attacked.labels)
     with tqdm(total=total, initial=len(results), desc=description, unit="img") as bar:
         for result in search(samples):
@@ -178,14 +232,18 @@ def _attack(
     return seconds
 
 
-def _log_interrupted(run_id: str, attacked: data.ImageSet, results: list[ImageResult]) -> None:
-    """Log the finished ``results`` (any order) as a partial adversarial set, and tag
-    the run with how many images were done."""
+def _log_interrupted(
+    run_id: str, attacked: data.ImageSet, results: list[ImageResult], *, smallest: bool
+) -> None:
+    """Log the finished ``results`` (any order) as a partial adversarial set (of a
+    ``th=-1`` run if ``smallest``), and tag the run with how many images were done."""
     results.sort(key=lambda result: result.index)
     done = f"{len(results)} of {len(attacked.labels)}"
     mlflow.set_tag(IMAGES_DONE_TAG, done)
     if results:
-        _log_adversarial_set(attacked.subset([result.index for result in results]), results)
+        _log_adversarial_set(
+            attacked.subset([result.index for result in results]), results, smallest=smallest
+        )
     advice = (
         f"logged to run {run_id}; to finish it, attack again with the same parameters "
         f"and resume={run_id}"
@@ -196,14 +254,16 @@ def _log_interrupted(run_id: str, attacked: data.ImageSet, results: list[ImageRe
 
 
 def _log_adversarial_set(
-    attacked: data.ImageSet, results: Sequence[ImageResult]
+    attacked: data.ImageSet, results: Sequence[ImageResult], *, smallest: bool
 ) -> tuple[npt.NDArray[np.uint8], dict[str, metrics.FloatArray]]:
     """Log the artifacts of ``results`` (index order) of the images ``attacked``, row
-    for row; return the adversarial images (N, H, W, C) and their distances (each (N,))."""
+    for row, with ``min_th`` in the manifest if ``smallest`` (a ``th=-1`` run); return
+    the adversarial images (N, H, W, C) and their distances (each (N,))."""
     adversarials = np.stack([result.adversarial for result in results])
     distances = metrics.image_distances(attacked.images, adversarials)
     with tempfile.TemporaryDirectory() as folder:
-        _write_artifacts(Path(folder), attacked, results, adversarials, distances)
+        columns = manifest.columns(results, attacked.sources, distances, smallest=smallest)
+        _write_artifacts(Path(folder), attacked, results, adversarials, columns)
         mlflow.log_artifacts(folder)
     return adversarials, distances
 
@@ -213,11 +273,11 @@ def _write_artifacts(
     attacked: data.ImageSet,
     results: Sequence[ImageResult],
     adversarials: npt.NDArray[np.uint8],
-    distances: dict[str, metrics.FloatArray],
+    columns: dict[str, list[Any]],
 ) -> None:
-    """``adv_testing.tar.gz``, ``distance_metrics.csv.gz``, ``examples.png`` and
-    ``queries.png`` for ``results`` of the images ``attacked``, row for row."""
-    columns = manifest.columns(results, attacked.sources, distances)
+    """``adv_testing.tar.gz`` with the manifest ``columns`` (`manifest.columns`),
+    ``distance_metrics.csv.gz``, ``examples.png`` and ``queries.png`` for ``results`` of
+    the images ``attacked``, row for row."""
     artifacts.write_adv_testing(
         folder / ADV_TESTING, adversarials, attacked.labels, attacked.class_names, columns
     )

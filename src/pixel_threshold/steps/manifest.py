@@ -2,7 +2,8 @@
 
 The manifest holds every field of ``ImageResult`` but the adversarial image (its
 PNG) and the core's own distances (recomputed from the images), written so that
-they read back exactly: floats as their shortest round-trip text.
+they read back exactly: floats as their shortest round-trip text. A ``th=-1`` run's
+manifest also holds ``min_th``, empty for an image not fooled within ``th_max``.
 """
 
 from __future__ import annotations
@@ -20,16 +21,24 @@ from pixel_threshold.attack import ImageResult, distances
 INTEGERS = ("index", "queries", "generations", "label_before", "label_after")
 FLOATS = ("p_true_before", "p_true_after")
 BOOLEANS = ("attacked", "success")
+MIN_TH = "min_th"
 
 
 def columns(
     results: Sequence[ImageResult],
     sources: Sequence[str],
     image_distances: dict[str, metrics.FloatArray],
+    *,
+    smallest: bool = False,
 ) -> dict[str, list[Any]]:
     """Manifest columns for ``results`` (n,) from images ``sources`` (n,), with the
-    Dioptra distances (each (n,)); ``file``, ``label`` and ``label_name`` come first
-    from the tarball writer."""
+    Dioptra distances (each (n,)), and ``min_th`` if ``smallest`` (a ``th=-1`` run);
+    ``file``, ``label`` and ``label_name`` come first from the tarball writer."""
+    smallest_th = (
+        {MIN_TH: ["" if result.min_th is None else result.min_th for result in results]}
+        if smallest
+        else {}
+    )
     return {
         "index": [result.index for result in results],
         "source": list(sources),
@@ -41,18 +50,21 @@ def columns(
         "label_after": [result.label_after for result in results],
         "p_true_before": [result.p_true_before for result in results],
         "p_true_after": [result.p_true_after for result in results],
+        **smallest_th,
         **{name: image_distances[name].tolist() for name in metrics.DISTANCES},
     }
 
 
 def results(adv: AdvTesting, originals: npt.NDArray[np.uint8]) -> list[ImageResult]:
     """The results an adversarial set records, one per manifest row; ``originals``
-    (N, H, W, C) are the clean images of the attacked set, by ``index``."""
+    (N, H, W, C) are the clean images of the attacked set, by ``index``. ``min_th`` is
+    None without the column (a run at a fixed th)."""
     missing = {*INTEGERS, *FLOATS, *BOOLEANS} - set(adv.manifest)
     if missing:
         raise ValueError(f"expected manifest columns {sorted(missing)}, found none")
     integers = {name: adv.column(name) for name in INTEGERS}
     labels = adv.labels
+    smallest_th = [_min_th(text) for text in adv.manifest.get(MIN_TH, [""] * len(labels))]
     restored = []
     for row, adversarial in enumerate(adv.images):
         index = int(integers["index"][row])
@@ -75,9 +87,18 @@ def results(adv: AdvTesting, originals: npt.NDArray[np.uint8]) -> list[ImageResu
                 l0=l0,
                 l2=l2,
                 linf=linf,
+                min_th=smallest_th[row],
             )
         )
     return restored
+
+
+def _min_th(text: str) -> int | None:
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ValueError(f"expected an integer or nothing in the manifest's min_th, got {text!r}")
+    return int(text)
 
 
 def _boolean(text: str) -> bool:

@@ -1,6 +1,7 @@
 """Run names that say what ran, so the MLflow runs table reads without opening runs:
 ``train small_cnn digits``, ``attack pixel th=3 es=2 random search 10000x1
-digits_small_cnn``, ``evaluate <attack run name>``, ``compare 6 runs``,
+digits_small_cnn`` (``th=-1 (smallest<=64)`` for a ``th=-1`` run, th_max as resolved),
+``evaluate <attack run name>``, ``compare 6 runs``,
 ``main pixel th=1,3,5 es=0,1``.
 
 A step names its own run once it knows the name (the attack once its model is
@@ -17,7 +18,7 @@ from pathlib import Path
 import mlflow
 
 from pixel_threshold import tracking
-from pixel_threshold.attack.config import STRATEGIES, resolved_budget
+from pixel_threshold.attack.config import SMALLEST_TH, STRATEGIES, resolved_budget
 from pixel_threshold.steps.params import AttackParams, MainParams, TrainParams
 
 RUN_NAME_TAG = "mlflow.runName"
@@ -61,15 +62,20 @@ def train_run_name(params: TrainParams) -> str:
     return f"train {params.architecture} {dataset_name(params.dataset)}"
 
 
-def attack_run_name(params: AttackParams, model: str) -> str:
+def th_name(th: int, th_max: int) -> str:
+    """``th=3``, or for ``th=-1`` with ``th_max`` as resolved ``th=-1 (smallest<=64)``."""
+    return f"th={th} (smallest<={th_max})" if th == SMALLEST_TH else f"th={th}"
+
+
+def attack_run_name(params: AttackParams, model: str, *, th_max: int) -> str:
     """``attack <type> th=<th> es=<es> <strategy> <max_iter>x<popsize> <model>``, the
-    budget as resolved (0: the strategy's default), with ``loss=probability`` when not
-    the default loss, ``target=<t>`` when targeted and the data when it is not the
-    model's own dataset."""
+    budget as resolved (0: the strategy's default; ``th_max``, that of a ``th=-1`` run,
+    as `th_name` writes it), with ``loss=probability`` when not the default loss,
+    ``target=<t>`` when targeted and the data when it is not the model's own dataset."""
     max_iter, popsize = resolved_budget(params.es, params.max_iter, params.popsize)
     strategy = STRATEGIES.get(params.es, "")
     name = (
-        f"attack {params.attack_type} th={params.th} es={params.es} {strategy} "
+        f"attack {params.attack_type} {th_name(params.th, th_max)} es={params.es} {strategy} "
         f"{max_iter}x{popsize} {model}"
     )
     if params.loss != DEFAULT_LOSS:

@@ -41,7 +41,9 @@ class TrainParams:
 
 @dataclass(frozen=True, kw_only=True)
 class AttackParams:
-    """Attack a classifier; logs adv_testing.tar.gz, distance_metrics.csv.gz, examples.png."""
+    """Attack a classifier; logs adv_testing.tar.gz, distance_metrics.csv.gz,
+    examples.png, queries.png, skipped_images.csv (unreadable files, if any) and, with
+    th=-1, robustness_curve.png."""
 
     model: str = _param(
         "",

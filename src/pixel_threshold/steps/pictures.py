@@ -1,4 +1,5 @@
-"""The pictures an attack run logs: ``examples.png`` and ``queries.png``."""
+"""The pictures an attack run logs: ``examples.png``, ``queries.png`` and, with
+``th=-1``, ``robustness_curve.png``."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from pixel_threshold import data, imagenet
+from pixel_threshold import data, imagenet, metrics
 from pixel_threshold.attack import ImageResult
 from pixel_threshold.report import curves, examples
 
 EXAMPLES = "examples.png"
 QUERIES = "queries.png"
+ROBUSTNESS_CURVE = "robustness_curve.png"
 
 
 def write_attack_pictures(
@@ -54,4 +56,21 @@ def write_attack_pictures(
         folder / QUERIES,
         {"attack": curve},
         title=f"{success.sum()} of {tried.sum()} attacked images fooled",
+    )
+
+
+def write_robustness_curve(
+    folder: Path, results: Sequence[ImageResult], th_max: int, *, title: str
+) -> None:
+    """Write ``robustness_curve.png`` into ``folder`` for the ``results`` of a ``th=-1``
+    run up to ``th_max``: accuracy and the share of attacked images fooled against th,
+    with the images not fooled within ``th_max``, titled ``title``."""
+    attacked = [result for result in results if result.attacked]
+    curves.robustness_plot(
+        folder / ROBUSTNESS_CURVE,
+        metrics.robust_accuracy(results, th_max),
+        metrics.fooled_share(results, th_max),
+        left=sum(result.min_th is None for result in attacked),
+        attacked=len(attacked),
+        title=title,
     )
