@@ -241,7 +241,15 @@ def test_registered_model_by_alias_and_latest_attack_by_default(train_run: Run) 
         (run_main, MainParams(es_values="0,3"), "got es=3"),
         (run_main, MainParams(loss="hinge"), "got loss='hinge'"),
         (run_main, MainParams(max_iter=-1, es_values="2"), "got max_iter=-1"),
-        (run_main, MainParams(attack_type="l2"), "got 'l2'"),
+        (
+            run_main,
+            MainParams(attack_type="pixel,pixle"),
+            r"expected attack_type in \('pixel', 'threshold'\) or both comma-separated, "
+            "got attack_type='pixel,pixle'",
+        ),
+        (run_main, MainParams(attack_type="l2"), "got attack_type='l2'"),
+        (run_main, MainParams(th_values="-1,0"), "got th=0"),
+        (run_main, MainParams(th_values="-1", th_max=256), "got th_max=256"),
     ],
 )
 def test_bad_parameters_fail_the_run_with_a_message_naming_them(
@@ -380,6 +388,70 @@ def test_main_trains_once_then_attacks_and_evaluates_every_pair(
     assert names == {"comparison.csv", "comparison.html", "success_vs_th.png", "queries.png"}
 
 
+def test_main_assesses_both_attacks_at_each_image_s_smallest_th(
+    experiment: str, tmp_path: Path
+) -> None:
+    params = MainParams(
+        attack_type="pixel,threshold",
+        th_values="-1,2",
+        es_values="2",
+        th_max=6,
+        limit=6,
+        epochs=1,
+        max_iter=5,
+        popsize=10,
+    )
+    parent_id = run_main(params)
+    parent = mlflow.get_run(parent_id)
+    assert parent.info.run_name == "main pixel,threshold th=-1,2 es=2 th_max=6"
+    children = mlflow.search_runs(
+        experiment_ids=[experiment],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
+        order_by=["attributes.start_time ASC"],
+        output_format="list",
+    )
+    assert [child.data.tags[tracking.STEP_TAG] for child in children] == [
+        "train",
+        *["attack", "evaluate"] * 4,
+    ]
+    assert all(child.info.status == "FINISHED" for child in children)
+    attacks = children[1::2]
+    assert [
+        tuple(run.data.params[name] for name in ("attack_type", "th", "es", "th_max"))
+        for run in attacks
+    ] == [
+        (attack_type, th, "2", "6") for attack_type in ("pixel", "threshold") for th in ("-1", "2")
+    ]
+    smallest = [attacks[0], attacks[2]]
+    client = MlflowClient()
+    for attack in smallest:
+        history = client.get_metric_history(attack.info.run_id, "robust_accuracy")
+        assert sorted(point.step for point in history) == list(range(7))
+    names = {item.path for item in client.list_artifacts(parent_id)}
+    assert {"robustness_curves.png", "robustness_levels.csv", "comparison.csv"} <= names
+    with open(
+        mlflow.artifacts.download_artifacts(
+            run_id=parent_id, artifact_path="comparison.csv", dst_path=str(tmp_path)
+        )
+    ) as handle:
+        rows = list(csv.DictReader(handle))
+    for row, attack in zip(rows, attacks, strict=True):
+        for name in ("th_max", "median_min_th", "mean_min_th"):
+            assert row[name] == str(attack.data.metrics.get(name, math.nan))
+    assert [row["median_min_th"] for row in rows[1::2]] == ["nan", "nan"]  # th=2
+    with open(
+        mlflow.artifacts.download_artifacts(
+            run_id=parent_id, artifact_path="robustness_levels.csv", dst_path=str(tmp_path)
+        )
+    ) as handle:
+        (level,) = csv.DictReader(handle)
+    assert (level["pixel_run_id"], level["threshold_run_id"]) == tuple(
+        run.info.run_id for run in smallest
+    )
+    assert (level["pixel_th_max"], level["threshold_th_max"], level["es"]) == ("6.0", "6.0", "2")
+    assert float(level["pixel_median_min_th"]) == smallest[0].data.metrics["median_min_th"]
+
+
 def _fails(experiment: str, step: Callable[[Any], str], params: object, message: str) -> Run:
     """Run ``step``, expect a ValueError matching ``message``; return the FAILED run."""
     with pytest.raises(ValueError, match=message):
@@ -490,6 +562,9 @@ def test_unreadable_images_are_counted_listed_and_skipped(experiment: str, tmp_p
 RESUMABLE = AttackParams(th=3, es=1, limit=16, max_iter=10, popsize=50, seed=3)
 RESUMABLE_RANDOM_SEARCH = AttackParams(th=3, es=2, limit=16, max_iter=300, seed=3)
 """One query a step (popsize 0: es=2's default, 1), so a model call is a step."""
+RESUMABLE_SMALLEST = AttackParams(
+    th=-1, th_max=4, es=2, limit=16, max_iter=50, seed=3, batch_size=4
+)
 RESUMABLE_SMALLEST = AttackParams(
     th=-1, th_max=4, es=2, limit=16, max_iter=50, seed=3, batch_size=4
 )

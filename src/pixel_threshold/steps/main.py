@@ -1,4 +1,5 @@
-"""Step ``main``: train once, attack every (th, es), evaluate each, compare them.
+"""Step ``main``: train once, attack every (attack type, th, es), evaluate each, compare
+them.
 
 Every attack gets the same query budget per image: ``max_iter x popsize``, spent by
 the random search (``es=2``) one query a step.
@@ -12,6 +13,7 @@ import mlflow
 
 from pixel_threshold import tracking
 from pixel_threshold.attack import resolved_budget
+from pixel_threshold.attack.config import ATTACK_TYPES
 from pixel_threshold.steps import compare, naming
 from pixel_threshold.steps.attack import attack_config, run_attack
 from pixel_threshold.steps.evaluate import run_evaluate
@@ -33,6 +35,18 @@ def parse_ints(name: str, text: str) -> list[int]:
     return values
 
 
+def parse_attack_types(text: str) -> list[str]:
+    """``"pixel,threshold"`` -> ``["pixel", "threshold"]``; raises ValueError naming
+    ``attack_type`` when a part is not an attack type."""
+    types = [part.strip() for part in text.split(",")]
+    if not set(types) <= set(ATTACK_TYPES):
+        raise ValueError(
+            f"expected attack_type in {ATTACK_TYPES} or both comma-separated, "
+            f"got attack_type={text!r}"
+        )
+    return types
+
+
 def budget(params: MainParams, es: int) -> tuple[int, int]:
     """An attack's ``(max_iter, popsize)`` in ``main``, which compares strategies
     at an equal query budget: the population strategies get ``params``' own, the random
@@ -44,8 +58,9 @@ def budget(params: MainParams, es: int) -> tuple[int, int]:
 
 
 def run_main(params: MainParams) -> str:
-    """Child runs train, then attack and evaluate per (th, es); log the comparison of
-    the attack runs (``steps.compare``) to this parent run; return its id.
+    """Child runs train, then attack and evaluate per (attack type, th, es), every
+    attack with ``th_max``; log the comparison of the attack runs (``steps.compare``)
+    to this parent run; return its id.
 
     The comparison goes to the parent itself, not to a ``compare`` child: it is the
     result of the whole grid, and the parent is the row the runs table shows first.
@@ -55,8 +70,9 @@ def run_main(params: MainParams) -> str:
         naming.name_run(naming.main_run_name(params))
         grid = [
             AttackParams(
-                attack_type=params.attack_type,
+                attack_type=attack_type,
                 th=th,
+                th_max=params.th_max,
                 es=es,
                 loss=params.loss,
                 max_iter=max_iter,
@@ -65,6 +81,7 @@ def run_main(params: MainParams) -> str:
                 seed=params.seed,
                 data=params.dataset,
             )
+            for attack_type in parse_attack_types(params.attack_type)
             for th in parse_ints("th_values", params.th_values)
             for es in parse_ints("es_values", params.es_values)
             for max_iter, popsize in [budget(params, es)]

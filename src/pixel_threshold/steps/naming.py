@@ -2,7 +2,7 @@
 ``train small_cnn digits``, ``attack pixel th=3 es=2 random search 10000x1
 digits_small_cnn`` (``th=-1 (smallest<=64)`` for a ``th=-1`` run, th_max as resolved),
 ``evaluate <attack run name>``, ``compare 6 runs``,
-``main pixel th=1,3,5 es=0,1``.
+``main pixel th=1,3,5 es=0,1``, ``main pixel,threshold th=-1 es=1 th_max=20``.
 
 A step names its own run once it knows the name (the attack once its model is
 resolved), unless the run already has a name a person gave it (``mlflow run
@@ -89,4 +89,10 @@ def attack_run_name(params: AttackParams, model: str, *, th_max: int) -> str:
 
 
 def main_run_name(params: MainParams) -> str:
-    return f"main {params.attack_type} th={params.th_values} es={params.es_values}"
+    """``main <attack types> th=<th_values> es=<es_values>``, with ``th_max=<th_max>``
+    when a th of -1 has one other than the whole range."""
+    name = f"main {params.attack_type} th={params.th_values} es={params.es_values}"
+    smallest = str(SMALLEST_TH) in (part.strip() for part in params.th_values.split(","))
+    if smallest and params.th_max:
+        name += f" th_max={params.th_max}"
+    return name

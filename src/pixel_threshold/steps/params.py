@@ -116,7 +116,8 @@ class EvaluateParams:
 
 @dataclass(frozen=True, kw_only=True)
 class MainParams:
-    """Train once, attack every (th, es), evaluate each: child runs of one parent run."""
+    """Train once, attack every (attack type, th, es), evaluate each: child runs of one
+    parent run."""
 
     th_values: str = _param("1,3,5", "comma-separated th values (-1 = each image's smallest th)")
     es_values: str = _param(
@@ -143,8 +144,9 @@ class MainParams:
 
 @dataclass(frozen=True, kw_only=True)
 class CompareParams:
-    """Compare attack runs; logs comparison.csv, comparison.html, success_vs_th.png,
-    queries.png."""
+    """Compare attack runs; logs comparison.csv, comparison.html, success_vs_th.png
+    (fixed-th runs), queries.png and, with th=-1 runs, robustness_curves.png and
+    robustness_levels.csv."""
 
     experiment_name: str = _param(
         "", "experiment whose finished attack runs to compare ('' = this run's experiment)"
