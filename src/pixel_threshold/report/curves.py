@@ -128,3 +128,42 @@ def robustness_plot(
     )
     axis.legend(fontsize=7, loc="center right")
     figure.savefig(path, dpi=100)
+
+
+PANELS = {
+    "pixel": ("Pixel attack (L0)", "th: pixels changed"),
+    "threshold": ("Threshold attack (L∞)", "th: largest change of a value, 0-255"),
+}
+"""Each attack type's panel title and th axis in ``robustness_curves_plot``."""
+
+
+def robustness_curves_plot(path: Path, curves: Mapping[str, Mapping[str, Curve]]) -> None:
+    """Save ``th=-1`` runs' robust accuracy against th as a PNG: a panel per attack type
+    of ``curves`` (``PANELS``: their th scales differ), a step line per label in it, each
+    curve th = 0..th_max (x, (th_max + 1,)) and the accuracy at each (y), drawn on to
+    th_max + 1 so that the last level shows; an empty panel says so."""
+    figure = Figure(figsize=(6 * len(curves), 4), layout="constrained")
+    axes = figure.subplots(1, len(curves), squeeze=False)[0]
+    for axis, (attack_type, lines) in zip(axes, curves.items(), strict=True):
+        for label, (th, accuracy) in lines.items():
+            axis.step(
+                np.append(th, th[-1] + 1),
+                np.append(accuracy, accuracy[-1]),
+                where="post",
+                label=label,
+            )
+        title, xlabel = PANELS[attack_type]
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel(xlabel)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_ylabel("robust accuracy")
+        axis.set_xlim(left=0)
+        axis.set_ylim(0, 1.02)
+        axis.grid(alpha=0.3)
+        if lines:
+            axis.legend(fontsize=7)
+        else:
+            axis.text(
+                0.5, 0.5, f"no th=-1 {attack_type} run", ha="center", transform=axis.transAxes
+            )
+    figure.savefig(path, dpi=100)

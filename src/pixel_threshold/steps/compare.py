@@ -1,26 +1,32 @@
 """Step ``compare``: attack runs side by side, as a table and as plots.
 
 Logs to the active run ``comparison.csv`` and ``comparison.html`` (a row per attack
-run), ``success_vs_th.png`` (one line per (es, model)) and ``queries.png`` (every
-run's cumulative success rate against queries). Per-image queries and successes
-come from each run's ``adv_testing.tar.gz`` manifest, downloaded through MLflow, so
-a remote tracking server works the same way.
+run), ``success_vs_th.png`` (fixed-th runs, one line per (es, model)) and
+``queries.png`` (every run's cumulative success rate against queries). With ``th=-1``
+runs among them, also ``robustness_curves.png`` (each one's robust accuracy against
+th, a panel per attack type) and ``robustness_levels.csv`` (a model's Pixel and
+Threshold levels side by side). Per-image queries and successes come from each run's
+``adv_testing.tar.gz`` manifest and the curves from its ``robust_accuracy`` history,
+both read through MLflow, so a remote tracking server works the same way.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import tempfile
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
+from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from pixel_threshold import artifacts, tracking
-from pixel_threshold.attack.config import STRATEGIES, resolved_budget
+from pixel_threshold.attack.config import ATTACK_TYPES, SMALLEST_TH, STRATEGIES, resolved_budget
 from pixel_threshold.report import curves, table
 from pixel_threshold.steps import naming
 from pixel_threshold.steps.params import CompareParams
@@ -29,22 +35,33 @@ COMPARISON = "comparison.csv"
 COMPARISON_HTML = "comparison.html"
 SUCCESS_PLOT = "success_vs_th.png"
 QUERIES_PLOT = "queries.png"
+ROBUSTNESS_PLOT = "robustness_curves.png"
+ROBUSTNESS_LEVELS = "robustness_levels.csv"
+ROBUST_ACCURACY = "robust_accuracy"
+"""The metric a ``th=-1`` attack run logs at step th for th = 0..th_max."""
+MIN_TH = ("median_min_th", "mean_min_th")
+"""A ``th=-1`` attack run's metrics, copied with its ``th_max`` (as resolved)."""
 COPIED = (
     "success_rate",
     "success_rate_ci_low",
     "success_rate_ci_high",
     "clean_accuracy",
     "adversarial_accuracy",
+    *MIN_TH,
     "mean_queries",
     "median_queries_successful",
     "attack_seconds",
 )
-"""Attack-run metrics copied into the table as they are."""
+"""Attack-run metrics copied into the table as they are (NaN where a run has none:
+``MIN_TH`` for a fixed th)."""
 DISTANCE_SUMMARIES = tuple(
     f"{name}_{summary}"
     for name in ("l_0_norm", "l_2_norm", "l_infinity_norm")
     for summary in ("mean", "median", "max")
 )
+SETTING = ("model", "model_uri", "data", "es", "strategy", "loss", "max_iter", "popsize", "images")
+"""What a Pixel and a Threshold ``th=-1`` run share to stand side by side in
+``robustness_levels.csv``."""
 
 
 def run_compare(params: CompareParams) -> str:
@@ -88,25 +105,109 @@ def log_comparison(runs: Sequence[Run]) -> list[dict[str, Any]]:
     """Log the table and plots of ``runs`` to the active run and print a summary;
     return the table's rows."""
     with tempfile.TemporaryDirectory() as folder:
-        rows, query_curves = [], {}
-        for run in runs:
+        rows, query_curves, labels = [], {}, run_labels(runs)
+        for run, label in zip(runs, labels, strict=True):
             manifest = _manifest(run, Path(folder) / run.info.run_id)
             rows.append(comparison_row(run, manifest))
-            query_curves[run.info.run_name or run.info.run_id] = curves.success_by_queries(
+            query_curves[label] = curves.success_by_queries(
                 np.array(manifest["queries"], dtype=np.int64),
                 np.array(manifest["success"]) == "True",
                 np.array(manifest["attacked"]) == "True",
             )
-        columns = {name: [row[name] for row in rows] for name in rows[0]}
         output = Path(folder) / "comparison"
         output.mkdir()
-        artifacts.write_table(output / COMPARISON, columns)
-        table.html_table(output / COMPARISON_HTML, columns, f"{len(rows)} attack runs")
-        curves.success_plot(output / SUCCESS_PLOT, rows)
+        artifacts.write_table(output / COMPARISON, _columns(rows))
+        table.html_table(output / COMPARISON_HTML, _columns(rows), f"{len(rows)} attack runs")
+        fixed = [row for row in rows if row["th"] != SMALLEST_TH]
+        if fixed:
+            curves.success_plot(output / SUCCESS_PLOT, fixed)
         curves.queries_plot(output / QUERIES_PLOT, query_curves)
+        levels = _log_robustness(output, rows, labels)
         mlflow.log_artifacts(str(output))
     print(summary(rows))
+    if levels:
+        print(levels_summary(levels))
     return rows
+
+
+def _log_robustness(
+    output: Path, rows: Sequence[dict[str, Any]], labels: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Write ``robustness_curves.png`` and ``robustness_levels.csv`` of the ``th=-1``
+    runs among the comparison ``rows`` (legend ``labels``; a run without a
+    ``robust_accuracy`` history draws no line) into ``output``; return the levels
+    (none, and nothing written, without such runs)."""
+    smallest = [
+        (row, label) for row, label in zip(rows, labels, strict=True) if row["th"] == SMALLEST_TH
+    ]
+    if not smallest:
+        return []
+    lines: dict[str, dict[str, curves.Curve]] = {kind: {} for kind in ATTACK_TYPES}
+    for row, label in smallest:
+        th, accuracy = robustness_curve(row["attack_run_id"])
+        if len(th):
+            lines[row["attack_type"]][label] = th, accuracy
+    curves.robustness_curves_plot(output / ROBUSTNESS_PLOT, lines)
+    levels = robustness_levels(rows)
+    artifacts.write_table(output / ROBUSTNESS_LEVELS, _columns(levels))
+    return levels
+
+
+def run_labels(runs: Sequence[Run]) -> list[str]:
+    """A label per run for legends: its name (its id if it has none), with the first 8
+    characters of its id when another of ``runs`` has the same name."""
+    names = [run.info.run_name or run.info.run_id for run in runs]
+    repeated = Counter(names)
+    return [
+        f"{name} ({run.info.run_id[:8]})" if repeated[name] > 1 else name
+        for name, run in zip(names, runs, strict=True)
+    ]
+
+
+def robustness_curve(run_id: str) -> curves.Curve:
+    """A ``th=-1`` run's ``robust_accuracy`` history: th (its steps, 0..th_max) and the
+    accuracy at each, both (th_max + 1,); empty for a run without it."""
+    history = sorted(
+        MlflowClient().get_metric_history(run_id, ROBUST_ACCURACY), key=lambda point: point.step
+    )
+    return (
+        np.array([point.step for point in history], dtype=np.float64),
+        np.array([point.value for point in history], dtype=np.float64),
+    )
+
+
+def robustness_levels(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The ``th=-1`` comparison ``rows`` as robustness levels: one row per model and
+    search setting (``SETTING``) with its Pixel and its Threshold run side by side
+    (``<type>_median_min_th``, ``<type>_mean_min_th``, ``<type>_th_max``,
+    ``<type>_run_id``), in the order the settings first appear.
+    A setting with several runs of a type pairs them in order; a side without a run
+    is NaN, its run id empty."""
+    by_setting: dict[tuple[Any, ...], dict[str, list[Mapping[str, Any]]]] = {}
+    for row in rows:
+        if row["th"] == SMALLEST_TH:
+            setting = tuple(row[name] for name in SETTING)
+            runs = by_setting.setdefault(setting, {kind: [] for kind in ATTACK_TYPES})
+            runs[row["attack_type"]].append(row)
+    levels = []
+    for setting, runs in by_setting.items():
+        for pair in itertools.zip_longest(*(runs[kind] for kind in ATTACK_TYPES)):
+            level = dict(zip(SETTING, setting, strict=True))
+            for attack_type, row in zip(ATTACK_TYPES, pair, strict=True):
+                level |= _level(attack_type, row)
+            levels.append(level)
+    return levels
+
+
+def _level(attack_type: str, row: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One side of a robustness level: ``row``'s, or NaN and no run id without one."""
+    values = {name: math.nan if row is None else row[name] for name in (*MIN_TH, "th_max")}
+    values["run_id"] = "" if row is None else row["attack_run_id"]
+    return {f"{attack_type}_{name}": value for name, value in values.items()}
+
+
+def _columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    return {name: [row[name] for row in rows] for name in rows[0]}
 
 
 def comparison_row(run: Run, manifest: dict[str, list[str]]) -> dict[str, Any]:
@@ -121,9 +222,11 @@ def comparison_row(run: Run, manifest: dict[str, list[str]]) -> dict[str, Any]:
     return {
         "run_name": run.info.run_name,
         "model": naming.model_name(model_uri) if model_uri else "",
+        "model_uri": model_uri,
         "data": naming.dataset_name(run.data.tags.get(tracking.DATA_TAG, params["data"])),
         "attack_type": params["attack_type"],
         "th": int(params["th"]),
+        "th_max": logged.get("th_max", math.nan),
         "es": es,
         "strategy": STRATEGIES.get(es, ""),
         "loss": params.get("loss", ""),
@@ -140,16 +243,52 @@ def comparison_row(run: Run, manifest: dict[str, list[str]]) -> dict[str, Any]:
 
 def summary(rows: Sequence[dict[str, Any]]) -> str:
     """The comparison as a short text table: success rate and its 95% interval,
-    adversarial accuracy and attack time per run."""
-    header = f"{'th':>4} {'es':>3}  {'success rate [95% CI]':<24}"
-    lines = [header + f"{'adv. accuracy':>14}{'seconds':>9}  model"]
+    adversarial accuracy, each image's smallest th (median and mean, ``th=-1`` runs)
+    and attack time per run."""
+    header = f"{'attack':<10}{'th':>4} {'es':>3}  {'success rate [95% CI]':<24}"
+    lines = [
+        header + f"{'adv. accuracy':>14}{'min th: median':>16}{'mean':>7}{'seconds':>9}  model"
+    ]
     for row in rows:
         interval = f"[{row['success_rate_ci_low']:.2f}, {row['success_rate_ci_high']:.2f}]"
+        median, mean = (_blank(row[name], ".1f") for name in MIN_TH)
         lines.append(
-            f"{row['th']:>4} {row['es']:>3}  {row['success_rate']:<6.2f}{interval:<18}"
-            f"{row['adversarial_accuracy']:>14.2f}{row['attack_seconds']:>9.1f}  {row['model']}"
+            f"{row['attack_type']:<10}{row['th']:>4} {row['es']:>3}  "
+            f"{row['success_rate']:<6.2f}{interval:<18}{row['adversarial_accuracy']:>14.2f}"
+            f"{median:>16}{mean:>7}{row['attack_seconds']:>9.1f}  {row['model']}"
         )
     return "\n".join(lines)
+
+
+def levels_summary(levels: Sequence[Mapping[str, Any]]) -> str:
+    """``robustness_levels`` as a short text table: per model and strategy, each attack
+    type's median and mean smallest th, out of its th_max."""
+    lines = [
+        "robustness levels: each image's smallest th, median / mean over the fooled (th_max)",
+        f"{'model':<24}{'es':>3}  {'strategy':<24}"
+        + "".join(f"{kind:<22}" for kind in ATTACK_TYPES),
+    ]
+    for level in levels:
+        sides = "".join(f"{_side(level, kind):<22}" for kind in ATTACK_TYPES)
+        lines.append(f"{level['model']:<24}{level['es']:>3}  {level['strategy']:<24}{sides}")
+    return "\n".join(lines)
+
+
+def _side(level: Mapping[str, Any], attack_type: str) -> str:
+    """One attack type's level: ``2 / 2.4 (64)``; ``>64`` when most images were not
+    fooled within th_max; ``-`` without a run."""
+    if not level[f"{attack_type}_run_id"]:
+        return "-"
+    median, mean, th_max = (
+        level[f"{attack_type}_{name}"] for name in ("median_min_th", "mean_min_th", "th_max")
+    )
+    shown = f">{th_max}" if median > th_max else _blank(median, "g")
+    return f"{shown} / {_blank(mean, '.1f') or '-'} ({th_max})"
+
+
+def _blank(value: float, spec: str) -> str:
+    """``value`` formatted by ``spec``; empty for NaN."""
+    return "" if math.isnan(value) else format(value, spec)
 
 
 def _attack_run(run_id: str) -> Run:
