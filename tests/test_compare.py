@@ -41,7 +41,7 @@ def _row(attack_type: str, run_id: str, th: int = -1, **changes: Any) -> dict[st
     """A comparison row: a th=-1 run's levels 2 / 2.5 of th_max 64 (pixel) or 255, a
     fixed th's NaN."""
     levels = (2.0, 2.5) if th == -1 else (math.nan, math.nan)
-    th_max = {"pixel": 64, "threshold": 255}[attack_type] if th == -1 else math.nan
+    th_max = {"pixel": 64.0, "threshold": 255.0}[attack_type] if th == -1 else math.nan
     return {
         **SETTING,
         "attack_type": attack_type,
@@ -128,6 +128,7 @@ def test_printed_tables_show_the_smallest_th_of_th_minus_one_runs_only() -> None
     )
     levels += compare.robustness_levels([_row("pixel", "p2", es=2)])
     lines = compare.levels_summary(levels).splitlines()
+    assert not any(line.endswith(" ") for line in lines)
     assert _spaced(lines[1]) == "model es strategy pixel threshold"
     assert _spaced(lines[2]) == (
         "digits_small_cnn 1 differential evolution 2 / 2.5 (64) >255 / - (255)"

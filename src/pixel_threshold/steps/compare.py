@@ -271,7 +271,7 @@ def levels_summary(levels: Sequence[Mapping[str, Any]]) -> str:
     for level in levels:
         sides = "".join(f"{_side(level, kind):<22}" for kind in ATTACK_TYPES)
         lines.append(f"{level['model']:<24}{level['es']:>3}  {level['strategy']:<24}{sides}")
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _side(level: Mapping[str, Any], attack_type: str) -> str:
@@ -282,8 +282,9 @@ def _side(level: Mapping[str, Any], attack_type: str) -> str:
     median, mean, th_max = (
         level[f"{attack_type}_{name}"] for name in ("median_min_th", "mean_min_th", "th_max")
     )
-    shown = f">{th_max}" if median > th_max else _blank(median, "g")
-    return f"{shown} / {_blank(mean, '.1f') or '-'} ({th_max})"
+    largest = _blank(th_max, "g")
+    shown = f">{largest}" if median > th_max else _blank(median, "g")
+    return f"{shown} / {_blank(mean, '.1f') or '-'} ({largest})"
 
 
 def _blank(value: float, spec: str) -> str:
