@@ -4,18 +4,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# `make demo`: the whole pipeline (train, attack every (th, es), evaluate) on the built-in
-# digits, with a budget that takes a few minutes on 2 cores. Tracking goes wherever
-# MLFLOW_TRACKING_URI says; unset, to MLflow's default sqlite:///mlflow.db here.
+# `make demo`: the whole pipeline (train, attack every (attack type, th, es), evaluate) on
+# the built-in digits, twice: a sweep of the pixel attack at th 1 and 3 with every
+# strategy, then each image's smallest th (th=-1) under both attacks, with a budget
+# that takes a few minutes on 2 cores. Tracking goes wherever MLFLOW_TRACKING_URI says;
+# unset, to MLflow's default sqlite:///mlflow.db here.
 DEMO_EXPERIMENT := pixel-threshold-demo
-DEMO_PARAMS := -P th_values=1,3 -P es_values=0,1 -P limit=100 -P epochs=10 -P max_iter=30 -P popsize=100
+DEMO_PARAMS := -P limit=100 -P epochs=10 -P max_iter=30 -P popsize=100
+DEMO_SWEEP := -P th_values=1,3 -P es_values=0,1,2
+DEMO_SMALLEST := -P attack_type=pixel,threshold -P th_values=-1 -P es_values=1
 TRACKING := $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}
 # `make imagenet-demo`: the seed's ImageNet demo, offline: EfficientNet-Lite0 with its
 # ImageNet weights (the imagenet extra) wrapped by train (epochs=0), attacked on the
-# imagenet-sample photos with th in {1, 3} and es in {0, 1}, each attack evaluated.
+# first 6 imagenet-sample photos with th in {1, 3} and es in {0, 1, 2}, each attack
+# evaluated.
 IMAGENET_EXPERIMENT := pixel-threshold-imagenet-demo
 IMAGENET_PARAMS := -P dataset=imagenet-sample -P architecture=efficientnet_lite0 \
-	-P weights=imagenet -P epochs=0 -P th_values=1,3 -P es_values=0,1 -P max_iter=10 -P popsize=100
+	-P weights=imagenet -P epochs=0 -P th_values=1,3 -P es_values=0,1,2 -P max_iter=10 \
+	-P popsize=100 -P limit=6
 UI_PORT ?= 5000
 
 .PHONY: install test test-slow test-ui lint bench bench-search clean demo ui imagenet-demo
@@ -67,12 +73,16 @@ bench-search: install
 
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e main --env-manager local \
-		--experiment-name $(DEMO_EXPERIMENT) $(DEMO_PARAMS)
+		--experiment-name $(DEMO_EXPERIMENT) $(DEMO_PARAMS) $(DEMO_SWEEP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e main --env-manager local \
+		--experiment-name $(DEMO_EXPERIMENT) $(DEMO_PARAMS) $(DEMO_SMALLEST)
 	@echo
 	@echo "Results: experiment '$(DEMO_EXPERIMENT)' in $(TRACKING) (artifacts: ./mlruns by default)."
-	@echo "The parent run 'main' holds comparison.csv/.html, success_vs_th.png and queries.png;"
-	@echo "its child runs hold the model (train), adv_testing.tar.gz, examples.png and"
-	@echo "queries.png (attack) and confusion matrices (evaluate)."
+	@echo "Each parent run 'main' holds comparison.csv/.html and queries.png; the sweep's"
+	@echo "also success_vs_th.png, the th=-1 one's robustness_curves.png and"
+	@echo "robustness_levels.csv. Their child runs hold the model (train), adv_testing.tar.gz,"
+	@echo "examples.png and queries.png (attack; th=-1: robustness_curve.png) and confusion"
+	@echo "matrices (evaluate)."
 	@echo "Open the UI: make ui, then browse http://127.0.0.1:$(UI_PORT)"
 
 imagenet-demo: install
