@@ -46,6 +46,7 @@ CHROMIUM_ARGS = [
 ]
 ATTACK = AttackParams(th=3, es=1, limit=6, max_iter=10, popsize=40)
 ATTACK_NAME = "attack pixel th=3 es=1 differential evolution 10x40 digits_small_cnn"
+SMALLEST = AttackParams(attack_type="threshold", th=-1, th_max=40, es=2, limit=6, max_iter=150)
 TIMEOUT_MS = 60_000
 
 
@@ -62,6 +63,7 @@ class Experiment:
             patch.setenv("MLFLOW_EXPERIMENT_ID", self.experiment_id)
             run_train(TrainParams(epochs=3))
             self.attack_run_id = run_attack(ATTACK)
+            self.smallest_run_id = run_attack(SMALLEST)
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +185,22 @@ def test_attack_run_artifact_view_renders_the_picture(
     else:
         assert tuple(size) == (600, 400)
     _screenshot(page, f"attack_run_{artifact}")
+
+
+def test_smallest_th_run_charts_robust_accuracy_against_th(
+    experiment: Experiment, server: str, page: Any
+) -> None:
+    """A th=-1 run's Model metrics tab draws robust_accuracy as a line over its steps,
+    which are th = 0..th_max: the accuracy-vs-th curve with no extra work."""
+    run_page = (
+        f"{server}/#/experiments/{experiment.experiment_id}/runs/{experiment.smallest_run_id}"
+    )
+    page.goto(run_page)
+    page.get_by_text("th=-1 (smallest<=40)").first.wait_for()
+    _close_assistant(page)
+    page.get_by_role("tab", name="Model metrics").click()
+    page.get_by_placeholder("Search metric charts").fill("robust_accuracy")
+    page.get_by_text("robust_accuracy", exact=True).first.wait_for()
+    # a metric with one value is a bar; one logged at many steps is a line over "Step"
+    page.get_by_text("Step", exact=True).wait_for()
+    _screenshot(page, "smallest_th_model_metrics.png")
