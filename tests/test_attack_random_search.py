@@ -86,24 +86,43 @@ def test_place_leaves_a_row_that_holds_every_pixel() -> None:
     ("shape", "th", "popsize"),
     [((8, 8, 1), 5, 1), ((8, 8, 3), 12, 3), ((4, 4, 3), 16, 2)],  # the last holds every pixel
 )
-def test_sparse_proposals_change_exactly_th_pixels_to_corner_colours(
+def test_sparse_proposals_either_move_pixels_to_corner_colours_or_recolour_them(
     shape: tuple[int, int, int], th: int, popsize: int
 ) -> None:
+    """A first step places th distinct corner-coloured pixels. Every later proposal keeps
+    th distinct pixels and either moves some to pixels the candidate does not hold, with
+    corner colours, the others unchanged, or keeps every pixel and recolours some."""
     encoding = PixelEncoding(th, shape)
-    image = np.full(shape, 128, dtype=np.uint8)  # every corner colour differs from it
+    height, width, channels = shape
+    image = np.full(shape, 128, dtype=np.uint8)
     search = SparseRandomSearch(th, shape, capacity=3, popsize=popsize, max_iter=40)
     slots = _started(search, 3, image)
-    fitness_rng = np.random.default_rng(1)
+    first = np.floor(search.ask(slots)).reshape(3, popsize, th, 2 + channels)
+    assert np.all(np.isin(first[..., 2:], [0, 255]))
+    search.tell(slots, np.tile([0.0] + [1.0] * (popsize - 1), 3))  # each slot keeps its first
+    current = first[:, 0]
+    kinds = {"moved": 0, "recoloured": 0}
     for _ in range(40):
         genes = search.ask(slots)
-        assert genes.shape == (3 * popsize, encoding.dimension)
         assert np.all((encoding.lower <= genes) & (genes < encoding.upper))
-        decoded = _decode(encoding, image, genes)
-        changed = np.any(decoded != image[None], axis=-1)
-        assert changed.reshape(len(genes), -1).sum(axis=1).tolist() == [th] * len(genes)
-        assert np.all(np.isin(decoded[changed], [0, 255]))
-        assert np.array_equal(decoded[~changed], image[None].repeat(len(genes), 0)[~changed])
-        search.tell(slots, fitness_rng.random(len(genes)))
+        blocks = np.floor(genes).reshape(3, popsize, th, 2 + channels)
+        pixels = blocks[..., 0] * width + blocks[..., 1]
+        assert all(len(set(row)) == th for row in pixels.reshape(-1, th).tolist())
+        held = current[:, None, :, 0] * width + current[:, None, :, 1]
+        kept = pixels == held  # (3, popsize, th): the blocks still on their pixel
+        same_colour = np.all(blocks[..., 2:] == current[:, None, :, 2:], axis=-1)
+        for slot, proposal in np.ndindex(3, popsize):
+            if kept[slot, proposal].all():
+                kinds["recoloured"] += 1  # (or, holding every pixel, moved nowhere)
+                assert not same_colour[slot, proposal].all() or th == height * width
+            else:
+                kinds["moved"] += 1
+                moved = ~kept[slot, proposal]
+                assert not np.isin(pixels[slot, proposal][moved], held[slot, 0]).any()
+                assert np.all(np.isin(blocks[slot, proposal][moved][:, 2:], [0, 255]))
+                assert same_colour[slot, proposal][~moved].all()
+        search.tell(slots, np.full(3 * popsize, np.inf))  # nothing better: current stays
+    assert kinds["recoloured"] > 0 and (kinds["moved"] > 0 or th == height * width)
 
 
 @pytest.mark.parametrize(("shape", "th"), [((8, 8, 1), 1), ((8, 8, 3), 12), ((5, 7, 3), 100)])
@@ -133,15 +152,15 @@ def test_the_schedule_passes_a_break_at_each_share_of_the_budget() -> None:
 
 def test_sparse_swaps_fewer_pixels_as_the_budget_is_spent() -> None:
     """Sparse-RS's schedule for th = 200, 100 steps: 0.3 / 4 * 200 = 15 pixels swapped
-    at step 1 (two breaks passed), 0.3 / 20 * 200 = 3 in the last tenth."""
-    th, shape = 200, (32, 32, 1)
+    (or recoloured) at step 1 (two breaks passed), 0.3 / 20 * 200 = 3 in the last tenth."""
+    th, shape = 200, (32, 32, 3)
     search = SparseRandomSearch(th, shape, capacity=1, popsize=1, max_iter=100)
     slots = _started(search, 1, np.zeros(shape))
-    current = search.ask(slots).reshape(th, 3)[:, :2]
+    current = np.floor(search.ask(slots)).reshape(th, 5)
     search.tell(slots, np.zeros(1))  # accept the start, then nothing more
     swapped = []
     for _ in range(99):
-        proposal = search.ask(slots).reshape(th, 3)[:, :2]
+        proposal = np.floor(search.ask(slots)).reshape(th, 5)
         swapped.append(int(np.any(proposal != current, axis=1).sum()))
         search.tell(slots, np.full(1, np.inf))
     assert (swapped[0], swapped[-1]) == (15, 3)

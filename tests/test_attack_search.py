@@ -223,10 +223,6 @@ def test_rgb_images(es: int, max_iter: int, popsize: int) -> None:
     results = run(config, samples, model)
     assert all(r.adversarial.shape == (5, 5, 3) and r.l0 <= 2 for r in results)
     assert any(r.success for r in results)
-    if es == 2:  # every channel of a changed pixel on a corner of the colour cube
-        for sample, result in zip(samples, results, strict=True):
-            changed = np.any(result.adversarial != sample.image, axis=-1)
-            assert np.all(np.isin(result.adversarial[changed], [0, 255]))
 
 
 @pytest.mark.parametrize(
