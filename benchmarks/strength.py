@@ -161,6 +161,7 @@ def main() -> None:
         "--lite0-losses", default="margin", help="comma-separated losses for the Lite0 case"
     )
     parser.add_argument("--only", default="", help="run only settings whose name has this")
+    parser.add_argument("--es", default="0,1,2", help="comma-separated strategies to run")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -175,7 +176,7 @@ def main() -> None:
         case = make_case(images)
         predict = compiled(case, 400)
         for setting, config in settings():
-            if args.only not in setting:
+            if args.only not in setting or str(config.es) not in args.es.split(","):
                 continue
             rows.append(strength_row(case, predict, config, setting))
             print_row(rows[-1])
