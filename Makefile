@@ -24,7 +24,8 @@ IMAGENET_PARAMS := -P dataset=imagenet-sample -P architecture=efficientnet_lite0
 	-P popsize=100 -P limit=6
 UI_PORT ?= 5000
 
-.PHONY: install test test-slow test-ui lint bench bench-search clean demo ui imagenet-demo
+.PHONY: install test test-slow test-ui lint bench bench-search bench-smallest clean demo ui \
+	imagenet-demo
 
 install: $(STAMP)
 
@@ -63,13 +64,18 @@ lint: install
 	$(BIN)/mypy
 
 # `make bench`: speed against ART and the forward pass, then attack strength per query
-# (every strategy and loss at equal budgets, digits CNN and Lite0 on imagenet-sample).
+# (every strategy and loss at equal budgets, digits CNN and Lite0 on imagenet-sample), then
+# each image's smallest th (th=-1) against ART's th=None on the digits CNN.
 bench: install
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)  # e.g. BENCH_ARGS="--lite0-images 5"
 	$(BIN)/python -m benchmarks.strength $(SEARCH_ARGS)  # writes benchmarks/output/
+	$(BIN)/python -m benchmarks.smallest $(SMALLEST_ARGS)  # writes benchmarks/output/
 
 bench-search: install
 	$(BIN)/python -m benchmarks.strength $(SEARCH_ARGS)  # e.g. SEARCH_ARGS="--lite0-images 0"
+
+bench-smallest: install
+	$(BIN)/python -m benchmarks.smallest $(SMALLEST_ARGS)  # e.g. SMALLEST_ARGS="--art-max-iter 3"
 
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e main --env-manager local \
