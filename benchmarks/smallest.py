@@ -321,7 +321,7 @@ def print_row(row: Row) -> None:
 
 HEADER = (
     f"{'attack':<10}{'tool':<5}{'es':<5}{'loss':<12}{'wall':>9} {'ART/us':>7} {'q/img':>8} "
-    f"{'fooled':>9}{'mean th':>7}  {'mean th, images both fool':<34}{'wrong':>5}  "
+    f"{'fooled':>9} {'mean th':>6}  {'mean th, images both fool':<34}{'wrong':>5}  "
     "th=-1 queries vs fixed th_max / vs one search's budget"
 )
 
