@@ -152,9 +152,9 @@ class PixelThresholdAttack:
         if self.config.th != SMALLEST_TH:
             return self._search(samples, predict, rng_key=())
 
-        def search_at(level: int, batch: list[Sample]) -> Iterator[ImageResult]:
+        def search_at(level: int, batch: list[Sample], model: Predict) -> Iterator[ImageResult]:
             fixed = PixelThresholdAttack(dataclasses.replace(self.config, th=level))
-            return fixed._search(batch, predict, rng_key=(level,))
+            return fixed._search(batch, model, rng_key=(level,))
 
         return SmallestBudget(self.config, search_at, predict).run(samples)
 

@@ -17,8 +17,9 @@ walks down instead, and only its last search fails:
 An image's searches and tightenings depend only on the image, the seed and what the
 model says of its own candidates (each level's search is seeded by the seed, the
 image's index and the level), so results do not depend on the batch or the shard.
-Images are settled a chunk of ``batch_size`` at a time, every image of the chunk at the
-same level searched together.
+Images are settled a chunk of ``batch_size`` at a time, in rounds: every image of the
+chunk at the same level is searched together, and the levels' searches share their
+model calls (`shared_calls`), so few images at a level still fill a batch.
 
 Queries: every search spends at most ``max_iter * popsize``; a tightening at most
 ``ceil(log2(d)) + 1`` (Threshold) or d (Pixel). All are counted in ``queries``.
@@ -29,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 
 import numpy as np
@@ -36,10 +38,12 @@ import numpy.typing as npt
 
 from pixel_threshold.attack.config import AttackConfig, resolved_th_max
 from pixel_threshold.attack.results import ImageResult, Sample, distances
+from pixel_threshold.attack.shared_calls import run_sharing_calls
 from pixel_threshold.attack.types import BoolArray, FloatArray, IntArray, Predict
 
-SearchAt = Callable[[int, list[Sample]], Iterator[ImageResult]]
-"""Runs the fixed-th attack at a level on samples; yields their results in any order."""
+SearchAt = Callable[[int, list[Sample], Predict], Iterator[ImageResult]]
+"""Runs the fixed-th attack at a level on samples against a model; yields their results
+in any order."""
 TIGHTEN_STREAM = 1
 """Appended to (seed, index, level) to seed a Pixel tightening's order."""
 
@@ -90,17 +94,19 @@ class SmallestBudget:
         walks = [_Walk(sample, th_max) for sample in chunk]
         while walks:
             fooled: list[tuple[_Walk, ImageResult]] = []
-            for level in sorted({walk.level for walk in walks}, reverse=True):
-                group = {walk.sample.index: walk for walk in walks if walk.level == level}
-                searched = self._search_at(level, [walk.sample for walk in group.values()])
-                for result in searched:
-                    walk = group[result.index]
-                    walk.queries += result.queries
-                    walk.generations += result.generations
-                    if result.success:
-                        fooled.append((walk, result))
-                    else:
-                        yield walk.settled(result)
+            searches = [
+                partial(self._search_at, level, [w.sample for w in walks if w.level == level])
+                for level in sorted({walk.level for walk in walks}, reverse=True)
+            ]
+            by_index = {walk.sample.index: walk for walk in walks}
+            for result in run_sharing_calls(searches, self._predict, self.config.batch_size):
+                walk = by_index[result.index]
+                walk.queries += result.queries
+                walk.generations += result.generations
+                if result.success:
+                    fooled.append((walk, result))
+                else:
+                    yield walk.settled(result)
             walks = []
             for walk, result in self._tightened(fooled):
                 walk.best = result
