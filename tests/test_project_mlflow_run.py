@@ -178,7 +178,7 @@ def test_main_run_has_child_runs_and_a_comparison(store: Store) -> None:
 def test_bad_parameter_exits_non_zero_and_marks_the_run_failed(store: Store) -> None:
     done = store.run("attack", th=0, limit=2)
     assert done.returncode != 0
-    assert "expected th >= 1, got th=0" in done.stderr
+    assert "expected th >= 1 or th=-1 (each image's smallest), got th=0" in done.stderr
     run = store.latest("attack")
     assert run.info.status == "FAILED"
     assert run.data.params["th"] == "0"
