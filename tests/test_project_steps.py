@@ -79,6 +79,23 @@ def _latest_run(experiment: str) -> Run:
     return runs[0]
 
 
+def finished_children(experiment: str, parent_id: str, *, attacks: int) -> list:
+    """``main``'s child runs in start order, checked to be train then ``attacks`` pairs
+    of attack and evaluate, all finished."""
+    children = mlflow.search_runs(
+        experiment_ids=[experiment],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
+        order_by=["attributes.start_time ASC"],
+        output_format="list",
+    )
+    assert [child.data.tags[tracking.STEP_TAG] for child in children] == [
+        "train",
+        *["attack", "evaluate"] * attacks,
+    ]
+    assert all(child.info.status == "FINISHED" for child in children)
+    return children
+
+
 def test_train_logs_parameters_metrics_and_a_registered_model(train_run: Run) -> None:
     run_id = train_run.info.run_id
     assert train_run.data.params == {
@@ -333,17 +350,7 @@ def test_main_trains_once_then_attacks_and_evaluates_every_pair(
             loss="probability",
         )
     )
-    children = mlflow.search_runs(
-        experiment_ids=[experiment],
-        filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
-        order_by=["attributes.start_time ASC"],
-        output_format="list",
-    )
-    assert [child.data.tags[tracking.STEP_TAG] for child in children] == [
-        "train",
-        *["attack", "evaluate"] * 4,
-    ]
-    assert all(child.info.status == "FINISHED" for child in children)
+    children = finished_children(experiment, parent_id, attacks=4)
     train, attacks, evaluations = children[0], children[1::2], children[2::2]
     assert [(run.data.params["th"], run.data.params["es"]) for run in attacks] == [
         ("1", "1"),
@@ -404,17 +411,7 @@ def test_main_assesses_both_attacks_at_each_image_s_smallest_th(
     parent_id = run_main(params)
     parent = mlflow.get_run(parent_id)
     assert parent.info.run_name == "main pixel,threshold th=-1,2 es=2 th_max=6"
-    children = mlflow.search_runs(
-        experiment_ids=[experiment],
-        filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
-        order_by=["attributes.start_time ASC"],
-        output_format="list",
-    )
-    assert [child.data.tags[tracking.STEP_TAG] for child in children] == [
-        "train",
-        *["attack", "evaluate"] * 4,
-    ]
-    assert all(child.info.status == "FINISHED" for child in children)
+    children = finished_children(experiment, parent_id, attacks=4)
     attacks = children[1::2]
     assert [
         tuple(run.data.params[name] for name in ("attack_type", "th", "es", "th_max"))

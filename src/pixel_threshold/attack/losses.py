@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pixel_threshold.attack.types import FloatArray, IntArray
+from pixel_threshold.attack.types import BoolArray, FloatArray, IntArray
 
 LOSSES = ("margin", "probability")
 SMALLEST_PROBABILITY = float(np.finfo(np.float32).smallest_subnormal)
@@ -36,3 +36,10 @@ def loss(name: str, probs: FloatArray, labels: IntArray, target: int | None) -> 
     others = log_probs.max(axis=1)
     margin: FloatArray = own - others if target is None else others - own
     return margin
+
+
+def succeeded(predicted: IntArray, labels: IntArray, target: int | None) -> BoolArray:
+    """Whether each predicted label (M,) is a success: not the true label (M,), or the
+    target when there is one."""
+    success: BoolArray = predicted != labels if target is None else predicted == target
+    return success

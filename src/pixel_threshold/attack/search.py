@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from pixel_threshold.attack.config import SMALLEST_TH, AttackConfig
 from pixel_threshold.attack.encodings import Encoding, make_encoding
-from pixel_threshold.attack.losses import loss
+from pixel_threshold.attack.losses import loss, succeeded
 from pixel_threshold.attack.results import ImageResult, Sample, distances
 from pixel_threshold.attack.smallest import SmallestBudget
 from pixel_threshold.attack.strategies import Strategy, make_strategy
@@ -296,7 +296,7 @@ class PixelThresholdAttack:
             p_true[rows] = probs[np.arange(len(probs)), true_labels]
             predicted[rows] = np.argmax(probs, axis=1)
             fitness[rows] = loss(self.config.loss, probs, true_labels, target)
-        success = predicted != labels[owners] if target is None else predicted == target
+        success = succeeded(predicted, labels[owners], target)
         return _Scores(fitness, success, p_true, predicted)
 
     def _adversarial(

@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pixel_threshold.attack.config import AttackConfig, resolved_th_max
+from pixel_threshold.attack.losses import succeeded
 from pixel_threshold.attack.results import ImageResult, Sample, distances
 from pixel_threshold.attack.shared_calls import run_sharing_calls
 from pixel_threshold.attack.types import BoolArray, FloatArray, IntArray, Predict
@@ -148,7 +149,6 @@ class SmallestBudget:
     ) -> tuple[BoolArray, FloatArray, IntArray]:
         """Whether each of ``images`` (M, H, W, C) fools the model, with p(true label)
         and the predicted label of each, in calls of at most ``batch_size`` rows."""
-        fooled = np.empty(len(images), dtype=bool)
         p_true = np.empty(len(images))
         predicted = np.empty(len(images), dtype=np.intp)
         for start in range(0, len(images), self.config.batch_size):
@@ -156,9 +156,7 @@ class SmallestBudget:
             probs = np.asarray(self._predict(images[rows]))
             predicted[rows] = np.argmax(probs, axis=1)
             p_true[rows] = probs[np.arange(len(probs)), labels[rows]]
-        target = self.config.target
-        fooled[:] = predicted != labels if target is None else predicted == target
-        return fooled, p_true, predicted
+        return succeeded(predicted, labels, self.config.target), p_true, predicted
 
 
 class _Probe:
