@@ -139,6 +139,9 @@ def distinct_positions(positions: IntArray, pixels: int) -> IntArray:
     raster order (wrapping), so a candidate always changes ``th`` pixels, never fewer.
     Rows without repeats (every random-search candidate) are left as they are.
     """
+    ordered = np.sort(positions, axis=1)
+    if not np.any(ordered[:, 1:] == ordered[:, :-1]):  # no repeats: skip the block loop
+        return positions
     for block in range(1, positions.shape[1]):
         rows = np.flatnonzero((positions[:, :block] == positions[:, block, None]).any(axis=1))
         while len(rows):  # step past every pixel a block of the row holds

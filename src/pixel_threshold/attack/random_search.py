@@ -254,11 +254,11 @@ class SquareRandomSearch:
         for position in np.flatnonzero(fresh):
             rows = slice(position * popsize, (position + 1) * popsize)
             proposals[rows] = self._starts.pop(int(slots[position]))
-        moving = np.repeat(~fresh, popsize)
-        if moving.any():
+        moving = np.flatnonzero(np.repeat(~fresh, popsize))
+        if len(moving):
             steps = np.repeat(self._greedy.steps[slots], popsize)[moving]
             draws = self._draws.take(slots[~fresh]).reshape(-1, 3 + self._shape[2])
-            proposals[moving] = self._moved(proposals[moving], steps, draws)
+            self._move(proposals, moving, steps, draws)
         self._proposals = proposals
         genes = proposals.reshape(len(proposals), -1).astype(np.float32)
         genes *= self._th
@@ -272,21 +272,24 @@ class SquareRandomSearch:
         chosen = accepted * self._greedy.popsize + best[accepted]
         self._signs[slots[accepted]] = self._proposals[chosen]
 
-    def _moved(self, signs: Signs, steps: IntArray, draws: FloatArray) -> Signs:
-        """``signs`` (M, H, W, C) with one square window each re-signed; ``draws`` (M, 3 + C)."""
+    def _move(self, signs: Signs, rows: IntArray, steps: IntArray, draws: FloatArray) -> None:
+        """Re-sign one square window of each of ``signs[rows]`` (signs: (M, H, W, C)), in
+        place; ``steps`` (R,) done and ``draws`` (R, 3 + C) per row moved. Only the
+        windows are touched: a step costs the window, not the image."""
         height, width, channels = self._shape
         share = SQUARE_P_INIT / 2.0 ** _schedule_step(steps, self._greedy.max_iter)
         side = np.clip(np.round(np.sqrt(share * height * width)), 1, min(height, width))
         side = side.astype(np.intp)
         top = np.floor(draws[:, 0] * (height - side + 1)).astype(np.intp)
         left = np.floor(draws[:, 1] * (width - side + 1)).astype(np.intp)
-        in_rows = (np.arange(height) >= top[:, None]) & (np.arange(height) < (top + side)[:, None])
-        in_cols = (np.arange(width) >= left[:, None]) & (np.arange(width) < (left + side)[:, None])
-        window = in_rows[:, :, None] & in_cols[:, None, :]
         new = np.where(draws[:, 2 : 2 + channels] < 0.5, -1, 1).astype(np.int8)
-        # a window that already holds the new signs everywhere would spend a query on the
-        # current candidate: flip one channel's sign instead
-        same = ((signs == new[:, None, None, :]) | ~window[..., None]).all(axis=(1, 2)).all(1)
-        flip = np.floor(draws[same, -1] * channels).astype(np.intp)
-        new[np.flatnonzero(same), flip] *= -1
-        return np.where(window[..., None], new[:, None, None, :], signs)
+        flip = np.floor(draws[:, -1] * channels).astype(np.intp)
+        for move, row in enumerate(rows):
+            window = signs[
+                row, top[move] : top[move] + side[move], left[move] : left[move] + side[move]
+            ]
+            if (window == new[move]).all():
+                # the window already holds the new signs: rather than spend a query on the
+                # current candidate, flip one channel's sign
+                new[move, flip[move]] *= -1
+            window[...] = new[move]
