@@ -17,6 +17,7 @@ from typing import Any
 import mlflow
 from mlflow.entities import Run, RunStatus
 from mlflow.exceptions import MlflowException
+from mlflow.utils import name_utils
 
 from pixel_threshold import artifacts, environment
 
@@ -28,6 +29,11 @@ TRAIN_RUN_TAG = "train_run_id"
 ATTACK_RUN_TAG = "attack_run_id"
 MODEL_ARTIFACT = "model"
 SKIPPED_IMAGES = "skipped_images.csv"
+GENERATED_NAME_LENGTH = 20
+"""MLflow cuts the names it makes up for runs (adjective-noun-number) at this length."""
+GENERATED_NUMBER_MAX = 1000
+GENERATED_ADJECTIVES = frozenset(name_utils._GENERATOR_PREDICATES)
+GENERATED_NOUNS = frozenset(name_utils._GENERATOR_NOUNS)
 SERVER_PROBE = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 """MLflow's HTTP settings for the first request to a tracking server: no retries, a
 short timeout (MLflow's defaults retry a server that is down for about 4 minutes)."""
@@ -67,6 +73,28 @@ def check_server(uri: str) -> None:
             f"expected an MLflow tracking server at MLFLOW_TRACKING_URI={uri!r}, but it did not "
             f"answer: is `mlflow server` running there? ({error.message})"
         ) from error
+
+
+def is_generated_name(name: str) -> bool:
+    """Whether ``name`` is one MLflow makes up for a run started without one:
+    ``<adjective>-<noun>-<0..1000>`` from its own word lists (`mlflow.utils.name_utils`),
+    cut at 20 characters. Any other name (``ci-smoke``, ``my attack``) a person gave."""
+    adjective, _, rest = name.partition("-")
+    if len(name) > GENERATED_NAME_LENGTH or adjective not in GENERATED_ADJECTIVES:
+        return False
+    cut = len(name) == GENERATED_NAME_LENGTH
+    return any(_noun_and_number(rest, noun, cut=cut) for noun in GENERATED_NOUNS)
+
+
+def _noun_and_number(text: str, noun: str, *, cut: bool) -> bool:
+    """Whether ``text`` is ``<noun>-<0..1000>`` or, if ``cut``, the start of one."""
+    head = f"{noun}-"
+    if not text.startswith(head):
+        return cut and head.startswith(text)
+    number = text.removeprefix(head)
+    if not number.isdigit() or (number.startswith("0") and number != "0"):
+        return cut and not number
+    return cut or int(number) <= GENERATED_NUMBER_MAX
 
 
 def log_params(params: Any) -> None:

@@ -7,12 +7,11 @@ digits_small_cnn`` (``th=-1 (smallest<=64)`` for a ``th=-1`` run, th_max as reso
 A step names its own run once it knows the name (the attack once its model is
 resolved), unless the run already has a name a person gave it (``mlflow run
 --run-name NAME``, ``mlflow.start_run(run_name=...)``): only names of MLflow's own
-making (``gentle-owl-123``) are replaced.
+making (``gentle-owl-123``, `tracking.is_generated_name`) are replaced.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import mlflow
@@ -22,8 +21,6 @@ from pixel_threshold.attack.config import SMALLEST_TH, STRATEGIES, resolved_budg
 from pixel_threshold.steps.params import AttackParams, MainParams, TrainParams
 
 RUN_NAME_TAG = "mlflow.runName"
-GENERATED_NAME = re.compile(r"[a-z]+-[a-z]+(-[0-9]*)?")
-"""MLflow's names for runs started without one: adjective-noun-number, cut at 20."""
 DEFAULT_LOSS = AttackParams().loss
 
 
@@ -33,7 +30,7 @@ def name_run(name: str) -> None:
     if run is None:
         raise RuntimeError("expected an active MLflow run to name, found none")
     current = mlflow.get_run(run.info.run_id).info.run_name
-    if not current or GENERATED_NAME.fullmatch(current):
+    if not current or tracking.is_generated_name(current):
         mlflow.set_tag(RUN_NAME_TAG, name)
 
 
