@@ -450,11 +450,15 @@ def test_main_assesses_both_attacks_at_each_image_s_smallest_th(
 
 
 def _fails(experiment: str, step: Callable[[Any], str], params: object, message: str) -> Run:
-    """Run ``step``, expect a ValueError matching ``message``; return the FAILED run."""
-    with pytest.raises(ValueError, match=message):
+    """Run ``step``, expect a ValueError matching ``message``; return the FAILED run,
+    checked to hold the message as its description and its tag ``error``."""
+    with pytest.raises(ValueError, match=message) as raised:
         step(params)
     failed = _latest_run(experiment)
     assert failed.info.status == "FAILED"
+    tags = failed.data.tags
+    assert tags[tracking.ERROR_TAG] == str(raised.value)
+    assert tags[tracking.DESCRIPTION_TAG] == f"{tags[tracking.STEP_TAG]} failed: {raised.value}"
     return failed
 
 

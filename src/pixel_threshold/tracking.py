@@ -8,6 +8,7 @@ they were started by ``mlflow run``, by ``python entrypoints/...`` or inside ``m
 from __future__ import annotations
 
 import dataclasses
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +29,12 @@ DATA_TAG = "data"
 TRAIN_RUN_TAG = "train_run_id"
 ATTACK_RUN_TAG = "attack_run_id"
 MODEL_ARTIFACT = "model"
+ERROR_TAG = "error"
+"""A failed run's error message (also its description, ``DESCRIPTION_TAG``)."""
+DESCRIPTION_TAG = "mlflow.note.content"
+"""The tag the MLflow UI shows as a run's description."""
+RUN_NAME_TAG = "mlflow.runName"
+FAILED_NAME_LENGTH = 120
 SKIPPED_IMAGES = "skipped_images.csv"
 GENERATED_NAME_LENGTH = 20
 """MLflow cuts the names it makes up for runs (adjective-noun-number) at this length."""
@@ -41,8 +48,8 @@ short timeout (MLflow's defaults retry a server that is down for about 4 minutes
 
 @contextmanager
 def step_run(step: str) -> Iterator[mlflow.ActiveRun]:
-    """The run of one step, ended FINISHED, FAILED if the body raises, or KILLED if it
-    is interrupted (Ctrl-C, SIGTERM).
+    """The run of one step, ended FINISHED, FAILED if the body raises (with the error
+    recorded: `record_failure`), or KILLED if it is interrupted (Ctrl-C, SIGTERM).
 
     A child of the active run if there is one (``main``), else the run ``mlflow run``
     created for this process (``MLFLOW_RUN_ID``), else a new run. A top-level step
@@ -58,6 +65,36 @@ def step_run(step: str) -> Iterator[mlflow.ActiveRun]:
         except KeyboardInterrupt:
             mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
             raise
+        except Exception as error:
+            record_failure(run.info.run_id, step, error)
+            raise
+
+
+def failure_message(error: Exception) -> str:
+    """What a failed run says went wrong: a bad parameter's message as it is (a
+    ``ValueError`` names the parameter and its value), anything else with its type."""
+    return str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
+
+
+def record_failure(run_id: str, step: str, error: Exception) -> None:
+    """Store ``error``'s message where the MLflow UI shows it: as the run's description
+    and its tag ``error``; a run still named by MLflow (`is_generated_name`) is renamed
+    ``<step> failed: <message>``. Best effort: if the tracking server cannot take it
+    (it may be why the step failed), say so on stderr and leave the error to the caller.
+    """
+    message = failure_message(error)
+    try:
+        with environment.variables_set(SERVER_PROBE):
+            client = mlflow.MlflowClient()
+            client.set_tag(run_id, ERROR_TAG, message)
+            client.set_tag(run_id, DESCRIPTION_TAG, f"{step} failed: {message}")
+            if is_generated_name(client.get_run(run_id).info.run_name or ""):
+                name = f"{step} failed: {message}"
+                if len(name) > FAILED_NAME_LENGTH:
+                    name = name[: FAILED_NAME_LENGTH - 1] + "…"
+                client.set_tag(run_id, RUN_NAME_TAG, name)
+    except Exception as unrecorded:  # the step's own error matters more than this one
+        print(f"could not record the error on run {run_id}: {unrecorded}", file=sys.stderr)
 
 
 def check_server(uri: str) -> None:

@@ -20,7 +20,6 @@ from pixel_threshold import tracking
 from pixel_threshold.attack.config import SMALLEST_TH, STRATEGIES, resolved_budget
 from pixel_threshold.steps.params import AttackParams, MainParams, TrainParams
 
-RUN_NAME_TAG = "mlflow.runName"
 DEFAULT_LOSS = AttackParams().loss
 
 
@@ -31,7 +30,7 @@ def name_run(name: str) -> None:
         raise RuntimeError("expected an active MLflow run to name, found none")
     current = mlflow.get_run(run.info.run_id).info.run_name
     if not current or tracking.is_generated_name(current):
-        mlflow.set_tag(RUN_NAME_TAG, name)
+        mlflow.set_tag(tracking.RUN_NAME_TAG, name)
 
 
 def dataset_name(dataset: str) -> str:

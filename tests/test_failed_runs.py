@@ -1,0 +1,66 @@
+"""A failed step's run says why, where the MLflow UI shows it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from benchmarks.ray_head import free_port
+from pixel_threshold import tracking
+from pixel_threshold.steps.attack import run_attack
+from pixel_threshold.steps.params import AttackParams
+from tests.tracking_store import sqlite_experiment
+
+BAD_TH = "expected th >= 1 or th=-1 (each image's smallest), got th=0"
+
+
+@pytest.fixture
+def experiment(tmp_path: Path) -> Iterator[str]:
+    with sqlite_experiment(tmp_path, "failed") as experiment_id:
+        yield experiment_id
+
+
+def test_a_failed_run_is_named_after_its_error_and_describes_it(experiment: str) -> None:
+    with pytest.raises(ValueError, match="got th=0"):
+        run_attack(AttackParams(th=0))
+    (run,) = mlflow.search_runs([experiment], output_format="list")
+    assert run.info.status == "FAILED"
+    assert run.info.run_name == f"attack failed: {BAD_TH}"
+    assert run.data.tags[tracking.DESCRIPTION_TAG] == f"attack failed: {BAD_TH}"
+    assert run.data.tags[tracking.ERROR_TAG] == BAD_TH
+
+
+def test_a_failed_run_keeps_the_name_a_person_gave_it(
+    experiment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as `mlflow run --run-name ci-smoke` hands its run to the command
+    given = mlflow.MlflowClient().create_run(experiment, run_name="ci-smoke")
+    monkeypatch.setenv("MLFLOW_RUN_ID", given.info.run_id)
+    with pytest.raises(RuntimeError), tracking.step_run("compare"):
+        raise RuntimeError("the disk is full")
+    failed = mlflow.get_run(given.info.run_id)
+    assert failed.info.status == "FAILED"
+    assert failed.info.run_name == "ci-smoke"
+    assert failed.data.tags[tracking.ERROR_TAG] == "RuntimeError: the disk is full"
+
+
+def test_long_messages_are_cut_in_the_name_only(experiment: str) -> None:
+    message = "expected " + "x" * 300
+    with pytest.raises(ValueError), tracking.step_run("train"):
+        raise ValueError(message)
+    (run,) = mlflow.search_runs([experiment], output_format="list")
+    assert run.info.run_name == f"train failed: {message}"[: tracking.FAILED_NAME_LENGTH - 1] + "…"
+    assert run.data.tags[tracking.ERROR_TAG] == message
+
+
+def test_an_unreachable_server_does_not_hide_the_step_s_error(
+    experiment: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with mlflow.start_run() as run:
+        run_id = run.info.run_id
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    tracking.record_failure(run_id, "attack", ValueError("got es=-1"))
+    assert f"could not record the error on run {run_id}" in capsys.readouterr().err
