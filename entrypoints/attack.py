@@ -1,6 +1,7 @@
 """Entry point ``attack``: ``python entrypoints/attack.py --help`` lists its options."""
 
 from pixel_threshold.cli import command
+from pixel_threshold.steps import plan
 from pixel_threshold.steps.params import AttackParams
 
 
@@ -11,7 +12,7 @@ def attack(params: AttackParams) -> None:
     run_attack(params)
 
 
-cli = command("attack", AttackParams, attack)
+cli = command("attack", AttackParams, attack, check=plan.check_attack)
 
 if __name__ == "__main__":
     cli()

@@ -1,6 +1,7 @@
 """Entry point ``main``: ``python entrypoints/main.py --help`` lists its options."""
 
 from pixel_threshold.cli import command
+from pixel_threshold.steps import plan
 from pixel_threshold.steps.params import MainParams
 
 
@@ -11,7 +12,7 @@ def main(params: MainParams) -> None:
     run_main(params)
 
 
-cli = command("main", MainParams, main)
+cli = command("main", MainParams, main, check=plan.check_main)
 
 if __name__ == "__main__":
     cli()

@@ -1,6 +1,7 @@
 """Entry point ``train``: ``python entrypoints/train.py --help`` lists its options."""
 
 from pixel_threshold.cli import command
+from pixel_threshold.steps import plan
 from pixel_threshold.steps.params import TrainParams
 
 
@@ -11,7 +12,7 @@ def train(params: TrainParams) -> None:
     run_train(params)
 
 
-cli = command("train", TrainParams, train)
+cli = command("train", TrainParams, train, check=plan.check_train)
 
 if __name__ == "__main__":
     cli()

@@ -17,9 +17,9 @@ from pixel_threshold.models import (
     compile_classifier,
     image_classifier_shape,
     load_model,
-    parse_input_range,
     predict_labels,
 )
+from pixel_threshold.steps.plan import parse_input_range
 
 IMAGES = np.random.default_rng(0).integers(0, 256, size=(20, 8, 8, 1)).astype(np.uint8)
 

@@ -182,3 +182,7 @@ def test_bad_parameter_exits_non_zero_and_marks_the_run_failed(store: Store) -> 
     run = store.latest("attack")
     assert run.info.status == "FAILED"
     assert run.data.params["th"] == "0"
+    reason = "expected th >= 1 or th=-1 (each image's smallest), got th=0"
+    assert run.data.tags[tracking.ERROR_TAG] == reason  # refused before TensorFlow loaded
+    assert run.data.tags[tracking.DESCRIPTION_TAG] == f"attack failed: {reason}"
+    assert run.info.run_name == f"attack failed: {reason}"

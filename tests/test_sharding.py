@@ -18,8 +18,8 @@ from pixel_threshold import models
 from pixel_threshold.attack import AttackConfig, ImageResult, PixelThresholdAttack, Sample
 from pixel_threshold.data import digits
 from pixel_threshold.steps import sharding
-from pixel_threshold.steps.attack import attack_config
 from pixel_threshold.steps.params import AttackParams
+from pixel_threshold.steps.plan import attack_config
 
 if TYPE_CHECKING:
     import keras

@@ -1,10 +1,14 @@
 """Command-line glue for ``entrypoints/*.py``: click options from a params dataclass.
 
 Each option is named after its field (``max_iter`` -> ``--max-iter``) and takes its
-type, default and help from it. A ``ValueError`` from the step (a bad parameter,
-named with its value) becomes a one-line error and exit status 1; the step has
-already marked its MLflow run FAILED. Ctrl-C or SIGTERM stops the step (which ends
-its run KILLED) with the shell's status for the signal: 130 or 143.
+type, default and help from it. The parameters are checked first (`steps.plan`),
+before TensorFlow or MLflow is imported: a bad one answers within a second or two,
+starts no run of its own, and under ``mlflow run`` is recorded on the run that
+``mlflow run`` made (ended FAILED, the error as its description). A ``ValueError``
+from the step (a bad parameter, named with its value) becomes a one-line error and
+exit status 1; the step has already marked its MLflow run FAILED. Ctrl-C or SIGTERM
+stops the step (which ends its run KILLED) with the shell's status for the signal:
+130 or 143.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import click
 from pixel_threshold import interrupts
 
 P = TypeVar("P")
+MLFLOW_RUN_ID = "MLFLOW_RUN_ID"
+"""The run ``mlflow run`` created for this process, if it started it."""
 QUIET = {"TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 """Defaults that keep the attack's progress bar readable: fewer TensorFlow start-up
 notices, no MLflow download bars. Set either variable to override."""
@@ -30,16 +36,26 @@ def option_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
-def command(name: str, params_type: type[P], step: Callable[[P], object]) -> click.Command:
-    """A click command that builds ``params_type`` from its options and calls ``step``."""
+def command(
+    name: str,
+    params_type: type[P],
+    step: Callable[[P], object],
+    *,
+    check: Callable[[P], object] | None = None,
+) -> click.Command:
+    """A click command that builds ``params_type`` from its options, checks them with
+    ``check`` (which must not import TensorFlow or MLflow) and calls ``step``."""
     types = typing.get_type_hints(params_type)
 
     def callback(**values: Any) -> None:
         for variable, value in QUIET.items():
             os.environ.setdefault(variable, value)
+        params = params_type(**values)
+        if check is not None:
+            _check(name, params, check)
         try:
             with interrupts.signals_raise():
-                step(params_type(**values))
+                step(params)
         except ValueError as error:
             raise click.ClickException(str(error)) from error
         except KeyboardInterrupt as error:
@@ -57,3 +73,16 @@ def command(name: str, params_type: type[P], step: Callable[[P], object]) -> cli
         for field in dataclasses.fields(typing.cast(Any, params_type))
     ]
     return click.Command(name, callback=callback, params=options, help=params_type.__doc__)
+
+
+def _check(name: str, params: P, check: Callable[[P], object]) -> None:
+    """Run ``check``; a ValueError becomes the command's error, recorded first on the
+    run of ``mlflow run`` if there is one (a plain script has no run yet)."""
+    try:
+        check(params)
+    except ValueError as error:
+        if os.environ.get(MLFLOW_RUN_ID):
+            from pixel_threshold import tracking
+
+            tracking.record_refusal(name, params, error)
+        raise click.ClickException(str(error)) from error

@@ -20,11 +20,6 @@ from keras.src.saving.serialization_lib import SafeModeScope
 
 from pixel_threshold import imagenet, imagenet_models, lite0
 
-INPUT_RANGES: dict[str, tuple[float, float]] = {
-    "0,255": (0.0, 255.0),
-    "0,1": (0.0, 1.0),
-    "-1,1": (-1.0, 1.0),
-}
 SAFE_LOAD = {"compile": False, "safe_mode": True}
 """How every Keras model is loaded: no optimizer state, no Python code from the file."""
 
@@ -116,15 +111,6 @@ def pretrained_input(architecture: str, weights: str) -> tuple[tuple[int, int, i
     if architecture in IMAGENET_ARCHITECTURES and weights != "none":
         return imagenet.INPUT_SHAPE, imagenet.CLASSES
     return None
-
-
-def parse_input_range(input_range: str) -> tuple[float, float]:
-    """The pixel range a model expects, from its name (``0,255``, ``0,1`` or ``-1,1``)."""
-    if input_range not in INPUT_RANGES:
-        raise ValueError(
-            f"expected input_range in ({' / '.join(INPUT_RANGES)}), got input_range={input_range!r}"
-        )
-    return INPUT_RANGES[input_range]
 
 
 def load_model(uri: str) -> keras.Model:

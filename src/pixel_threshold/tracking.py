@@ -97,6 +97,17 @@ def record_failure(run_id: str, step: str, error: Exception) -> None:
         print(f"could not record the error on run {run_id}: {unrecorded}", file=sys.stderr)
 
 
+def record_refusal(step: str, params: Any, error: ValueError) -> None:
+    """Record parameters refused before ``step`` started on the run ``mlflow run`` made
+    for it (``MLFLOW_RUN_ID``): the step's tag, the parameters, the error
+    (`record_failure`); end it FAILED."""
+    with mlflow.start_run() as run:
+        mlflow.set_tag(STEP_TAG, step)
+        log_params(params)
+        record_failure(run.info.run_id, step, error)
+        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+
+
 def check_server(uri: str) -> None:
     """Raise ValueError within seconds if ``uri`` is an http(s) tracking server that
     does not answer (a local store needs no check)."""

@@ -34,11 +34,10 @@ from pixel_threshold.attack import (
     ImageResult,
     Sample,
     make_encoding,
-    resolved_budget,
     resolved_th_max,
 )
 from pixel_threshold.attack.config import STRATEGIES
-from pixel_threshold.steps import manifest, naming, pictures, resume, sharding
+from pixel_threshold.steps import manifest, naming, pictures, plan, resume, sharding
 from pixel_threshold.steps.params import AttackParams
 
 DISTANCE_METRICS = "distance_metrics.csv.gz"
@@ -53,34 +52,6 @@ TH_MAX = "th_max"
 means."""
 ROBUST_ACCURACY = "robust_accuracy"
 """A ``th=-1`` run's metric logged with ``step = th`` for th = 0..th_max."""
-UNTARGETED = -1
-
-
-def attack_config(params: AttackParams) -> AttackConfig:
-    """The core's configuration, with ``max_iter`` and ``popsize`` resolved (0: the
-    strategy's default); raises ValueError naming any bad parameter."""
-    if params.limit < 1:
-        raise ValueError(f"expected limit >= 1, got limit={params.limit}")
-    if params.target < UNTARGETED:
-        raise ValueError(
-            f"expected target >= 0 or {UNTARGETED} (untargeted), got target={params.target}"
-        )
-    models.parse_input_range(params.input_range)
-    if params.shard_size < 1:
-        raise ValueError(f"expected shard_size >= 1, got shard_size={params.shard_size}")
-    max_iter, popsize = resolved_budget(params.es, params.max_iter, params.popsize)
-    return AttackConfig(
-        attack_type=params.attack_type,
-        th=params.th,
-        th_max=params.th_max,
-        es=params.es,
-        loss=params.loss,
-        max_iter=max_iter,
-        popsize=popsize,
-        target=None if params.target == UNTARGETED else params.target,
-        batch_size=params.batch_size,
-        seed=params.seed,
-    )
 
 
 def run_attack(params: AttackParams) -> str:
@@ -95,9 +66,9 @@ def run_attack(params: AttackParams) -> str:
     """
     with tracking.step_run("attack") as run:
         tracking.log_params(params)
-        config = attack_config(params)
+        plan.check_attack(params)
+        config = plan.attack_config(params)
         mlflow.log_metric(QUERY_BUDGET, config.max_iter * config.popsize)
-        data.check_data(params.data)
         resumed = resume.resumed_run(params) if params.resume else None
         model_uri = _model_uri(params, resumed, run.info.experiment_id)
         model = models.load_model(model_uri)
@@ -105,7 +76,7 @@ def run_attack(params: AttackParams) -> str:
         config = _fitted(config, shape)
         if config.target is not None and config.target >= classes:
             raise ValueError(
-                f"expected target in [0, {classes}) (the model's classes) or {UNTARGETED}, "
+                f"expected target in [0, {classes}) (the model's classes) or {plan.UNTARGETED}, "
                 f"got target={config.target}"
             )
         mlflow.set_tags({tracking.MODEL_URI_TAG: model_uri, tracking.DATA_TAG: params.data})
@@ -129,7 +100,7 @@ def run_attack(params: AttackParams) -> str:
         classifier = models.compile_classifier(
             model,
             batch_size=config.batch_size,
-            input_range=models.parse_input_range(params.input_range),
+            input_range=plan.parse_input_range(params.input_range),
             probe=attacked.images,
         )
         results: list[ImageResult] = []

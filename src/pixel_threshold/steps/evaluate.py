@@ -14,7 +14,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from pixel_threshold import artifacts, data, models, tracking
 from pixel_threshold.artifacts import ADV_TESTING
 from pixel_threshold.report import confusion
-from pixel_threshold.steps import naming
+from pixel_threshold.steps import naming, plan
 from pixel_threshold.steps.params import EvaluateParams
 
 
@@ -62,7 +62,7 @@ def run_evaluate(params: EvaluateParams) -> str:
         classifier = models.compile_classifier(
             model,
             batch_size=int(attack_params["batch_size"]),
-            input_range=models.parse_input_range(attack_params["input_range"]),
+            input_range=plan.parse_input_range(attack_params["input_range"]),
             probe=originals,
         )
         class_indices = np.arange(len(clean.class_names))

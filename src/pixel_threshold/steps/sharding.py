@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pixel_threshold
 from pixel_threshold import models
 from pixel_threshold.attack import AttackConfig, ImageResult, PixelThresholdAttack, Sample
+from pixel_threshold.steps import plan
 from pixel_threshold.steps.params import AttackParams
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ def searching(
         worker_model = WorkerModel(
             digest=hashlib.sha256(model_file).hexdigest(),
             batch_size=config.batch_size,
-            input_range=models.parse_input_range(params.input_range),
+            input_range=plan.parse_input_range(params.input_range),
             logits=classifier.logits,
         )
         search = ShardedSearch(ray, config, model_file, worker_model, shard_size=params.shard_size)

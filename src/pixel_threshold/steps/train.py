@@ -10,7 +10,7 @@ import mlflow
 import numpy as np
 
 from pixel_threshold import data, imagenet, models, tracking
-from pixel_threshold.steps import naming
+from pixel_threshold.steps import naming, plan
 from pixel_threshold.steps.params import TrainParams
 
 CLASS_NAMES = "class_names.json"
@@ -32,7 +32,7 @@ def run_train(params: TrainParams) -> str:
     with tracking.step_run("train") as run:
         tracking.log_params(params)
         naming.name_run(naming.train_run_name(params))
-        _check(params)
+        plan.check_train(params)
         models.check_build(params.architecture, params.weights)
         if params.epochs == 0:
             model, evaluated = _wrap(params)
@@ -47,20 +47,6 @@ def run_train(params: TrainParams) -> str:
         )
         run_id: str = run.info.run_id
         return run_id
-
-
-def _check(params: TrainParams) -> None:
-    if params.epochs < 0:
-        raise ValueError(f"expected epochs >= 0, got epochs={params.epochs}")
-    if params.epochs == 0 and params.weights == "none":
-        raise ValueError(
-            "expected epochs >= 1, or pretrained weights to wrap with epochs=0, got epochs=0 "
-            "with weights=none"
-        )
-    if params.batch_size < 1:
-        raise ValueError(f"expected batch_size >= 1, got batch_size={params.batch_size}")
-    if not params.learning_rate > 0:
-        raise ValueError(f"expected learning_rate > 0, got learning_rate={params.learning_rate}")
 
 
 def _fit(params: TrainParams) -> tuple[keras.Model, data.ImageSet]:
