@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 # the built-in digits, twice: a sweep of the pixel attack at th 1 and 3 with every
 # strategy, then each image's smallest th (th=-1) under both attacks, with a budget
 # that takes a few minutes on 2 cores. Tracking goes wherever MLFLOW_TRACKING_URI says;
-# unset, to MLflow's default sqlite:///mlflow.db here.
-DEMO_EXPERIMENT := pixel-threshold-demo
+# unset, to MLflow's default sqlite:///mlflow.db here. The experiment is the one the
+# README's `mlflow run` commands use: MLFLOW_EXPERIMENT_NAME if set, else Default.
+DEMO_EXPERIMENT := $${MLFLOW_EXPERIMENT_NAME:-Default}
 DEMO_PARAMS := -P limit=100 -P epochs=10 -P max_iter=30 -P popsize=100
 DEMO_SWEEP := -P th_values=1,3 -P es_values=0,1,2
 DEMO_SMALLEST := -P attack_type=pixel,threshold -P th_values=-1 -P es_values=1
@@ -79,9 +80,9 @@ bench-smallest: install
 
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e main --env-manager local \
-		--experiment-name $(DEMO_EXPERIMENT) $(DEMO_PARAMS) $(DEMO_SWEEP)
+		$(DEMO_PARAMS) $(DEMO_SWEEP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e main --env-manager local \
-		--experiment-name $(DEMO_EXPERIMENT) $(DEMO_PARAMS) $(DEMO_SMALLEST)
+		$(DEMO_PARAMS) $(DEMO_SMALLEST)
 	@echo
 	@echo "Results: experiment '$(DEMO_EXPERIMENT)' in $(TRACKING) (artifacts: ./mlruns by default)."
 	@echo "Each parent run 'main' holds comparison.csv/.html and queries.png; the sweep's"

@@ -11,7 +11,8 @@ import pytest
 from benchmarks.ray_head import free_port
 from pixel_threshold import tracking
 from pixel_threshold.steps.attack import run_attack
-from pixel_threshold.steps.params import AttackParams
+from pixel_threshold.steps.compare import run_compare
+from pixel_threshold.steps.params import AttackParams, CompareParams
 from tests.tracking_store import sqlite_experiment
 
 BAD_TH = "expected th >= 1 or th=-1 (each image's smallest), got th=0"
@@ -64,3 +65,32 @@ def test_an_unreachable_server_does_not_hide_the_step_s_error(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
     tracking.record_failure(run_id, "attack", ValueError("got es=-1"))
     assert f"could not record the error on run {run_id}" in capsys.readouterr().err
+
+
+def test_no_train_run_names_the_experiment_and_the_one_that_has_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    demo = client.create_experiment("pixel-threshold-demo")
+    train = client.create_run(demo, tags={tracking.STEP_TAG: "train"})
+    client.set_terminated(train.info.run_id, "FINISHED")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "0")
+    fix = (
+        "run the train entry point first, or use the experiment that has them "
+        "('pixel-threshold-demo'): mlflow run --experiment-name pixel-threshold-demo ... "
+        "(a plain script: MLFLOW_EXPERIMENT_NAME=pixel-threshold-demo)"
+    )
+    with pytest.raises(ValueError) as raised:
+        run_attack(AttackParams())
+    assert str(raised.value) == (
+        f"expected a finished train run in experiment 'Default' (id 0), found none: {fix}"
+    )
+    with pytest.raises(ValueError) as raised:
+        run_compare(CompareParams())
+    assert str(raised.value).startswith(
+        "expected finished attack runs in experiment 'Default' (id 0), found none: "
+        "run the attack entry point first"
+    )
+    assert "use the experiment" not in str(raised.value)  # no experiment has attack runs

@@ -172,21 +172,56 @@ def log_skipped_images(skipped: Sequence[tuple[str, str]]) -> None:
 
 
 def latest_run(step: str, experiment_id: str) -> Run:
-    """The ``step`` run of the experiment that finished last."""
+    """The ``step`` run of the experiment that finished last; raises ValueError naming
+    the experiment, and any other experiment that has one, if there is none."""
     runs = mlflow.search_runs(
         experiment_ids=[experiment_id],
-        filter_string=f"tags.{STEP_TAG} = '{step}' and attributes.status = 'FINISHED'",
+        filter_string=_finished(step),
         order_by=["attributes.end_time DESC"],
         max_results=1,
         output_format="list",
     )
     if not runs:
-        raise ValueError(
-            f"expected a finished {step} run in experiment {experiment_id}, found none: "
-            f"run the {step} entry point first"
-        )
+        raise ValueError(no_runs_message(f"a finished {step} run", step, experiment_id))
     run: Run = runs[0]
     return run
+
+
+def no_runs_message(wanted: str, step: str, experiment_id: str) -> str:
+    """Why ``wanted`` (finished ``step`` runs) was not found in the experiment, and
+    the fix: run ``step`` there, or use an experiment that has such runs."""
+    message = (
+        f"expected {wanted} in experiment {experiment_label(experiment_id)}, found none: "
+        f"run the {step} entry point first"
+    )
+    others = [
+        experiment.name
+        for experiment in mlflow.search_experiments()
+        if experiment.experiment_id != experiment_id
+        and mlflow.search_runs(
+            experiment_ids=[experiment.experiment_id],
+            filter_string=_finished(step),
+            max_results=1,
+            output_format="list",
+        )
+    ]
+    if others:
+        listed = ", ".join(repr(name) for name in others)
+        message += (
+            f", or use the experiment that has them ({listed}): mlflow run --experiment-name "
+            f"{others[0]} ... (a plain script: MLFLOW_EXPERIMENT_NAME={others[0]})"
+        )
+    return message
+
+
+def experiment_label(experiment_id: str) -> str:
+    """``'Default' (id 0)``: an experiment as the UI lists it, and its id."""
+    experiment = mlflow.get_experiment(experiment_id)
+    return f"{experiment.name!r} (id {experiment_id})"
+
+
+def _finished(step: str) -> str:
+    return f"tags.{STEP_TAG} = '{step}' and attributes.status = 'FINISHED'"
 
 
 def named_run(run_id: str, step: str, *, param: str) -> Run:

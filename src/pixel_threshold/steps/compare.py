@@ -94,10 +94,7 @@ def attack_runs(params: CompareParams, experiment_id: str) -> list[Run]:
         output_format="list",
     )
     if not runs:
-        raise ValueError(
-            f"expected finished attack runs in experiment {experiment_id}, found none: "
-            "run the attack entry point first"
-        )
+        raise ValueError(tracking.no_runs_message("finished attack runs", "attack", experiment_id))
     return runs
 
 
