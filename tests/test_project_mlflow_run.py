@@ -37,6 +37,8 @@ class Store:
             "MLFLOW_TRACKING_URI": self.uri,
             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         }
+        self.printed: dict[str, list[str]] = {}
+        """What each entry point's runs printed on stdout, in order."""
 
     def run(
         self, entry_point: str, *, run_name: str = "", **params: object
@@ -46,9 +48,11 @@ class Store:
         command += ["--run-name", run_name] if run_name else []
         for name, value in params.items():
             command += ["-P", f"{name}={value}"]
-        return subprocess.run(
+        done = subprocess.run(
             command, cwd=self.folder, env=self.env, capture_output=True, text=True, timeout=300
         )
+        self.printed.setdefault(entry_point, []).append(done.stdout)
+        return done
 
     def latest(self, step: str) -> Run:
         client = MlflowClient(self.uri)
@@ -86,6 +90,7 @@ def chain(store: Store) -> dict[str, Run]:
 def test_train_run_logs_the_model(chain: dict[str, Run], store: Store) -> None:
     run = chain["train"]
     assert run.info.status == "FINISHED"
+    assert f"train run {run.info.run_id} 'train small_cnn digits'" in store.printed["train"][0]
     assert run.data.params["epochs"] == "2"
     assert run.data.tags["mlflow.project.entryPoint"] == "train"
     assert {"loss", "val_accuracy", "test_accuracy"} <= set(run.data.metrics)
@@ -103,6 +108,7 @@ def test_attack_run_logs_params_metrics_and_the_tarball(
     run = chain["attack"]
     assert run.info.status == "FINISHED"
     assert (run.data.params["th"], run.data.params["es"]) == ("2", "0")
+    assert f"attack run {run.info.run_id} {run.info.run_name!r} FINISHED" in store.printed["attack"][0]
     assert run.data.params["batch_size"] == "100"
     assert run.data.params["loss"] == "margin"  # MLproject's default reaches the run
     assert run.data.metrics["query_budget"] == 5 * 20

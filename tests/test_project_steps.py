@@ -21,6 +21,7 @@ from pixel_threshold import models, tracking
 from pixel_threshold.artifacts import AdvTesting, read_adv_testing
 from pixel_threshold.data import digits
 from pixel_threshold.metrics import DISTANCES, SUMMARIES
+from pixel_threshold.steps import outcome
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.evaluate import run_evaluate
 from pixel_threshold.steps.main import run_main
@@ -707,3 +708,43 @@ def test_resume_needs_a_run_that_finished_images(experiment: str, train_run: Run
         dataclasses.replace(params, resume=killed.info.run_id),
         "to have logged adv_testing.tar.gz, found none .it finished no image.",
     )
+
+
+def test_an_attack_and_its_evaluation_print_their_outcome(
+    train_run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    attack_id = run_attack(AttackParams(th=2, es=1, limit=12, **SMALL))
+    printed = capsys.readouterr().out
+    attack = mlflow.get_run(attack_id)
+    metrics = attack.data.metrics
+    assert f"attack run {attack_id} {attack.info.run_name!r} FINISHED" in printed
+    assert (
+        f"success rate {metrics['success_rate']:.2f} [{metrics['success_rate_ci_low']:.2f}, "
+        f"{metrics['success_rate_ci_high']:.2f}]"
+    ) in printed
+    assert f"adversarial accuracy {metrics['adversarial_accuracy']:.2f}" in printed
+    assert f"mean queries {metrics['mean_queries']:,.0f}" in printed
+    assert f"{metrics['attack_seconds']:.1f} s" in printed
+    (artifacts,) = [line for line in printed.splitlines() if line.startswith("  artifacts: ")]
+    assert artifacts.endswith(
+        "(adv_testing.tar.gz, distance_metrics.csv.gz, examples.png, queries.png)"
+    )
+    assert (Path(artifacts.split()[1]) / "adv_testing.tar.gz").is_file()
+    assert f"#/experiments/{attack.info.experiment_id}/runs/{attack_id}" in printed
+    evaluate_id = run_evaluate(EvaluateParams(attack_run_id=attack_id))
+    printed = capsys.readouterr().out
+    evaluate = mlflow.get_run(evaluate_id).data.metrics
+    assert printed.startswith(f"evaluate run {evaluate_id} ")
+    assert f"attack agreement {evaluate['attack_agreement']:.2f}" in printed
+    assert f"attack run {attack_id}" in printed
+
+
+def test_the_train_outcome_says_where_the_model_is(train_run: Run) -> None:
+    lines = outcome.outcome(train_run).splitlines()
+    assert lines[0] == f"train run {train_run.info.run_id} 'train small_cnn digits' FINISHED"
+    assert f"  test accuracy {train_run.data.metrics['test_accuracy']:.2f}" in lines
+    (model_line,) = [line for line in lines if line.startswith("  model: ")]
+    model_files = Path(model_line.split(": ")[-1])
+    assert (model_files / "MLmodel").is_file()  # the logged model, outside the run's artifacts
+    assert f"runs:/{train_run.info.run_id}/model = models:/m-" in model_line
+    assert "  registered as models:/steps-digits/1" in lines

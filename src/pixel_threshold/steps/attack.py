@@ -37,7 +37,7 @@ from pixel_threshold.attack import (
     resolved_th_max,
 )
 from pixel_threshold.attack.config import STRATEGIES
-from pixel_threshold.steps import manifest, naming, pictures, plan, resume, sharding
+from pixel_threshold.steps import manifest, naming, outcome, pictures, plan, resume, sharding
 from pixel_threshold.steps.params import AttackParams
 
 DISTANCE_METRICS = "distance_metrics.csv.gz"
@@ -122,7 +122,8 @@ def run_attack(params: AttackParams) -> str:
         run_id: str = run.info.run_id
         if smallest:
             _log_smallest_th(run_id, config, results, model_name)
-        return run_id
+    outcome.print_outcome(run_id)
+    return run_id
 
 
 def _fitted(config: AttackConfig, shape: tuple[int, int, int]) -> AttackConfig:

@@ -28,7 +28,7 @@ from mlflow.entities import Run
 from pixel_threshold import artifacts, tracking
 from pixel_threshold.attack.config import ATTACK_TYPES, SMALLEST_TH, STRATEGIES, resolved_budget
 from pixel_threshold.report import curves, table
-from pixel_threshold.steps import naming
+from pixel_threshold.steps import naming, outcome
 from pixel_threshold.steps.params import CompareParams
 
 COMPARISON = "comparison.csv"
@@ -72,7 +72,8 @@ def run_compare(params: CompareParams) -> str:
         naming.name_run(f"compare {len(runs)} run{'' if len(runs) == 1 else 's'}")
         log_comparison(runs)
         run_id: str = run.info.run_id
-        return run_id
+    outcome.print_outcome(run_id)
+    return run_id
 
 
 def attack_runs(params: CompareParams, experiment_id: str) -> list[Run]:

@@ -14,7 +14,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from pixel_threshold import artifacts, data, models, tracking
 from pixel_threshold.artifacts import ADV_TESTING
 from pixel_threshold.report import confusion
-from pixel_threshold.steps import naming, plan
+from pixel_threshold.steps import naming, outcome, plan
 from pixel_threshold.steps.params import EvaluateParams
 
 
@@ -93,7 +93,8 @@ def run_evaluate(params: EvaluateParams) -> str:
                 )
             mlflow.log_artifacts(folder)
         run_id: str = run.info.run_id
-        return run_id
+    outcome.print_outcome(run_id)
+    return run_id
 
 
 def _check_logged(attack_run: Run) -> None:

@@ -12,7 +12,7 @@ import dataclasses
 import mlflow
 
 from pixel_threshold import tracking
-from pixel_threshold.steps import compare, naming, plan
+from pixel_threshold.steps import compare, naming, outcome, plan
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.evaluate import run_evaluate
 from pixel_threshold.steps.params import EvaluateParams, MainParams
@@ -41,4 +41,5 @@ def run_main(params: MainParams) -> str:
         compare.log_comparison(attack_runs)
         mlflow.set_tag(tracking.TRAIN_RUN_TAG, train_run_id)
         run_id: str = run.info.run_id
-        return run_id
+    outcome.print_outcome(run_id)
+    return run_id

@@ -10,7 +10,7 @@ import mlflow
 import numpy as np
 
 from pixel_threshold import data, imagenet, models, tracking
-from pixel_threshold.steps import naming, plan
+from pixel_threshold.steps import naming, outcome, plan
 from pixel_threshold.steps.params import TrainParams
 
 CLASS_NAMES = "class_names.json"
@@ -46,7 +46,8 @@ def run_train(params: TrainParams) -> str:
             registered_model_name=params.register_model_name or None,
         )
         run_id: str = run.info.run_id
-        return run_id
+    outcome.print_outcome(run_id)
+    return run_id
 
 
 def _fit(params: TrainParams) -> tuple[keras.Model, data.ImageSet]:

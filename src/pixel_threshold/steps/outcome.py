@@ -1,0 +1,124 @@
+"""What a finished step prints: its run (id and name), the key figures, where the
+results are and where the MLflow UI shows them.
+
+``mlflow run`` itself prints only "succeeded"; a plain script printed nothing.
+Every figure is read back from the finished run, so what is printed is what was
+logged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from urllib.parse import unquote, urlparse
+
+import mlflow
+from mlflow.entities import Run
+
+from pixel_threshold import tracking
+
+UI_ADDRESS = "http://127.0.0.1:5000"
+"""Where ``mlflow ui`` (and ``make ui``) serves a local store by default."""
+
+
+def print_outcome(run_id: str) -> None:
+    """Print `outcome` of the run ``run_id``."""
+    print(outcome(mlflow.get_run(run_id)), flush=True)
+
+
+def outcome(run: Run) -> str:
+    """A few lines on ``run``: ``<step> run <id> '<name>' <status>``, the step's key
+    figures, its artifacts (where they are, their names) and its page in the UI."""
+    info = run.info
+    step = run.data.tags.get(tracking.STEP_TAG, "")
+    lines = [f"{step} run {info.run_id} {info.run_name!r} {info.status}"]
+    lines += FIGURES.get(step, _no_figures)(run)
+    logged = [item.path for item in mlflow.MlflowClient().list_artifacts(info.run_id)]
+    lines.append(f"artifacts: {where(info.artifact_uri)} ({', '.join(logged) or 'none'})")
+    lines.append(f"in the UI: {ui_page(info.experiment_id, info.run_id)}")
+    return "\n  ".join(lines)
+
+
+def where(uri: str) -> str:
+    """An artifact location as a person can open it: a local folder as its path, a
+    tracking server's (``mlflow-artifacts:/...``) or a remote one as it is."""
+    return unquote(urlparse(uri).path) if uri.startswith("file:") else uri
+
+
+def ui_page(experiment_id: str, run_id: str) -> str:
+    """The run's page: on the tracking server, or with how to serve a local store."""
+    uri = mlflow.get_tracking_uri()
+    page = f"#/experiments/{experiment_id}/runs/{run_id}"
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/{page}"
+    return f"{UI_ADDRESS}/{page} (serve it: mlflow ui --backend-store-uri {uri})"
+
+
+def _train(run: Run) -> list[str]:
+    metrics = run.data.metrics
+    lines = [f"test accuracy {_figure(metrics.get('test_accuracy'))}"]
+    for output in run.outputs.model_outputs if run.outputs else []:
+        model = mlflow.get_logged_model(output.model_id)
+        lines.append(
+            f"model: runs:/{run.info.run_id}/{tracking.MODEL_ARTIFACT} = {model.model_uri}, a "
+            f"logged model (the run's Logged models, not its Artifacts): "
+            f"{where(model.artifact_location)}"
+        )
+    name = run.data.params.get("register_model_name")
+    if name:
+        versions = mlflow.MlflowClient().search_model_versions(
+            f"name = '{name}' and run_id = '{run.info.run_id}'"
+        )
+        lines += [f"registered as models:/{name}/{version.version}" for version in versions]
+    return lines
+
+
+def _attack(run: Run) -> list[str]:
+    metrics = run.data.metrics
+    attacked = metrics.get("images_attacked", math.nan)
+    rate = metrics.get("success_rate", math.nan)
+    fooled = "" if math.isnan(rate) else f", {round(rate * attacked)} of {attacked:.0f} fooled"
+    lines = [
+        f"success rate {_figure(rate)} [{_figure(metrics.get('success_rate_ci_low'))}, "
+        f"{_figure(metrics.get('success_rate_ci_high'))}] (95% interval{fooled}), "
+        f"adversarial accuracy {_figure(metrics.get('adversarial_accuracy'))} "
+        f"(clean {_figure(metrics.get('clean_accuracy'))})",
+        f"mean queries {_figure(metrics.get('mean_queries'), ',.0f')} "
+        f"(query budget {_figure(metrics.get('query_budget'), ',.0f')} a search), "
+        f"{_figure(metrics.get('attack_seconds'), '.1f')} s",
+    ]
+    if "median_min_th" in metrics:
+        lines.append(
+            f"smallest th: median {_figure(metrics['median_min_th'], 'g')}, mean "
+            f"{_figure(metrics.get('mean_min_th'), '.1f')} over the fooled "
+            f"(th_max {_figure(metrics.get('th_max'), 'g')})"
+        )
+    return lines
+
+
+def _evaluate(run: Run) -> list[str]:
+    metrics = run.data.metrics
+    return [
+        f"clean accuracy {_figure(metrics.get('clean_accuracy'))}, adversarial accuracy "
+        f"{_figure(metrics.get('adversarial_accuracy'))}, attack agreement "
+        f"{_figure(metrics.get('attack_agreement'))} (adversarial images classified as the "
+        "attack recorded)",
+        f"attack run {run.data.tags.get(tracking.ATTACK_RUN_TAG, '')}",
+    ]
+
+
+def _no_figures(run: Run) -> list[str]:
+    return []
+
+
+FIGURES: Mapping[str, Callable[[Run], list[str]]] = {
+    "train": _train,
+    "attack": _attack,
+    "evaluate": _evaluate,
+}
+"""Each step's key figures; ``main`` and ``compare`` print their tables themselves."""
+
+
+def _figure(value: float | None, spec: str = ".2f") -> str:
+    """``value`` formatted by ``spec``; ``n/a`` when missing or NaN."""
+    return "n/a" if value is None or math.isnan(value) else format(value, spec)
