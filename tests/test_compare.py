@@ -121,8 +121,9 @@ def test_printed_tables_show_the_smallest_th_of_th_minus_one_runs_only() -> None
     header, smallest, fixed = (_spaced(line) for line in compare.summary(rows).splitlines())
     assert header.startswith("attack th es success rate")
     assert "min th: median mean seconds" in header
-    assert smallest == "pixel -1 1 0.90 [0.40, 0.95] 0.05 2.0 2.5 3.0 digits_small_cnn"
-    assert fixed == "threshold 8 1 0.50 [0.40, 0.95] 0.45 3.0 digits_small_cnn"
+    assert header.endswith(" seconds model run id")
+    assert smallest == "pixel -1 1 0.90 [0.40, 0.95] 0.05 2.0 2.5 3.0 digits_small_cnn p1"
+    assert fixed == "threshold 8 1 0.50 [0.40, 0.95] 0.45 3.0 digits_small_cnn t1"
     levels = compare.robustness_levels(
         [*rows[:1], _row("threshold", "t1", median_min_th=256.0, mean_min_th=math.nan)]
     )
@@ -144,11 +145,84 @@ def test_robustness_curves_plot_draws_each_attack_type_in_its_own_panel(tmp_path
     curve = (np.arange(5.0), np.array([0.9, 0.6, 0.3, 0.1, 0.0]))
     path = tmp_path / "robustness_curves.png"
     other = (curve[0], curve[1] / 2)
-    curves.robustness_curves_plot(path, {"pixel": {"a": curve, "b": other}, "threshold": {}})
+    curves.robustness_curves_plot(
+        path, {"pixel": {"a": curve, "b": other}, "threshold": {}}, title="robust accuracy"
+    )
     with Image.open(path) as image:
         assert image.format == "PNG"
         pixels = np.asarray(image.convert("RGB"))
     assert pixels.shape == (400, 1200, 3)
     first_line = np.all(pixels == FIRST_COLOUR, axis=-1)  # matplotlib's first line colour
+    assert first_line[:, :600].sum() > 100
+    assert not first_line[:, 600:].any()
+
+
+def _fixed(attack_type: str, run_id: str, th: int, model_uri: str = "runs:/a/model") -> Any:
+    bounds = {"success_rate_ci_low": 0.3, "success_rate_ci_high": 0.7}
+    return _row(attack_type, run_id, th=th, model_uri=model_uri, success_rate=0.5, **bounds)
+
+
+def test_models_of_one_name_are_told_apart_by_their_train_run() -> None:
+    rows = [
+        _fixed("pixel", "p1", 1, "runs:/0123456789abcdef/model"),
+        _fixed("pixel", "p2", 1, "runs:/fedcba9876543210/model"),
+        _fixed("pixel", "p3", 3, "runs:/0123456789abcdef/model"),
+        _fixed("pixel", "p4", 1, "models:/digits/2") | {"model": "digits/2"},
+    ]
+    assert compare.model_labels(rows) == [
+        "digits_small_cnn (01234567)",
+        "digits_small_cnn (fedcba98)",
+        "digits_small_cnn (01234567)",
+        "digits/2",
+    ]
+    assert compare.model_labels(rows[2:]) == ["digits_small_cnn", "digits/2"]
+
+
+def test_success_lines_are_one_per_attack_type_model_run_and_setting() -> None:
+    rows = [
+        _fixed("threshold", "t1", 8),
+        _fixed("pixel", "p1", 1),
+        _fixed("pixel", "p2", 3),
+        _fixed("pixel", "q1", 1, "runs:/b/model"),
+        _fixed("pixel", "r1", 1) | {"es": 2, "strategy": "random search"},
+        _fixed("pixel", "p3", 1),  # p1 again: a repeat
+        _fixed("threshold", "t2", 8) | {"loss": "probability", "data": "photos"},
+    ]
+    panels = compare.success_lines(rows)
+    assert list(panels) == ["pixel", "threshold"]
+    lines = {
+        label: [row["attack_run_id"] for row in line] for label, line in panels["pixel"].items()
+    }
+    assert lines == {
+        "digits_small_cnn (a) es=1 (differential evolution) 30x100": ["p1", "p2"],
+        "digits_small_cnn (b) es=1 (differential evolution) 30x100": ["q1"],
+        "digits_small_cnn (a) es=2 (random search) 30x100": ["r1"],
+        "digits_small_cnn (a) es=1 (differential evolution) 30x100 (repeat 2)": ["p3"],
+    }
+    assert list(panels["threshold"]) == [
+        "digits_small_cnn (a) es=1 (differential evolution) 30x100",
+        "digits_small_cnn (a) es=1 (differential evolution) 30x100 loss=probability on photos",
+    ]
+
+
+def test_picture_subjects_name_attack_types_th_es_and_models() -> None:
+    rows = [_fixed("pixel", "p1", 1), _fixed("pixel", "p2", 3), _row("threshold", "t1")]
+    assert compare.picture_subject(rows) == (
+        "3 attack runs: pixel, threshold; th=1, th=3, th=-1 (smallest<=255); "
+        "es=1 (differential evolution)\nmodel: digits_small_cnn"
+    )
+    many = [_fixed("pixel", str(th), th, f"runs:/{th}/model") for th in range(1, 6)]
+    assert compare.picture_subject(many).endswith(
+        "5 th values; es=1 (differential evolution)\nmodel: 5 models"
+    )
+
+
+def test_success_plot_draws_pixel_and_threshold_in_panels_of_their_own(tmp_path: Path) -> None:
+    panels = compare.success_lines([_fixed("pixel", "p1", 1), _fixed("pixel", "p2", 3)])
+    path = tmp_path / "success_vs_th.png"
+    curves.success_plot(path, panels | {"threshold": {}}, title="success rate")
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    first_line = np.all(pixels == FIRST_COLOUR, axis=-1)
     assert first_line[:, :600].sum() > 100
     assert not first_line[:, 600:].any()

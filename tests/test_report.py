@@ -133,21 +133,18 @@ def test_plots_are_pngs(tmp_path: Path) -> None:
     curve = curves.success_by_queries(
         np.array([5, 9]), np.array([True, False]), np.array([True, True])
     )
-    curves.queries_plot(tmp_path / "queries.png", {"a": curve, "b": curve})
+    curves.queries_plot(tmp_path / "queries.png", {"pixel": {"a": curve, "b": curve}}, title="q")
     assert _png_size(tmp_path / "queries.png") == (600, 400)
     rows = [
-        {
-            "th": th,
-            "es": 1,
-            "model": "m",
-            "success_rate": 0.5,
-            "success_rate_ci_low": 0.3,
-            "success_rate_ci_high": 0.7,
-        }
+        {"th": th, "success_rate": 0.5, "success_rate_ci_low": 0.3, "success_rate_ci_high": 0.7}
         for th in (1, 3)
     ]
-    curves.success_plot(tmp_path / "th.png", rows)
+    curves.success_plot(tmp_path / "th.png", {"pixel": {"m es=1": rows}}, title="th")
     assert _png_size(tmp_path / "th.png") == (600, 400)
+    curves.success_plot(
+        tmp_path / "both.png", {"pixel": {"m": rows}, "threshold": {"m": rows}}, title="th"
+    )
+    assert _png_size(tmp_path / "both.png") == (1200, 400)  # a panel per attack type
     matrix = np.array([[3, 1], [0, 4]])
     confusion.confusion_plot(tmp_path / "cm.png", matrix, ["cat", "dog"], "clean")
     width, height = _png_size(tmp_path / "cm.png")

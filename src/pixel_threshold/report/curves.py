@@ -12,8 +12,6 @@ import numpy.typing as npt
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from pixel_threshold.attack.config import STRATEGIES
-
 Curve = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
 """x (queries) and y (share of attacked images fooled), both (k,)."""
 
@@ -40,54 +38,71 @@ def success_by_queries(
     return x, y
 
 
-def queries_plot(path: Path, curves: Mapping[str, Curve], *, title: str = "") -> None:
-    """Save the curves of ``success_by_queries``, one line per label (a legend when
-    there are several), titled ``title``, as a PNG."""
-    figure = Figure(figsize=(6, 4), layout="constrained")
-    axis = figure.subplots()
-    for label, (x, y) in curves.items():
-        axis.step(x, y, where="post", label=label)
-    axis.set_xlabel("queries spent per image")
-    axis.set_ylabel("share of attacked images fooled")
-    axis.set_ylim(0, 1)
-    axis.set_xlim(left=0)
-    axis.grid(alpha=0.3)
-    axis.set_title(title, fontsize=10)
-    if len(curves) > 1:
-        axis.legend(fontsize=7)
+PANELS = {
+    "pixel": ("Pixel attack (L0)", "th: pixels changed"),
+    "threshold": ("Threshold attack (L∞)", "th: largest change of a value, 0-255"),
+}
+"""Each attack type's panel title and th axis."""
+
+
+def queries_plot(path: Path, panels: Mapping[str, Mapping[str, Curve]], *, title: str) -> None:
+    """Save curves of ``success_by_queries`` as a PNG titled ``title``: a panel per
+    attack type of ``panels`` (`PANELS`), a step line per label in it (a legend when
+    there are several)."""
+    figure, axes = _panels(panels)
+    for axis, (attack_type, lines) in zip(axes, panels.items(), strict=True):
+        for label, (x, y) in lines.items():
+            axis.step(x, y, where="post", label=label)
+        axis.set_title(PANELS[attack_type][0], fontsize=9)
+        axis.set_xlabel("queries spent per image")
+        axis.set_ylabel("share of attacked images fooled")
+        axis.set_ylim(0, 1)
+        axis.set_xlim(left=0)
+        axis.grid(alpha=0.3)
+        if len(lines) > 1:
+            axis.legend(fontsize=7)
+    figure.suptitle(title, fontsize=10)
     figure.savefig(path, dpi=100)
 
 
-def success_plot(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Save success rate (with its 95% interval) against ``th``, one line per
-    (``es``, ``model``) of ``rows`` (each with th, es, model, success_rate and its
-    ci_low/ci_high)."""
-    figure = Figure(figsize=(6, 4), layout="constrained")
-    axis = figure.subplots()
-    for es, model in sorted({(row["es"], row["model"]) for row in rows}):
-        line = sorted(
-            (row for row in rows if (row["es"], row["model"]) == (es, model)),
-            key=lambda row: row["th"],
-        )
-        rates = np.array([row["success_rate"] for row in line])
-        errors = np.abs(
-            np.array([[row["success_rate_ci_low"], row["success_rate_ci_high"]] for row in line]).T
-            - rates
-        )
-        axis.errorbar(
-            [row["th"] for row in line],
-            rates,
-            yerr=errors,
-            marker="o",
-            capsize=3,
-            label=f"{model} es={es} ({STRATEGIES[es]})",
-        )
-    axis.set_xticks(sorted({row["th"] for row in rows}))
-    axis.set_xlabel("th")
-    axis.set_ylabel("success rate")
-    axis.set_ylim(0, 1)
-    axis.legend(fontsize=7)
+def success_plot(
+    path: Path, panels: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]], *, title: str
+) -> None:
+    """Save success rate (with its 95% interval) against ``th`` as a PNG titled
+    ``title``: a panel per attack type of ``panels`` (`PANELS`: th counts pixels in one,
+    a change on 0-255 in the other), a line per label in it through its rows (each with
+    th, success_rate and its ci_low/ci_high), in th order."""
+    figure, axes = _panels(panels)
+    for axis, (attack_type, lines) in zip(axes, panels.items(), strict=True):
+        for label, rows in lines.items():
+            line = sorted(rows, key=lambda row: row["th"])
+            rates = np.array([row["success_rate"] for row in line])
+            bounds = [[row["success_rate_ci_low"], row["success_rate_ci_high"]] for row in line]
+            axis.errorbar(
+                [row["th"] for row in line],
+                rates,
+                yerr=np.abs(np.array(bounds).T - rates),
+                marker="o",
+                capsize=3,
+                label=label,
+            )
+        panel_title, xlabel = PANELS[attack_type]
+        axis.set_title(panel_title, fontsize=9)
+        axis.set_xticks(sorted({row["th"] for rows in lines.values() for row in rows}))
+        axis.set_xlabel(xlabel)
+        axis.set_ylabel("success rate")
+        axis.set_ylim(0, 1)
+        axis.grid(alpha=0.3)
+        if lines:
+            axis.legend(fontsize=7)
+    figure.suptitle(title, fontsize=10)
     figure.savefig(path, dpi=100)
+
+
+def _panels(panels: Mapping[str, object]) -> tuple[Figure, Sequence[Any]]:
+    """A figure of one 6 x 4 inch panel per entry of ``panels``, side by side."""
+    figure = Figure(figsize=(6 * len(panels), 4), layout="constrained")
+    return figure, figure.subplots(1, len(panels), squeeze=False)[0]
 
 
 def robustness_plot(
@@ -130,20 +145,15 @@ def robustness_plot(
     figure.savefig(path, dpi=100)
 
 
-PANELS = {
-    "pixel": ("Pixel attack (L0)", "th: pixels changed"),
-    "threshold": ("Threshold attack (L∞)", "th: largest change of a value, 0-255"),
-}
-"""Each attack type's panel title and th axis in ``robustness_curves_plot``."""
-
-
-def robustness_curves_plot(path: Path, curves: Mapping[str, Mapping[str, Curve]]) -> None:
-    """Save ``th=-1`` runs' robust accuracy against th as a PNG: a panel per attack type
-    of ``curves`` (``PANELS``: their th scales differ), a step line per label in it, each
-    curve th = 0..th_max (x, (th_max + 1,)) and the accuracy at each (y), drawn on to
-    th_max + 1 so that the last level shows; an empty panel says so."""
-    figure = Figure(figsize=(6 * len(curves), 4), layout="constrained")
-    axes = figure.subplots(1, len(curves), squeeze=False)[0]
+def robustness_curves_plot(
+    path: Path, curves: Mapping[str, Mapping[str, Curve]], *, title: str
+) -> None:
+    """Save ``th=-1`` runs' robust accuracy against th as a PNG titled ``title``: a
+    panel per attack type of ``curves`` (`PANELS`: their th scales differ), a step line
+    per label in it, each curve th = 0..th_max (x, (th_max + 1,)) and the accuracy at
+    each (y), drawn on to th_max + 1 so that the last level shows; an empty panel says
+    so."""
+    figure, axes = _panels(curves)
     for axis, (attack_type, lines) in zip(axes, curves.items(), strict=True):
         for label, (th, accuracy) in lines.items():
             axis.step(
@@ -152,8 +162,8 @@ def robustness_curves_plot(path: Path, curves: Mapping[str, Mapping[str, Curve]]
                 where="post",
                 label=label,
             )
-        title, xlabel = PANELS[attack_type]
-        axis.set_title(title, fontsize=10)
+        panel_title, xlabel = PANELS[attack_type]
+        axis.set_title(panel_title, fontsize=9)
         axis.set_xlabel(xlabel)
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_ylabel("robust accuracy")
@@ -166,4 +176,5 @@ def robustness_curves_plot(path: Path, curves: Mapping[str, Mapping[str, Curve]]
             axis.text(
                 0.5, 0.5, f"no th=-1 {attack_type} run", ha="center", transform=axis.transAxes
             )
+    figure.suptitle(title, fontsize=10)
     figure.savefig(path, dpi=100)

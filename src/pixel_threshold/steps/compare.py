@@ -1,11 +1,14 @@
 """Step ``compare``: attack runs side by side, as a table and as plots.
 
 Logs to the active run ``comparison.csv`` and ``comparison.html`` (a row per attack
-run), ``success_vs_th.png`` (fixed-th runs, one line per (es, model)) and
-``queries.png`` (every run's cumulative success rate against queries). With ``th=-1``
-runs among them, also ``robustness_curves.png`` (each one's robust accuracy against
-th, a panel per attack type) and ``robustness_levels.csv`` (a model's Pixel and
-Threshold levels side by side). Per-image queries and successes come from each run's
+run), ``success_vs_th.png`` (fixed-th runs: a panel per attack type, a line per model
+run and search setting) and ``queries.png`` (every run's cumulative success rate
+against queries, a panel per attack type). With ``th=-1`` runs among them, also
+``robustness_curves.png`` (each one's robust accuracy against th, a panel per attack
+type) and ``robustness_levels.csv`` (a model's Pixel and Threshold levels side by
+side). Each picture is titled with what it shows: the runs' attack types, th, es and
+models; a model is named as in its runs' names, with a short id of its train run
+where two models share a name. Per-image queries and successes come from each run's
 ``adv_testing.tar.gz`` manifest and the curves from its ``robust_accuracy`` history,
 both read through MLflow, so a remote tracking server works the same way.
 """
@@ -103,11 +106,12 @@ def log_comparison(runs: Sequence[Run]) -> list[dict[str, Any]]:
     """Log the table and plots of ``runs`` to the active run and print a summary;
     return the table's rows."""
     with tempfile.TemporaryDirectory() as folder:
-        rows, query_curves, labels = [], {}, run_labels(runs)
+        rows, labels = [], run_labels(runs)
+        query_curves: dict[str, dict[str, curves.Curve]] = {kind: {} for kind in ATTACK_TYPES}
         for run, label in zip(runs, labels, strict=True):
             manifest = _manifest(run, Path(folder) / run.info.run_id)
             rows.append(comparison_row(run, manifest))
-            query_curves[label] = curves.success_by_queries(
+            query_curves[rows[-1]["attack_type"]][label] = curves.success_by_queries(
                 np.array(manifest["queries"], dtype=np.int64),
                 np.array(manifest["success"]) == "True",
                 np.array(manifest["attacked"]) == "True",
@@ -118,8 +122,16 @@ def log_comparison(runs: Sequence[Run]) -> list[dict[str, Any]]:
         table.html_table(output / COMPARISON_HTML, _columns(rows), f"{len(rows)} attack runs")
         fixed = [row for row in rows if row["th"] != SMALLEST_TH]
         if fixed:
-            curves.success_plot(output / SUCCESS_PLOT, fixed)
-        curves.queries_plot(output / QUERIES_PLOT, query_curves)
+            curves.success_plot(
+                output / SUCCESS_PLOT,
+                success_lines(fixed),
+                title=f"success rate against th, with 95% intervals\n{picture_subject(fixed)}",
+            )
+        curves.queries_plot(
+            output / QUERIES_PLOT,
+            {kind: lines for kind, lines in query_curves.items() if lines},
+            title=f"share of attacked images fooled within x queries\n{picture_subject(rows)}",
+        )
         levels = _log_robustness(output, rows, labels)
         mlflow.log_artifacts(str(output))
     print(summary(rows))
@@ -145,7 +157,12 @@ def _log_robustness(
         th, accuracy = robustness_curve(row["attack_run_id"])
         if len(th):
             lines[row["attack_type"]][label] = th, accuracy
-    curves.robustness_curves_plot(output / ROBUSTNESS_PLOT, lines)
+    curves.robustness_curves_plot(
+        output / ROBUSTNESS_PLOT,
+        lines,
+        title="robust accuracy against th (each image's smallest th)\n"
+        + picture_subject([row for row, _ in smallest]),
+    )
     levels = robustness_levels(rows)
     artifacts.write_table(output / ROBUSTNESS_LEVELS, _columns(levels))
     return levels
@@ -160,6 +177,83 @@ def run_labels(runs: Sequence[Run]) -> list[str]:
         f"{name} ({run.info.run_id[:8]})" if repeated[name] > 1 else name
         for name, run in zip(names, runs, strict=True)
     ]
+
+
+def model_labels(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each comparison row's model as the pictures and the printed table name it: its
+    name, with the first 8 characters of its train run's id (a file's path, a
+    registered model's URI) where two models of ``rows`` share that name."""
+    uris: dict[str, set[str]] = {}
+    for row in rows:
+        uris.setdefault(row["model"], set()).add(row["model_uri"])
+    return [
+        f"{row['model']} ({_short_model_id(row['model_uri'])})"
+        if len(uris[row["model"]]) > 1
+        else row["model"]
+        for row in rows
+    ]
+
+
+def _short_model_id(model_uri: str) -> str:
+    """``runs:/<train run id>/model`` -> the id's first 8 characters; else the URI."""
+    scheme, _, rest = model_uri.partition(":/")
+    return rest.split("/")[0][:8] if scheme == "runs" else model_uri
+
+
+def line_label(row: Mapping[str, Any], model: str) -> str:
+    """A line of ``success_vs_th.png``: ``model`` and the search setting of ``row``
+    (``es``, strategy, budget; ``loss`` when not the default; the data when it is not
+    the model's own)."""
+    label = f"{model} es={row['es']} ({row['strategy']}) {row['max_iter']}x{row['popsize']}"
+    if row["loss"] and row["loss"] != naming.DEFAULT_LOSS:
+        label += f" loss={row['loss']}"
+    if not row["model"].startswith(f"{row['data']}_"):
+        label += f" on {row['data']}"
+    return label
+
+
+def success_lines(
+    rows: Sequence[Mapping[str, Any]],
+) -> dict[str, dict[str, list[Mapping[str, Any]]]]:
+    """The fixed-th comparison ``rows`` as ``success_vs_th.png`` draws them: per attack
+    type (in `ATTACK_TYPES` order), a line per model run and search setting
+    (`line_label`). Runs of a line that repeat a th pair up in order, each pairing its
+    own line (``(repeat 2)``, ...)."""
+    panels: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
+    for row, model in zip(rows, model_labels(rows), strict=True):
+        lines = panels.setdefault(row["attack_type"], {})
+        label, repeat = line_label(row, model), 1
+        while any(other["th"] == row["th"] for other in lines.get(_repeated(label, repeat), [])):
+            repeat += 1
+        lines.setdefault(_repeated(label, repeat), []).append(row)
+    return {kind: panels[kind] for kind in ATTACK_TYPES if kind in panels}
+
+
+def _repeated(label: str, repeat: int) -> str:
+    return label if repeat == 1 else f"{label} (repeat {repeat})"
+
+
+def picture_subject(rows: Sequence[Mapping[str, Any]]) -> str:
+    """What a picture of the comparison ``rows`` shows, for its title: ``6 attack runs:
+    pixel, threshold; th=1, th=3; es=1 (differential evolution)`` and a line of models."""
+    settings = [
+        _listed([row["attack_type"] for row in rows], "attack types"),
+        _listed([naming.th_name(row["th"], _whole(row["th_max"])) for row in rows], "th values"),
+        _listed([f"es={row['es']} ({row['strategy']})" for row in rows], "strategies"),
+    ]
+    runs = f"{len(rows)} attack run{'' if len(rows) == 1 else 's'}"
+    return f"{runs}: {'; '.join(settings)}\nmodel: {_listed(model_labels(rows), 'models')}"
+
+
+def _listed(values: Sequence[str], noun: str, most: int = 3) -> str:
+    """The distinct ``values`` in order, comma-separated; more than ``most``: how many."""
+    distinct = list(dict.fromkeys(values))
+    return ", ".join(distinct) if len(distinct) <= most else f"{len(distinct)} {noun}"
+
+
+def _whole(th_max: float) -> int:
+    """A row's ``th_max`` as an integer (0 for a fixed th's NaN)."""
+    return 0 if math.isnan(th_max) else int(th_max)
 
 
 def robustness_curve(run_id: str) -> curves.Curve:
@@ -240,20 +334,24 @@ def comparison_row(run: Run, manifest: dict[str, list[str]]) -> dict[str, Any]:
 
 
 def summary(rows: Sequence[dict[str, Any]]) -> str:
-    """The comparison as a short text table: success rate and its 95% interval,
-    adversarial accuracy, each image's smallest th (median and mean, ``th=-1`` runs)
-    and attack time per run."""
+    """The comparison as a short text table: per run its attack type, th, es, success
+    rate and its 95% interval, adversarial accuracy, each image's smallest th (median
+    and mean, ``th=-1`` runs), attack time, model (`model_labels`) and run id."""
+    models = model_labels(rows)
+    width = max(len("model"), *(len(model) for model in models))
     header = f"{'attack':<10}{'th':>4} {'es':>3}  {'success rate [95% CI]':<24}"
     lines = [
-        header + f"{'adv. accuracy':>14}{'min th: median':>16}{'mean':>7}{'seconds':>9}  model"
+        header + f"{'adv. accuracy':>14}{'min th: median':>16}{'mean':>7}{'seconds':>9}  "
+        f"{'model':<{width}}  run id"
     ]
-    for row in rows:
+    for row, model in zip(rows, models, strict=True):
         interval = f"[{row['success_rate_ci_low']:.2f}, {row['success_rate_ci_high']:.2f}]"
         median, mean = (_blank(row[name], ".1f") for name in MIN_TH)
         lines.append(
             f"{row['attack_type']:<10}{row['th']:>4} {row['es']:>3}  "
             f"{row['success_rate']:<6.2f}{interval:<18}{row['adversarial_accuracy']:>14.2f}"
-            f"{median:>16}{mean:>7}{row['attack_seconds']:>9.1f}  {row['model']}"
+            f"{median:>16}{mean:>7}{row['attack_seconds']:>9.1f}  {model:<{width}}  "
+            f"{row['attack_run_id']}"
         )
     return "\n".join(lines)
 
