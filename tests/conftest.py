@@ -1,15 +1,26 @@
-"""Shared test fixtures: small exact models that need no TensorFlow."""
+"""Shared test fixtures: small exact models that need no TensorFlow, and an outbox of
+the session's own."""
 
 from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
+
+from pixel_threshold import outbox
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_outbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Parcels of results (`outbox`) go to a temporary folder, not the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(outbox.OUTBOX_VARIABLE, str(tmp_path_factory.mktemp("outbox")))
+        yield
 
 
 class LinearSoftmax:

@@ -108,7 +108,9 @@ def test_attack_run_logs_params_metrics_and_the_tarball(
     run = chain["attack"]
     assert run.info.status == "FINISHED"
     assert (run.data.params["th"], run.data.params["es"]) == ("2", "0")
-    assert f"attack run {run.info.run_id} {run.info.run_name!r} FINISHED" in store.printed["attack"][0]
+    assert (
+        f"attack run {run.info.run_id} {run.info.run_name!r} FINISHED" in store.printed["attack"][0]
+    )
     assert run.data.params["batch_size"] == "100"
     assert run.data.params["loss"] == "margin"  # MLproject's default reaches the run
     assert run.data.metrics["query_budget"] == 5 * 20

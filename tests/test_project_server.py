@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from mlflow import MlflowClient
 from benchmarks.ray_head import free_port
 from pixel_threshold import tracking
 from pixel_threshold.artifacts import read_adv_testing
+from tests.tracking_store import mlflow_server
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,43 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("server")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'server.db'}",
-            "--artifacts-destination",
-            str(folder / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(1)
-        yield uri
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    backend = f"sqlite:///{folder / 'server.db'}"
+    with mlflow_server(backend, folder / "server.log", artifacts=folder / "artifacts") as running:
+        yield running.url
 
 
 @pytest.mark.slow

@@ -11,11 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,11 +18,11 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from benchmarks.ray_head import free_port
 from pixel_threshold.report import examples
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.params import AttackParams, TrainParams
 from pixel_threshold.steps.train import run_train
+from tests.tracking_store import mlflow_server
 
 pytestmark = pytest.mark.ui
 
@@ -74,40 +69,9 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Experiment:
 @pytest.fixture(scope="module")
 def server(experiment: Experiment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``mlflow server`` on the experiment's store; yields its URL and stops it after."""
-    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    mlflow_cli = Path(sys.executable).parent / "mlflow"
-    command = [str(mlflow_cli), "server", "--backend-store-uri", experiment.uri]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(url, process, log)
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"mlflow server exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    pytest.fail(f"mlflow server did not answer at {url} within 120 s:\n{log.read_text()}")
+    with mlflow_server(experiment.uri, log) as running:
+        yield running.url
 
 
 @pytest.fixture(scope="module")

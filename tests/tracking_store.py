@@ -1,13 +1,25 @@
-"""A throw-away MLflow store for a test module: sqlite in a temporary folder."""
+"""Throw-away MLflow stores for tests: sqlite in a temporary folder, and ``mlflow server``
+on one."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+
+from benchmarks.ray_head import free_port
+
+SERVER_START_SECONDS = 120
 
 
 @contextmanager
@@ -23,3 +35,60 @@ def sqlite_experiment(root: Path, name: str) -> Iterator[str]:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
         yield experiment_id
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running ``mlflow server``: its URL and process (the leader of its group)."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def kill(self) -> None:
+        """Kill the server and its workers at once (SIGKILL), as a crash would."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+@contextmanager
+def mlflow_server(
+    backend_uri: str, log: Path, *, artifacts: Path | None = None
+) -> Iterator[Server]:
+    """``mlflow server`` of ``backend_uri`` on 127.0.0.1 at a free port, one worker,
+    proxying artifacts to ``artifacts`` if given, its output in ``log``; yields it once
+    ``/health`` answers and stops it after (if it still runs)."""
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri]
+    command += ["--artifacts-destination", str(artifacts)] if artifacts else []
+    port = free_port()
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = Server(f"http://127.0.0.1:{port}", process)
+    try:
+        _wait_until_up(server, log)
+        yield server
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def _wait_until_up(server: Server, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(
+                f"mlflow server exited with {server.process.returncode}:\n{log.read_text()}"
+            )
+        try:
+            with urllib.request.urlopen(f"{server.url}/health", timeout=5) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    pytest.fail(f"mlflow server did not answer at {server.url} within 120 s:\n{log.read_text()}")

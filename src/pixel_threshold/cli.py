@@ -5,8 +5,9 @@ type, default and help from it. The parameters are checked first (`steps.plan`),
 before TensorFlow or MLflow is imported: a bad one answers within a second or two,
 starts no run of its own, and under ``mlflow run`` is recorded on the run that
 ``mlflow run`` made (ended FAILED, the error as its description). A ``ValueError``
-from the step (a bad parameter, named with its value) becomes a one-line error and
-exit status 1; the step has already marked its MLflow run FAILED. Ctrl-C or SIGTERM
+from the step (a bad parameter, named with its value) or an `outbox.UploadFailed`
+(results kept on disk, the error names the folder) becomes a one-line error and exit
+status 1; the step has already marked its MLflow run FAILED. Ctrl-C or SIGTERM
 stops the step (which ends its run KILLED) with the shell's status for the signal:
 130 or 143.
 """
@@ -21,7 +22,7 @@ from typing import Any, TypeVar
 
 import click
 
-from pixel_threshold import interrupts
+from pixel_threshold import interrupts, outbox
 
 P = TypeVar("P")
 MLFLOW_RUN_ID = "MLFLOW_RUN_ID"
@@ -56,7 +57,7 @@ def command(
         try:
             with interrupts.signals_raise():
                 step(params)
-        except ValueError as error:
+        except (ValueError, outbox.UploadFailed) as error:
             raise click.ClickException(str(error)) from error
         except KeyboardInterrupt as error:
             click.echo(f"{name}: interrupted by {str(error) or 'SIGINT'}", err=True)

@@ -67,7 +67,18 @@ def step_run(step: str) -> Iterator[mlflow.ActiveRun]:
             raise
         except Exception as error:
             record_failure(run.info.run_id, step, error)
+            _end_failed(run.info.run_id)
             raise
+
+
+def _end_failed(run_id: str) -> None:
+    """End the active run FAILED without MLflow's minutes of retries: a server that
+    does not answer may be why the step failed."""
+    try:
+        with environment.variables_set(SERVER_PROBE):
+            mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+    except Exception as unended:  # the step's own error matters more than this one
+        print(f"could not end run {run_id} FAILED: {unended}", file=sys.stderr)
 
 
 def failure_message(error: Exception) -> str:

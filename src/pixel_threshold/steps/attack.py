@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,11 +21,10 @@ from typing import Any
 import mlflow
 import numpy as np
 import numpy.typing as npt
-from mlflow import MlflowClient
-from mlflow.entities import Metric, Run
+from mlflow.entities import Run, RunStatus
 from tqdm import tqdm
 
-from pixel_threshold import artifacts, data, interrupts, metrics, models, tracking
+from pixel_threshold import artifacts, data, interrupts, metrics, models, outbox, tracking
 from pixel_threshold.artifacts import ADV_TESTING
 from pixel_threshold.attack import (
     SMALLEST_TH,
@@ -36,7 +34,6 @@ from pixel_threshold.attack import (
     make_encoding,
     resolved_th_max,
 )
-from pixel_threshold.attack.config import STRATEGIES
 from pixel_threshold.steps import manifest, naming, outcome, pictures, plan, resume, sharding
 from pixel_threshold.steps.params import AttackParams
 
@@ -80,8 +77,8 @@ def run_attack(params: AttackParams) -> str:
                 f"got target={config.target}"
             )
         mlflow.set_tags({tracking.MODEL_URI_TAG: model_uri, tracking.DATA_TAG: params.data})
-        model_name = naming.model_name(model_uri)
-        naming.name_run(naming.attack_run_name(params, model_name, th_max=config.th_max))
+        subject = naming.attack_run_name(params, naming.model_name(model_uri), th_max=config.th_max)
+        naming.name_run(subject)
         train_run_id = tracking.model_run_id(model_uri)
         if train_run_id is not None:
             mlflow.set_tag(tracking.TRAIN_RUN_TAG, train_run_id)
@@ -113,15 +110,17 @@ def run_attack(params: AttackParams) -> str:
                 seconds = _attack(config, attacked, search, results)
         except KeyboardInterrupt:
             with interrupts.signals_ignored():
-                _log_interrupted(run.info.run_id, attacked, results, smallest=smallest)
+                _log_interrupted(run.info.run_id, attacked, results, config, subject)
             raise
-        adversarials, distances = _log_adversarial_set(attacked, results, smallest=smallest)
+        run_id: str = run.info.run_id
+        parcel = outbox.new_parcel(run_id, mlflow.get_tracking_uri())
+        adversarials, distances = _write_adversarial_set(parcel, attacked, results, config, subject)
         # Scored again as evaluate will score them: the search's batches had other shapes.
         adversarial_labels = models.predict_labels(classifier, adversarials)
-        mlflow.log_metrics(metrics.attack_metrics(results, adversarial_labels, distances, seconds))
-        run_id: str = run.info.run_id
+        parcel.metrics |= metrics.attack_metrics(results, adversarial_labels, distances, seconds)
         if smallest:
-            _log_smallest_th(run_id, config, results, model_name)
+            _add_smallest_th(parcel, config, results, subject)
+        outbox.send(parcel)
     outcome.print_outcome(run_id)
     return run_id
 
@@ -138,24 +137,17 @@ def _fitted(config: AttackConfig, shape: tuple[int, int, int]) -> AttackConfig:
     return dataclasses.replace(config, th_max=th_max)
 
 
-def _log_smallest_th(
-    run_id: str, config: AttackConfig, results: Sequence[ImageResult], model_name: str
+def _add_smallest_th(
+    parcel: outbox.Parcel, config: AttackConfig, results: Sequence[ImageResult], subject: str
 ) -> None:
-    """Log a ``th=-1`` run's ``median_min_th`` and ``mean_min_th``, ``robust_accuracy``
-    with ``step = th`` for th = 0..th_max in one call, and ``robustness_curve.png``."""
-    mlflow.log_metrics(metrics.smallest_th_metrics(results, config.th_max))
-    now = int(time.time() * 1000)
-    MlflowClient().log_batch(
-        run_id,
-        metrics=[
-            Metric(ROBUST_ACCURACY, float(value), now, th)
-            for th, value in enumerate(metrics.robust_accuracy(results, config.th_max))
-        ],
-    )
-    title = f"{config.attack_type} attack, es={config.es} ({STRATEGIES[config.es]}), {model_name}"
-    with tempfile.TemporaryDirectory() as folder:
-        pictures.write_robustness_curve(Path(folder), results, config.th_max, title=title)
-        mlflow.log_artifacts(folder)
+    """Add a ``th=-1`` run's ``median_min_th`` and ``mean_min_th``, ``robust_accuracy``
+    at steps th = 0..th_max and ``robustness_curve.png`` (titled ``subject``) to
+    ``parcel``."""
+    parcel.metrics |= metrics.smallest_th_metrics(results, config.th_max)
+    parcel.histories[ROBUST_ACCURACY] = [
+        float(value) for value in metrics.robust_accuracy(results, config.th_max)
+    ]
+    pictures.write_robustness_curve(parcel.artifacts, results, config.th_max, title=subject)
 
 
 def _model_uri(params: AttackParams, resumed: Run | None, experiment_id: str) -> str:
@@ -205,17 +197,23 @@ def _attack(
 
 
 def _log_interrupted(
-    run_id: str, attacked: data.ImageSet, results: list[ImageResult], *, smallest: bool
+    run_id: str,
+    attacked: data.ImageSet,
+    results: list[ImageResult],
+    config: AttackConfig,
+    subject: str,
 ) -> None:
-    """Log the finished ``results`` (any order) as a partial adversarial set (of a
-    ``th=-1`` run if ``smallest``), and tag the run with how many images were done."""
+    """Log the finished ``results`` (any order) as a partial adversarial set, tag the
+    run with how many images were done, and say how to finish it."""
     results.sort(key=lambda result: result.index)
     done = f"{len(results)} of {len(attacked.labels)}"
-    mlflow.set_tag(IMAGES_DONE_TAG, done)
+    parcel = outbox.new_parcel(run_id, mlflow.get_tracking_uri())
+    parcel.status = RunStatus.to_string(RunStatus.KILLED)
+    parcel.tags[IMAGES_DONE_TAG] = done
     if results:
-        _log_adversarial_set(
-            attacked.subset([result.index for result in results]), results, smallest=smallest
-        )
+        done_images = attacked.subset([result.index for result in results])
+        _write_adversarial_set(parcel, done_images, results, config, subject)
+    outbox.send(parcel)
     advice = (
         f"logged to run {run_id}; to finish it, attack again with the same parameters "
         f"and resume={run_id}"
@@ -225,18 +223,30 @@ def _log_interrupted(
     print(f"attack interrupted with {done} images done: {advice}", file=sys.stderr)
 
 
-def _log_adversarial_set(
-    attacked: data.ImageSet, results: Sequence[ImageResult], *, smallest: bool
+def _write_adversarial_set(
+    parcel: outbox.Parcel,
+    attacked: data.ImageSet,
+    results: Sequence[ImageResult],
+    config: AttackConfig,
+    subject: str,
 ) -> tuple[npt.NDArray[np.uint8], dict[str, metrics.FloatArray]]:
-    """Log the artifacts of ``results`` (index order) of the images ``attacked``, row
-    for row, with ``min_th`` in the manifest if ``smallest`` (a ``th=-1`` run); return
-    the adversarial images (N, H, W, C) and their distances (each (N,))."""
+    """Write the artifacts of ``results`` (index order) of the images ``attacked``, row
+    for row, into ``parcel`` (`_write_artifacts`; ``min_th`` in the manifest for a
+    ``th=-1`` run, pictures titled ``subject``); return the adversarial images
+    (N, H, W, C) and their distances (each (N,))."""
     adversarials = np.stack([result.adversarial for result in results])
     distances = metrics.image_distances(attacked.images, adversarials)
-    with tempfile.TemporaryDirectory() as folder:
-        columns = manifest.columns(results, attacked.sources, distances, smallest=smallest)
-        _write_artifacts(Path(folder), attacked, results, adversarials, columns)
-        mlflow.log_artifacts(folder)
+    smallest = config.th == SMALLEST_TH
+    columns = manifest.columns(results, attacked.sources, distances, smallest=smallest)
+    _write_artifacts(parcel.artifacts, attacked, results, adversarials, columns)
+    pictures.write_attack_pictures(
+        parcel.artifacts,
+        attacked,
+        results,
+        adversarials,
+        attack_type=config.attack_type,
+        subject=subject,
+    )
     return adversarials, distances
 
 
@@ -247,9 +257,9 @@ def _write_artifacts(
     adversarials: npt.NDArray[np.uint8],
     columns: dict[str, list[Any]],
 ) -> None:
-    """``adv_testing.tar.gz`` with the manifest ``columns`` (`manifest.columns`),
-    ``distance_metrics.csv.gz``, ``examples.png`` and ``queries.png`` for ``results`` of
-    the images ``attacked``, row for row."""
+    """``adv_testing.tar.gz`` with the manifest ``columns`` (`manifest.columns`) and
+    ``distance_metrics.csv.gz`` for ``results`` of the images ``attacked``, row for
+    row."""
     artifacts.write_adv_testing(
         folder / ADV_TESTING, adversarials, attacked.labels, attacked.class_names, columns
     )
@@ -261,4 +271,3 @@ def _write_artifacts(
             for name in per_image
         },
     )
-    pictures.write_attack_pictures(folder, attacked, results, adversarials)

@@ -23,10 +23,14 @@ def write_attack_pictures(
     attacked: data.ImageSet,
     results: Sequence[ImageResult],
     adversarials: npt.NDArray[np.uint8],
+    *,
+    attack_type: str,
+    subject: str,
 ) -> None:
     """Write ``examples.png`` (a dozen images, successes first) and ``queries.png``
-    (the cumulative success rate against queries) into ``folder``, for ``results`` of
-    the images ``attacked`` and their ``adversarials`` (N, H, W, C), row for row.
+    (the cumulative success rate against queries, titled with ``subject``: what ran)
+    into ``folder``, for ``results`` of the images ``attacked`` and their
+    ``adversarials`` (N, H, W, C), row for row, of an ``attack_type`` attack.
     ImageNet's WordNet ids are captioned with their words."""
     names = imagenet.display_names(attacked.class_names)
     shown = examples.pick([result.success for result in results])
@@ -54,8 +58,8 @@ def write_attack_pictures(
     )
     curves.queries_plot(
         folder / QUERIES,
-        {"attack": curve},
-        title=f"{success.sum()} of {tried.sum()} attacked images fooled",
+        {attack_type: {"attack": curve}},
+        title=f"{subject}\n{success.sum()} of {tried.sum()} attacked images fooled",
     )
 
 

@@ -1,0 +1,107 @@
+"""Nothing lost: the tracking server dies while an attack searches; the attack keeps its
+results on disk, names the folder, and ``python -m pixel_threshold.outbox`` uploads
+them to the same run once a server is back on the same store (slow: two servers)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from pixel_threshold import tracking
+from pixel_threshold.steps.evaluate import run_evaluate
+from pixel_threshold.steps.params import EvaluateParams, TrainParams
+from pixel_threshold.steps.train import run_train
+from tests.tracking_store import mlflow_server
+
+ROOT = Path(__file__).resolve().parents[1]
+SEARCHING = b"pixel th=1 es=1:"
+"""The progress bar's start: the attack has made its last request before the search."""
+
+
+def _environment(server: str, outbox: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": server,
+        "MLFLOW_EXPERIMENT_NAME": "outbox",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",  # fail at once, not after minutes of retries
+        "PIXEL_THRESHOLD_OUTBOX": str(outbox),
+    }
+
+
+def _wait_for(process: subprocess.Popen[bytes], marker: bytes) -> bytes:
+    """Read ``process``'s stderr until ``marker`` appears; return what was read."""
+    assert process.stderr is not None
+    seen = b""
+    deadline = time.monotonic() + 300
+    while marker not in seen:
+        chunk = os.read(process.stderr.fileno(), 4096)
+        assert chunk and time.monotonic() < deadline, seen.decode(errors="replace")[-3000:]
+        seen += chunk
+    return seen
+
+
+@pytest.mark.slow
+def test_results_survive_a_tracking_server_that_dies_before_the_upload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend, artifacts = f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts"
+    outbox = tmp_path / "outbox"
+    with mlflow_server(backend, tmp_path / "first.log", artifacts=artifacts) as first:
+        for name, value in _environment(first.url, outbox).items():
+            monkeypatch.setenv(name, value)
+        train_run_id = run_train(TrainParams(epochs=2))
+        attack = subprocess.Popen(
+            [sys.executable, str(ROOT / "entrypoints" / "attack.py")]
+            + [f"--model=runs:/{train_run_id}/model", "--th=1", "--es=1", "--limit=100"]
+            + ["--max-iter=30", "--popsize=100"],
+            cwd=tmp_path,
+            env=_environment(first.url, outbox),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        started = _wait_for(attack, SEARCHING)
+        first.kill()
+    printed, rest = attack.communicate(timeout=300)
+    stderr = (started + rest).decode(errors="replace")
+    assert attack.returncode == 1, stderr[-3000:]
+    (parcel,) = outbox.iterdir()
+    run_id = parcel.name
+    assert (
+        f"They are kept in {parcel}: once the server answers, upload them with "
+        f"`python -m pixel_threshold.outbox {parcel}`"
+    ) in stderr
+    assert "Traceback" not in stderr
+    assert not printed  # no outcome: the run did not finish
+    with mlflow_server(backend, tmp_path / "second.log", artifacts=artifacts) as second:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", second.url)
+        client = MlflowClient(second.url)
+        assert "success_rate" not in client.get_run(run_id).data.metrics  # lost but for the parcel
+        upload = subprocess.run(
+            [sys.executable, "-m", "pixel_threshold.outbox"],
+            env=_environment(second.url, outbox),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert upload.returncode == 0, upload.stderr[-3000:]
+        assert upload.stdout.startswith(f"uploaded run {run_id} (adv_testing.tar.gz, ")
+        run = client.get_run(run_id)
+        assert run.info.status == "FINISHED"
+        assert tracking.ERROR_TAG not in run.data.tags
+        assert run.data.metrics["images_attacked"] > 50
+        assert {item.path for item in client.list_artifacts(run_id)} == {
+            "adv_testing.tar.gz",
+            "distance_metrics.csv.gz",
+            "examples.png",
+            "queries.png",
+        }
+        evaluated = mlflow.get_run(run_evaluate(EvaluateParams(attack_run_id=run_id)))
+    assert evaluated.data.metrics["adversarial_accuracy"] == run.data.metrics["adversarial_accuracy"]
+    assert not outbox.exists() or not any(outbox.iterdir())
