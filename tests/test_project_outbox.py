@@ -57,10 +57,10 @@ def test_results_survive_a_tracking_server_that_dies_before_the_upload(
         for name, value in _environment(first.url, outbox).items():
             monkeypatch.setenv(name, value)
         train_run_id = run_train(TrainParams(epochs=2))
+        model = f"--model=runs:/{train_run_id}/model"
+        options = [model, "--th=1", "--es=1", "--limit=100", "--max-iter=30", "--popsize=100"]
         attack = subprocess.Popen(
-            [sys.executable, str(ROOT / "entrypoints" / "attack.py")]
-            + [f"--model=runs:/{train_run_id}/model", "--th=1", "--es=1", "--limit=100"]
-            + ["--max-iter=30", "--popsize=100"],
+            [sys.executable, str(ROOT / "entrypoints" / "attack.py"), *options],
             cwd=tmp_path,
             env=_environment(first.url, outbox),
             stdout=subprocess.PIPE,
@@ -103,5 +103,7 @@ def test_results_survive_a_tracking_server_that_dies_before_the_upload(
             "queries.png",
         }
         evaluated = mlflow.get_run(run_evaluate(EvaluateParams(attack_run_id=run_id)))
-    assert evaluated.data.metrics["adversarial_accuracy"] == run.data.metrics["adversarial_accuracy"]
+    assert (
+        evaluated.data.metrics["adversarial_accuracy"] == run.data.metrics["adversarial_accuracy"]
+    )
     assert not outbox.exists() or not any(outbox.iterdir())

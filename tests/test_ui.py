@@ -20,7 +20,8 @@ from mlflow import MlflowClient
 
 from pixel_threshold.report import examples
 from pixel_threshold.steps.attack import run_attack
-from pixel_threshold.steps.params import AttackParams, TrainParams
+from pixel_threshold.steps.compare import run_compare
+from pixel_threshold.steps.params import AttackParams, CompareParams, TrainParams
 from pixel_threshold.steps.train import run_train
 from tests.tracking_store import mlflow_server
 
@@ -42,11 +43,20 @@ CHROMIUM_ARGS = [
 ATTACK = AttackParams(th=3, es=1, limit=6, max_iter=10, popsize=40)
 ATTACK_NAME = "attack pixel th=3 es=1 differential evolution 10x40 digits_small_cnn"
 SMALLEST = AttackParams(attack_type="threshold", th=-1, th_max=40, es=2, limit=6, max_iter=150)
+REFUSED = "attack failed: expected th >= 1 or th=-1 (each image's smallest), got th=0"
+"""The name and the description of the run of an attack with th=0."""
+COMPARE_PICTURES = {
+    "success_vs_th.png": (600, 400),  # the fixed-th run: a Pixel panel only
+    "queries.png": (1200, 400),  # a panel per attack type
+    "robustness_curves.png": (1200, 400),
+}
 TIMEOUT_MS = 60_000
 
 
 class Experiment:
-    """A tracking store holding one experiment with a train and an attack run."""
+    """A tracking store holding one experiment with a train run, two attack runs (a
+    Pixel one at th=3, a Threshold one at th=-1), a failed attack run and a compare
+    run of the two."""
 
     def __init__(self, folder: Path) -> None:
         self.uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -59,6 +69,13 @@ class Experiment:
             run_train(TrainParams(epochs=3))
             self.attack_run_id = run_attack(ATTACK)
             self.smallest_run_id = run_attack(SMALLEST)
+            self.compare_run_id = run_compare(CompareParams())
+            with pytest.raises(ValueError, match="got th=0"):
+                run_attack(AttackParams(th=0))
+        (failed,) = MlflowClient(self.uri).search_runs(
+            [self.experiment_id], filter_string="attributes.status = 'FAILED'"
+        )
+        self.failed_run_id = failed.info.run_id
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +136,7 @@ def test_runs_table_shows_th_es_and_success_rate(
     page.get_by_text(ATTACK_NAME).wait_for()
     page.get_by_text("train small_cnn digits").wait_for()
     _close_assistant(page)
-    page.get_by_role("button", name="Columns").click()
+    page.get_by_role("button", name="Columns", exact=True).click()
     for column in ("th", "es", "success_rate"):
         _show_column(page, column)
     page.keyboard.press("Escape")
@@ -168,3 +185,38 @@ def test_smallest_th_run_charts_robust_accuracy_against_th(
     # a metric with one value is a bar; one logged at many steps is a line over "Step"
     page.get_by_text("Step", exact=True).wait_for()
     _screenshot(page, "smallest_th_model_metrics.png")
+
+
+def _run_page(experiment: Experiment, server: str, run_id: str) -> str:
+    return f"{server}/#/experiments/{experiment.experiment_id}/runs/{run_id}"
+
+
+def test_a_failed_run_shows_why_in_its_name_and_description(
+    experiment: Experiment, server: str, page: Any
+) -> None:
+    page.goto(f"{server}/#/experiments/{experiment.experiment_id}/runs")
+    page.get_by_text(REFUSED).first.wait_for()  # the runs table: the name says why
+    page.goto(_run_page(experiment, server, experiment.failed_run_id))
+    _close_assistant(page)
+    page.get_by_text("Description").first.wait_for()
+    shown = page.get_by_text(REFUSED)
+    shown.first.wait_for()
+    assert shown.count() >= 2  # the run's name and its description
+    _screenshot(page, "failed_run.png")
+
+
+@pytest.mark.parametrize("artifact", sorted(COMPARE_PICTURES))
+def test_compare_run_artifact_view_renders_each_picture(
+    experiment: Experiment, server: str, page: Any, artifact: str
+) -> None:
+    page.goto(f"{_run_page(experiment, server, experiment.compare_run_id)}/artifacts/{artifact}")
+    page.get_by_text("compare 2 runs").first.wait_for()
+    _close_assistant(page)
+    image = page.locator("img[src^='blob:']").first
+    image.wait_for()
+    page.wait_for_function(
+        "image => image.complete && image.naturalWidth > 0", arg=image.element_handle()
+    )
+    size = image.evaluate("image => [image.naturalWidth, image.naturalHeight]")
+    assert tuple(size) == COMPARE_PICTURES[artifact]
+    _screenshot(page, f"compare_run_{artifact}")

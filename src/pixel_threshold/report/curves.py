@@ -47,8 +47,7 @@ PANELS = {
 
 def queries_plot(path: Path, panels: Mapping[str, Mapping[str, Curve]], *, title: str) -> None:
     """Save curves of ``success_by_queries`` as a PNG titled ``title``: a panel per
-    attack type of ``panels`` (`PANELS`), a step line per label in it (a legend when
-    there are several)."""
+    attack type of ``panels`` (`PANELS`), a step line per label in it, with a legend."""
     figure, axes = _panels(panels)
     for axis, (attack_type, lines) in zip(axes, panels.items(), strict=True):
         for label, (x, y) in lines.items():
@@ -59,8 +58,7 @@ def queries_plot(path: Path, panels: Mapping[str, Mapping[str, Curve]], *, title
         axis.set_ylim(0, 1)
         axis.set_xlim(left=0)
         axis.grid(alpha=0.3)
-        if len(lines) > 1:
-            axis.legend(fontsize=7)
+        axis.legend(fontsize=7)
     figure.suptitle(title, fontsize=10)
     figure.savefig(path, dpi=100)
 

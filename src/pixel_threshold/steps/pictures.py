@@ -56,11 +56,8 @@ def write_attack_pictures(
     curve = curves.success_by_queries(
         np.array([result.queries for result in results]), success, tried
     )
-    curves.queries_plot(
-        folder / QUERIES,
-        {attack_type: {"attack": curve}},
-        title=f"{subject}\n{success.sum()} of {tried.sum()} attacked images fooled",
-    )
+    fooled = f"{success.sum()} of {tried.sum()} attacked images fooled"
+    curves.queries_plot(folder / QUERIES, {attack_type: {fooled: curve}}, title=subject)
 
 
 def write_robustness_curve(
