@@ -23,10 +23,13 @@ IMAGENET_EXPERIMENT := pixel-threshold-imagenet-demo
 IMAGENET_PARAMS := -P dataset=imagenet-sample -P architecture=efficientnet_lite0 \
 	-P weights=imagenet -P epochs=0 -P th_values=1,3 -P es_values=0,1,2 -P max_iter=10 \
 	-P popsize=100 -P limit=6
+# `make smoke`: the CI smoke run, the whole pipeline on 10 digits with a tiny budget, as a
+# main run named ci-smoke (its child runs: train, attack, evaluate).
+SMOKE_PARAMS := -P th_values=1 -P es_values=1 -P limit=10 -P epochs=1 -P max_iter=5 -P popsize=20
 UI_PORT ?= 5000
 
 .PHONY: install test test-slow test-ui lint bench bench-search bench-smallest clean demo ui \
-	imagenet-demo
+	imagenet-demo smoke
 
 install: $(STAMP)
 
@@ -91,6 +94,10 @@ demo: install
 	@echo "examples.png and queries.png (attack; th=-1: robustness_curve.png) and confusion"
 	@echo "matrices (evaluate)."
 	@echo "Open the UI: make ui, then browse http://127.0.0.1:$(UI_PORT)"
+
+smoke: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e main --env-manager local \
+		--run-name ci-smoke $(SMOKE_PARAMS)
 
 imagenet-demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e main --env-manager local \
