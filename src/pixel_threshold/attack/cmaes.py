@@ -21,6 +21,8 @@ import numpy as np
 
 from pixel_threshold.attack.types import FloatArray
 
+MIN_POPSIZE = 3
+"""pycma's smallest population: its tell refuses fewer than 3 solutions."""
 FULL_COVARIANCE_MAX_DIMENSION = 256
 """Above this many genes, use separable (diagonal) CMA-ES: linear time and memory."""
 
@@ -92,8 +94,10 @@ class CMAES:
         popsize: int,
         rng: np.random.Generator,
     ) -> None:
-        if popsize < 2:
-            raise ValueError(f"expected popsize >= 2 for CMA-ES, got popsize={popsize}")
+        if popsize < MIN_POPSIZE:
+            raise ValueError(
+                f"expected popsize >= {MIN_POPSIZE} for CMA-ES, got popsize={popsize}"
+            )
         self._lower = np.asarray(lower, dtype=np.float64)
         # the box is half-open; map just inside the upper bound
         self._upper = np.nextafter(np.asarray(upper, dtype=np.float64), -np.inf)

@@ -6,7 +6,10 @@ eight per image, half of them failures that spend the whole budget). Here each i
 walks down instead, and only its last search fails:
 
 1. search at ``th_max`` (the strategy of ``es``, its budget, as a fixed-th attack);
-   not fooled: the image is not fooled within ``th_max``, and done;
+   not fooled: search there again with a fresh seed, up to as many searches as a
+   binary search over ``1..th_max`` has probes (th_max's bit length: 7 for 127, 8 for
+   255), so a weak search gets as many tries as ART's before an image counts as not
+   fooled within ``th_max``; none fooled: done;
 2. tighten what fooled, a query at a time: Threshold, the smallest clip of its delta
    to ``[-c, c]`` that still fools (bisection on c); Pixel, restore its changed pixels
    one at a time in a random order, keeping each restoration that still fools. The
@@ -19,8 +22,9 @@ its next level, while the others go on. Each step, every level's search and the
 tightening hand their candidates to one `model_calls.ModelCalls.score`, so the images
 at every level fill the model's batches together. An image's searches and tightenings
 depend only on the image, the seed and what the model says of its own candidates (each
-level's search is seeded by the seed, the image's index and the level), so results do
-not depend on the batch, the shard or the other images.
+level's search is seeded by the seed, the image's index and the level, and a try
+after the first at ``th_max`` by the try too), so results do not depend on the batch,
+the shard or the other images.
 
 Queries: every search spends at most ``max_iter * popsize``; a tightening at most
 ``ceil(log2(d)) + 1`` (Threshold) or d (Pixel). All are counted in ``queries``.
@@ -65,6 +69,8 @@ class _Walk:
     generations: int = 0
     best: ImageResult | None = None
     min_th: int | None = None
+    tries: int = 1
+    """Searches at ``th_max`` so far."""
 
     def settled(self, last: ImageResult) -> ImageResult:
         """The image's result: the best adversarial at its min_th, or ``last`` (the
@@ -84,7 +90,8 @@ class SmallestBudget:
     def __init__(self, config: AttackConfig, calls: ModelCalls) -> None:
         self.config = config
         self._calls = calls
-        self._searches: dict[int, LevelSearch] = {}
+        self._searches: dict[tuple[int, ...], LevelSearch] = {}
+        self._tries = 1
         self._tightening = _Tightening(config)
 
     def run(self, samples: Iterable[Sample]) -> Iterator[ImageResult]:
@@ -102,8 +109,9 @@ class SmallestBudget:
                 if shape is None:
                     shape = job.shape
                     th_max = resolved_th_max(self.config.attack_type, self.config.th_max, shape)
+                    self._tries = th_max.bit_length()
                 walks[job.sample.index] = _Walk(job, th_max)
-                self._search_at(th_max, shape).add(job)
+                self._search_at((th_max,), shape).add(job)
             if shape is None or not walks:
                 return
             yield from self._step(walks, shape)
@@ -111,7 +119,7 @@ class SmallestBudget:
     def _step(self, walks: dict[int, _Walk], shape: Shape) -> Iterator[ImageResult]:
         """One step of every level's search and of the tightening, in shared calls;
         the images that settled leave ``walks``."""
-        searches = [self._searches[level] for level in sorted(self._searches, reverse=True)]
+        searches = [self._searches[key] for key in sorted(self._searches, reverse=True)]
         proposals = [search.propose() for search in searches]
         tightening = self._tightening.propose() if self._tightening.busy else None
         requests: list[Proposal | _TighteningProposal] = [*proposals]
@@ -125,6 +133,9 @@ class SmallestBudget:
                 walk.generations += result.generations
                 if result.success:
                     self._tightening.add(walk, result)
+                elif walk.best is None and walk.tries < self._tries:
+                    walk.tries += 1  # a fresh search at th_max, seeded by the try
+                    self._search_at((walk.level, walk.tries), shape).add(walk.job)
                 else:
                     del walks[result.index]
                     yield walk.settled(result)
@@ -137,16 +148,18 @@ class SmallestBudget:
                     yield walk.settled(result)
                 else:
                     walk.level = walk.min_th - 1
-                    self._search_at(walk.level, shape).add(walk.job)
-        self._searches = {level: s for level, s in self._searches.items() if s.busy}
+                    self._search_at((walk.level,), shape).add(walk.job)
+        self._searches = {key: s for key, s in self._searches.items() if s.busy}
 
-    def _search_at(self, level: int, shape: Shape) -> LevelSearch:
-        """The search at ``level``, opened if no image is at it."""
-        search = self._searches.get(level)
+    def _search_at(self, key: tuple[int, ...], shape: Shape) -> LevelSearch:
+        """The search keyed (level,) or, for a try after the first at ``th_max``,
+        (level, try), opened if no image is in it; the key seeds its images' streams
+        after (seed, index)."""
+        search = self._searches.get(key)
         if search is None:
-            config = dataclasses.replace(self.config, th=level)
-            search = LevelSearch(config, shape, images_in_flight(self.config), rng_key=(level,))
-            self._searches[level] = search
+            config = dataclasses.replace(self.config, th=key[0])
+            search = LevelSearch(config, shape, images_in_flight(self.config), rng_key=key)
+            self._searches[key] = search
         return search
 
 
