@@ -9,15 +9,23 @@ pycma's own stopping rules are switched off: on a confident model every
 candidate of a generation can score the same float32 probability, and the
 defaults (``tolfun``, ``tolflatfitness``) then end the search after one
 generation, as they do in ART. The caller's generation budget is the only stop.
+
+pycma's linear algebra (an eigendecomposition of the D x D covariance, D <= 256) runs
+on one BLAS thread: at these sizes OpenBLAS's second thread never helps, and on a
+machine whose cores TensorFlow or other work keep busy it waits for a core (digits CNN,
+``th=-1`` Threshold CMA-ES, 2 loaded cores: 13 ms an eigendecomposition with two
+threads, 0.4 ms with one; 29.4 s for the attack against 8.4 s).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import cma
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from pixel_threshold.attack.types import FloatArray
 
@@ -121,9 +129,17 @@ class CMAES:
 
     def ask(self) -> FloatArray:
         """The candidates to evaluate next, shape (popsize, D), inside the box."""
-        self._samples = self._strategy.ask()
+        with _blas().limit(limits=1, user_api="blas"):
+            self._samples = self._strategy.ask()
         return into_box(np.array(self._samples), self._lower, self._upper)
 
     def tell(self, fitness: FloatArray) -> None:
         """Objective values (popsize,) of the last `ask`, lower is better."""
-        self._strategy.tell(self._samples, np.asarray(fitness, dtype=np.float64).tolist())
+        with _blas().limit(limits=1, user_api="blas"):
+            self._strategy.tell(self._samples, np.asarray(fitness, dtype=np.float64).tolist())
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The BLAS libraries loaded in this process (looked up once: a lookup costs ms)."""
+    return ThreadpoolController()
