@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pixel_threshold.attack.config import AttackConfig, resolved_th_max
+from pixel_threshold.attack.encodings import make_encoding
 from pixel_threshold.attack.level_search import (
     Job,
     LevelSearch,
@@ -56,6 +57,12 @@ from pixel_threshold.attack.types import FloatArray, IntArray
 
 TIGHTEN_STREAM = 1
 """Appended to (seed, index, level) to seed a Pixel tightening's order."""
+GENES_IN_FLIGHT = 1 << 24
+"""The most genes (``popsize * D`` an image, D at ``th_max``) the walks in flight hold
+beyond a batch's worth of images: 16M, 128 MB as float64. A tightening asks one
+candidate per image a step, so a few images in flight leave the model's batches
+nearly empty while they tighten: on the digits CNN with DE's 384 members, one image in
+flight cost 77 model calls an image."""
 
 
 @dataclass
@@ -92,17 +99,19 @@ class SmallestBudget:
         self._calls = calls
         self._searches: dict[tuple[int, ...], LevelSearch] = {}
         self._tries = 1
+        self._capacity = images_in_flight(config)
         self._tightening = _Tightening(config)
 
     def run(self, samples: Iterable[Sample]) -> Iterator[ImageResult]:
         """Each sample's result, with ``min_th``, as soon as it is settled."""
         jobs = intake(samples, self._calls, self.config)
-        capacity = images_in_flight(self.config)
         walks: dict[int, _Walk] = {}
         shape: Shape | None = None
         th_max = 0
         while True:
-            while len(walks) < capacity and (job := next(jobs, None)) is not None:
+            while (shape is None or len(walks) < self._capacity) and (
+                job := next(jobs, None)
+            ) is not None:
                 if isinstance(job, ImageResult):
                     yield job
                     continue
@@ -110,6 +119,7 @@ class SmallestBudget:
                     shape = job.shape
                     th_max = resolved_th_max(self.config.attack_type, self.config.th_max, shape)
                     self._tries = th_max.bit_length()
+                    self._capacity = self._walks_in_flight(th_max, shape)
                 walks[job.sample.index] = _Walk(job, th_max)
                 self._search_at((th_max,), shape).add(job)
             if shape is None or not walks:
@@ -151,6 +161,13 @@ class SmallestBudget:
                     self._search_at((walk.level,), shape).add(walk.job)
         self._searches = {key: s for key, s in self._searches.items() if s.busy}
 
+    def _walks_in_flight(self, th_max: int, shape: Shape) -> int:
+        """How many images walk at once: a batch's worth of populations, or more while
+        their genes stay within `GENES_IN_FLIGHT`, up to ``batch_size`` images."""
+        dimension = make_encoding(self.config.attack_type, th_max, shape).dimension
+        by_memory = GENES_IN_FLIGHT // (self.config.popsize * dimension)
+        return max(images_in_flight(self.config), min(self.config.batch_size, by_memory))
+
     def _search_at(self, key: tuple[int, ...], shape: Shape) -> LevelSearch:
         """The search keyed (level,) or, for a try after the first at ``th_max``,
         (level, try), opened if no image is in it; the key seeds its images' streams
@@ -158,7 +175,7 @@ class SmallestBudget:
         search = self._searches.get(key)
         if search is None:
             config = dataclasses.replace(self.config, th=key[0])
-            search = LevelSearch(config, shape, images_in_flight(self.config), rng_key=key)
+            search = LevelSearch(config, shape, self._capacity, rng_key=key)
             self._searches[key] = search
         return search
 
