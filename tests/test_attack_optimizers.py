@@ -116,6 +116,6 @@ def test_box_mapping_is_pycmas_transformation_vectorised() -> None:
 def test_popsize_checks_and_pycma_default() -> None:
     with pytest.raises(ValueError, match="popsize=2"):
         DifferentialEvolution(LOWER, UPPER, popsize=2, rng=np.random.default_rng())
-    with pytest.raises(ValueError, match="popsize=1"):
-        CMAES(np.zeros(4), 1.0, LOWER, UPPER, popsize=1, rng=np.random.default_rng())
+    with pytest.raises(ValueError, match="popsize >= 3 for CMA-ES, got popsize=2"):
+        CMAES(np.zeros(4), 1.0, LOWER, UPPER, popsize=2, rng=np.random.default_rng())
     assert default_popsize(5) == 8 and default_popsize(3) == 7

@@ -254,7 +254,7 @@ def test_non_finite_model_outputs_are_an_error() -> None:
         ({"loss": "hinge"}, "'hinge'"),
         ({"max_iter": 0}, "max_iter=0"),
         ({"popsize": 2}, "popsize=2"),
-        ({"es": 0, "popsize": 1}, "popsize=1"),
+        ({"es": 0, "popsize": 2}, "popsize >= 3 for cma-es, got popsize=2"),
         ({"target": -2}, "target=-2"),
         ({"batch_size": 0}, "batch_size=0"),
         ({"attack_type": "l2"}, "'l2'"),

@@ -75,8 +75,8 @@ def test_min_th_is_the_smallest_budget_that_fools(
 def test_queries_are_every_search_and_tightening(attack_type: str, th_max: int, k: int) -> None:
     """Random search, one query a step: th_max fools at once; tightening costs one query
     per changed pixel (pixel) or per bisection probe (threshold); the search at k - 1
-    spends its whole budget, unless k = 1 settles it. Every other row the model sees is
-    the clean image, classified once per search."""
+    spends its whole budget, unless k = 1 settles it. The one other row the model sees
+    is the clean image, classified once for all levels."""
     model = FooledFrom(GRAY, attack_type, k)
     config = AttackConfig(
         attack_type=attack_type, th=-1, th_max=th_max, es=2, max_iter=40, popsize=1
@@ -85,16 +85,42 @@ def test_queries_are_every_search_and_tightening(attack_type: str, th_max: int, 
     tightening = th_max if attack_type == "pixel" else bisection_probes(th_max, k)
     searches = 1 if k == 1 else 2
     assert result.queries == 1 + tightening + (searches - 1) * 40
-    assert model.rows == result.queries + searches
+    assert model.rows == result.queries + 1
 
 
 def test_an_image_not_fooled_within_th_max_is_written_unchanged() -> None:
+    """after as many searches at th_max as a binary search over 1..th_max has probes
+    (20: 5), each with its own seed"""
     model = FooledFrom(GRAY, "pixel", 30)
     config = AttackConfig(th=-1, th_max=20, es=1, max_iter=3, popsize=10)
     [result] = run(config, [Sample(0, GRAY, 0)], model)
     assert not result.success and result.attacked and result.min_th is None
     assert np.array_equal(result.adversarial, GRAY) and result.l0 == 0
-    assert result.queries == 30 and result.generations == 3
+    assert result.queries == 5 * 30 and result.generations == 5 * 3
+    assert model.rows == result.queries + 1
+
+
+@pytest.mark.parametrize(("es", "max_iter", "popsize"), [(0, 1, 3), (1, 1, 3), (2, 3, 1)])
+def test_a_search_that_fails_at_th_max_is_tried_again_with_another_seed(
+    es: int, max_iter: int, popsize: int
+) -> None:
+    """A model fooled only by a change of pixel (0, 0), th_max = 3: two tries (3 has 2
+    bits). Images fooled after a first search that spent its whole budget show that the
+    second try has a stream of its own; an image neither fools spends both budgets."""
+    images = np.full((60, 4, 4, 1), 128, dtype=np.uint8)
+
+    def corner(pixels: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        fooled = pixels[:, 0, 0, 0] != 128
+        return np.stack([np.where(fooled, 0.2, 0.8), np.where(fooled, 0.8, 0.2)], axis=1)
+
+    config = AttackConfig(th=-1, th_max=3, es=es, max_iter=max_iter, popsize=popsize)
+    results = run(config, [Sample(i, image, 0) for i, image in enumerate(images)], corner)
+    budget = max_iter * popsize
+    tightening = 3  # at most one query per changed pixel; then min_th = 1 settles
+    second = [r for r in results if r.success and r.queries > budget + tightening]
+    assert second and all(r.min_th == 1 and r.queries <= 2 * budget + 3 for r in second)
+    failed = [r for r in results if not r.success]
+    assert failed and all(r.queries == 2 * budget for r in failed)
 
 
 def test_an_image_the_model_gets_wrong_is_not_attacked() -> None:

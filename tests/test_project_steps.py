@@ -236,7 +236,7 @@ def test_registered_model_by_alias_and_latest_attack_by_default(train_run: Run) 
             r"expected max_iter >= 1 \(0: the strategy's default\), got max_iter=-1",
         ),
         (run_attack, AttackParams(popsize=-1, es=2), r"default\), got popsize=-1"),
-        (run_attack, AttackParams(popsize=1, es=0), "popsize >= 2 for cma-es, got popsize=1"),
+        (run_attack, AttackParams(popsize=1, es=0), "popsize >= 3 for cma-es, got popsize=1"),
         (run_attack, AttackParams(limit=-1), "got limit=-1"),
         (run_attack, AttackParams(target=10, limit=2), r"target in \[0, 10\).*got target=10"),
         (run_attack, AttackParams(target=-2), r"target >= 0 or -1 \(untargeted\), got target=-2"),

@@ -1,8 +1,9 @@
 """The attack core: encodings, losses, strategies (CMA-ES, DE, random search) and the
 batched search.
 
-Imports numpy and cma only: the model is a callable handed in, so the core runs,
-tests and ships to a worker without TensorFlow, MLflow or files.
+Imports numpy, cma and threadpoolctl only (pycma's linear algebra runs on one BLAS
+thread, `cmaes`): the model is a callable handed in, so the core runs, tests and ships
+to a worker without TensorFlow, MLflow or files.
 """
 
 from pixel_threshold.attack.cmaes import CMAES, default_popsize

@@ -9,18 +9,28 @@ pycma's own stopping rules are switched off: on a confident model every
 candidate of a generation can score the same float32 probability, and the
 defaults (``tolfun``, ``tolflatfitness``) then end the search after one
 generation, as they do in ART. The caller's generation budget is the only stop.
+
+pycma's linear algebra (an eigendecomposition of the D x D covariance, D <= 256) runs
+on one BLAS thread: at these sizes OpenBLAS's second thread never helps, and on a
+machine whose cores TensorFlow or other work keep busy it waits for a core (digits CNN,
+``th=-1`` Threshold CMA-ES, 2 loaded cores: 13 ms an eigendecomposition with two
+threads, 0.4 ms with one; 29.4 s for the attack against 8.4 s).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import cma
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from pixel_threshold.attack.types import FloatArray
 
+MIN_POPSIZE = 3
+"""pycma's smallest population: its tell refuses fewer than 3 solutions."""
 FULL_COVARIANCE_MAX_DIMENSION = 256
 """Above this many genes, use separable (diagonal) CMA-ES: linear time and memory."""
 
@@ -92,8 +102,10 @@ class CMAES:
         popsize: int,
         rng: np.random.Generator,
     ) -> None:
-        if popsize < 2:
-            raise ValueError(f"expected popsize >= 2 for CMA-ES, got popsize={popsize}")
+        if popsize < MIN_POPSIZE:
+            raise ValueError(
+                f"expected popsize >= {MIN_POPSIZE} for CMA-ES, got popsize={popsize}"
+            )
         self._lower = np.asarray(lower, dtype=np.float64)
         # the box is half-open; map just inside the upper bound
         self._upper = np.nextafter(np.asarray(upper, dtype=np.float64), -np.inf)
@@ -117,9 +129,17 @@ class CMAES:
 
     def ask(self) -> FloatArray:
         """The candidates to evaluate next, shape (popsize, D), inside the box."""
-        self._samples = self._strategy.ask()
+        with _blas().limit(limits=1, user_api="blas"):
+            self._samples = self._strategy.ask()
         return into_box(np.array(self._samples), self._lower, self._upper)
 
     def tell(self, fitness: FloatArray) -> None:
         """Objective values (popsize,) of the last `ask`, lower is better."""
-        self._strategy.tell(self._samples, np.asarray(fitness, dtype=np.float64).tolist())
+        with _blas().limit(limits=1, user_api="blas"):
+            self._strategy.tell(self._samples, np.asarray(fitness, dtype=np.float64).tolist())
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The BLAS libraries loaded in this process (looked up once: a lookup costs ms)."""
+    return ThreadpoolController()

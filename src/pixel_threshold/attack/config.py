@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pixel_threshold.attack.de import MIN_POPSIZE
+from pixel_threshold.attack.cmaes import MIN_POPSIZE as CMAES_MIN_POPSIZE
+from pixel_threshold.attack.de import MIN_POPSIZE as DE_MIN_POPSIZE
 from pixel_threshold.attack.encodings import PIXEL_LEVELS
 from pixel_threshold.attack.losses import LOSSES
 
@@ -14,7 +15,7 @@ DEFAULT_BUDGETS = {0: (100, 400), 1: (100, 400), 2: (10_000, 1)}
 """Each strategy's (max_iter, popsize) when none is given: the paper's 100 generations
 of 400 for CMA-ES and DE; 10,000 single-query steps for the random search (the budget
 of the Sparse-RS and Square Attack papers)."""
-MIN_POPSIZES = {0: 2, 1: MIN_POPSIZE, 2: 1}
+MIN_POPSIZES = {0: CMAES_MIN_POPSIZE, 1: DE_MIN_POPSIZE, 2: 1}
 SMALLEST_TH = -1
 """``th`` that asks for each image's smallest th in ``1..th_max`` (`smallest`)."""
 

@@ -140,13 +140,25 @@ def distinct_positions(positions: IntArray, pixels: int) -> IntArray:
     Rows without repeats (every random-search candidate) are left as they are.
     """
     ordered = np.sort(positions, axis=1)
-    if not np.any(ordered[:, 1:] == ordered[:, :-1]):  # no repeats: skip the block loop
+    repeating = np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1))
+    if not len(repeating):
         return positions
-    for block in range(1, positions.shape[1]):
-        rows = np.flatnonzero((positions[:, :block] == positions[:, block, None]).any(axis=1))
-        while len(rows):  # step past every pixel a block of the row holds
-            positions[rows, block] = (positions[rows, block] + 1) % pixels
-            rows = rows[(positions[rows] == positions[rows, block, None]).sum(axis=1) > 1]
+    rows = positions[repeating]
+    held = np.zeros((len(rows), pixels), dtype=np.uint8)  # blocks on each pixel (<= 255)
+    np.add.at(held, (np.arange(len(rows))[:, None], rows), 1)
+    pixel = np.arange(pixels)
+    for block in range(1, rows.shape[1]):
+        moving = np.flatnonzero((rows[:, :block] == rows[:, block, None]).any(axis=1))
+        if not len(moving):
+            continue
+        old = rows[moving, block]
+        held[moving, old] -= 1
+        free = held[moving] == 0
+        after = free & (pixel > old[:, None])
+        new = np.where(after.any(axis=1), np.argmax(after, axis=1), np.argmax(free, axis=1))
+        held[moving, new] += 1
+        rows[moving, block] = new
+    positions[repeating] = rows
     return positions
 
 

@@ -6,20 +6,25 @@ eight per image, half of them failures that spend the whole budget). Here each i
 walks down instead, and only its last search fails:
 
 1. search at ``th_max`` (the strategy of ``es``, its budget, as a fixed-th attack);
-   not fooled: the image is not fooled within ``th_max``, and done;
-2. tighten what fooled, for a few queries: Threshold, the smallest clip of its delta
+   not fooled: search there again with a fresh seed, up to as many searches as a
+   binary search over ``1..th_max`` has probes (th_max's bit length: 7 for 127, 8 for
+   255), so a weak search gets as many tries as ART's before an image counts as not
+   fooled within ``th_max``; none fooled: done;
+2. tighten what fooled, a query at a time: Threshold, the smallest clip of its delta
    to ``[-c, c]`` that still fools (bisection on c); Pixel, restore its changed pixels
    one at a time in a random order, keeping each restoration that still fools. The
    tightened image's distance d (L-infinity, or pixels changed) is a th that fools;
 3. search afresh at ``d - 1``: fooled, back to 2; not fooled (or d = 1), min_th = d,
    settled, and the image found at d is the one returned.
 
-An image's searches and tightenings depend only on the image, the seed and what the
-model says of its own candidates (each level's search is seeded by the seed, the
-image's index and the level), so results do not depend on the batch or the shard.
-Images are settled a chunk of ``batch_size`` at a time, in rounds: every image of the
-chunk at the same level is searched together, and the levels' searches share their
-model calls (`shared_calls`), so few images at a level still fill a batch.
+Every image walks on its own: the moment its search or tightening ends, it moves to
+its next level, while the others go on. Each step, every level's search and the
+tightening hand their candidates to one `model_calls.ModelCalls.score`, so the images
+at every level fill the model's batches together. An image's searches and tightenings
+depend only on the image, the seed and what the model says of its own candidates (each
+level's search is seeded by the seed, the image's index and the level, and a try
+after the first at ``th_max`` by the try too), so results do not depend on the batch,
+the shard or the other images.
 
 Queries: every search spends at most ``max_iter * popsize``; a tightening at most
 ``ceil(log2(d)) + 1`` (Threshold) or d (Pixel). All are counted in ``queries``.
@@ -28,38 +33,51 @@ Queries: every search spends at most ``max_iter * popsize``; a tightening at mos
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import partial
-from itertools import islice
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from pixel_threshold.attack.config import AttackConfig, resolved_th_max
+from pixel_threshold.attack.encodings import make_encoding
+from pixel_threshold.attack.level_search import (
+    Job,
+    LevelSearch,
+    Proposal,
+    Shape,
+    images_in_flight,
+    intake,
+)
 from pixel_threshold.attack.losses import succeeded
+from pixel_threshold.attack.model_calls import ModelCalls
 from pixel_threshold.attack.results import ImageResult, Sample, distances
-from pixel_threshold.attack.shared_calls import run_sharing_calls
-from pixel_threshold.attack.types import BoolArray, FloatArray, IntArray, Predict
+from pixel_threshold.attack.types import FloatArray, IntArray
 
-SearchAt = Callable[[int, list[Sample], Predict], Iterator[ImageResult]]
-"""Runs the fixed-th attack at a level on samples against a model; yields their results
-in any order."""
 TIGHTEN_STREAM = 1
 """Appended to (seed, index, level) to seed a Pixel tightening's order."""
+GENES_IN_FLIGHT = 1 << 24
+"""The most genes (``popsize * D`` an image, D at ``th_max``) the walks in flight hold
+beyond a batch's worth of images: 16M, 128 MB as float64. A tightening asks one
+candidate per image a step, so a few images in flight leave the model's batches
+nearly empty while they tighten: on the digits CNN with DE's 384 members, one image in
+flight cost 77 model calls an image."""
 
 
 @dataclass
 class _Walk:
-    """One image on its way down: the next level to search, what it spent, and the
-    smallest adversarial found so far (None until one fools)."""
+    """One image on its way down: the level it is at, what it spent, and the smallest
+    adversarial found so far (None until one fools)."""
 
-    sample: Sample
+    job: Job
     level: int
     queries: int = 0
     generations: int = 0
     best: ImageResult | None = None
     min_th: int | None = None
+    tries: int = 1
+    """Searches at ``th_max`` so far."""
 
     def settled(self, last: ImageResult) -> ImageResult:
         """The image's result: the best adversarial at its min_th, or ``last`` (the
@@ -74,185 +92,257 @@ class _Walk:
 
 class SmallestBudget:
     """Finds each image's smallest th in ``1..th_max`` for ``config`` (whose ``th`` is
-    -1), searching each level with ``search_at`` and tightening with ``predict``."""
+    -1), with the model behind ``calls``."""
 
-    def __init__(self, config: AttackConfig, search_at: SearchAt, predict: Predict) -> None:
+    def __init__(self, config: AttackConfig, calls: ModelCalls) -> None:
         self.config = config
-        self._search_at = search_at
-        self._predict = predict
+        self._calls = calls
+        self._searches: dict[tuple[int, ...], LevelSearch] = {}
+        self._tries = 1
+        self._capacity = images_in_flight(config)
+        self._tightening = _Tightening(config)
 
     def run(self, samples: Iterable[Sample]) -> Iterator[ImageResult]:
         """Each sample's result, with ``min_th``, as soon as it is settled."""
-        stream = iter(samples)
-        while chunk := list(islice(stream, self.config.batch_size)):
-            yield from self._settle(chunk)
+        jobs = intake(samples, self._calls, self.config)
+        walks: dict[int, _Walk] = {}
+        shape: Shape | None = None
+        th_max = 0
+        while True:
+            while (shape is None or len(walks) < self._capacity) and (
+                job := next(jobs, None)
+            ) is not None:
+                if isinstance(job, ImageResult):
+                    yield job
+                    continue
+                if shape is None:
+                    shape = job.shape
+                    th_max = resolved_th_max(self.config.attack_type, self.config.th_max, shape)
+                    self._tries = th_max.bit_length()
+                    self._capacity = self._walks_in_flight(th_max, shape)
+                walks[job.sample.index] = _Walk(job, th_max)
+                self._search_at((th_max,), shape).add(job)
+            if shape is None or not walks:
+                return
+            yield from self._step(walks, shape)
 
-    def _settle(self, chunk: list[Sample]) -> Iterator[ImageResult]:
-        shape = tuple(chunk[0].image.shape)
-        if len(shape) != 3:
-            raise ValueError(f"expected (H, W, C) images, got shape {shape}")
-        th_max = resolved_th_max(self.config.attack_type, self.config.th_max, shape)
-        walks = [_Walk(sample, th_max) for sample in chunk]
-        while walks:
-            fooled: list[tuple[_Walk, ImageResult]] = []
-            searches = [
-                partial(self._search_at, level, [w.sample for w in walks if w.level == level])
-                for level in sorted({walk.level for walk in walks}, reverse=True)
-            ]
-            by_index = {walk.sample.index: walk for walk in walks}
-            for result in run_sharing_calls(searches, self._predict, self.config.batch_size):
-                walk = by_index[result.index]
+    def _step(self, walks: dict[int, _Walk], shape: Shape) -> Iterator[ImageResult]:
+        """One step of every level's search and of the tightening, in shared calls;
+        the images that settled leave ``walks``."""
+        searches = [self._searches[key] for key in sorted(self._searches, reverse=True)]
+        proposals = [search.propose() for search in searches]
+        tightening = self._tightening.propose() if self._tightening.busy else None
+        requests: list[Proposal | _TighteningProposal] = [*proposals]
+        if tightening is not None:
+            requests.append(tightening)
+        outputs = self._calls.score(requests, shape)
+        for search, proposal, probs in zip(searches, proposals, outputs, strict=False):
+            for result in search.settle(proposal, probs):
+                walk = walks[result.index]
                 walk.queries += result.queries
                 walk.generations += result.generations
                 if result.success:
-                    fooled.append((walk, result))
+                    self._tightening.add(walk, result)
+                elif walk.best is None and walk.tries < self._tries:
+                    walk.tries += 1  # a fresh search at th_max, seeded by the try
+                    self._search_at((walk.level, walk.tries), shape).add(walk.job)
                 else:
+                    del walks[result.index]
                     yield walk.settled(result)
-            walks = []
-            for walk, result in self._tightened(fooled):
+        if tightening is not None:
+            for walk, result in self._tightening.settle(tightening, outputs[-1]):
                 walk.best = result
                 walk.min_th = result.l0 if self.config.attack_type == "pixel" else int(result.linf)
                 if walk.min_th <= 1:
+                    del walks[walk.job.sample.index]
                     yield walk.settled(result)
                 else:
                     walk.level = walk.min_th - 1
-                    walks.append(walk)
+                    self._search_at((walk.level,), shape).add(walk.job)
+        self._searches = {key: s for key, s in self._searches.items() if s.busy}
 
-    def _tightened(
-        self, fooled: list[tuple[_Walk, ImageResult]]
-    ) -> list[tuple[_Walk, ImageResult]]:
-        """Each walk with its fooling result tightened; the queries go to the walk."""
-        if not fooled:
-            return []
-        walks = [walk for walk, _ in fooled]
-        results = [result for _, result in fooled]
-        originals = np.stack([walk.sample.image for walk in walks]).astype(np.float32)
-        current = np.stack([result.adversarial for result in results]).astype(np.float32)
-        labels = np.array([walk.sample.label for walk in walks], dtype=np.intp)
-        probe = _Probe(self._fools, labels, results)
-        if self.config.attack_type == "threshold":
-            _clip_delta(originals, current, probe)
+    def _walks_in_flight(self, th_max: int, shape: Shape) -> int:
+        """How many images walk at once: a batch's worth of populations, or more while
+        their genes stay within `GENES_IN_FLIGHT`, up to ``batch_size`` images."""
+        dimension = make_encoding(self.config.attack_type, th_max, shape).dimension
+        by_memory = GENES_IN_FLIGHT // (self.config.popsize * dimension)
+        return max(images_in_flight(self.config), min(self.config.batch_size, by_memory))
+
+    def _search_at(self, key: tuple[int, ...], shape: Shape) -> LevelSearch:
+        """The search keyed (level,) or, for a try after the first at ``th_max``,
+        (level, try), opened if no image is in it; the key seeds its images' streams
+        after (seed, index)."""
+        search = self._searches.get(key)
+        if search is None:
+            config = dataclasses.replace(self.config, th=key[0])
+            search = LevelSearch(config, shape, self._capacity, rng_key=key)
+            self._searches[key] = search
+        return search
+
+
+class _Shrink(Protocol):
+    """A rule that makes a fooling image smaller, one candidate at a time."""
+
+    @property
+    def done(self) -> bool: ...
+
+    def candidate(self, current: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """The next smaller image (H, W, C) to try, from the smallest that fooled so far."""
+
+    def told(self, fooled: bool) -> None:
+        """Whether the last candidate fooled."""
+
+
+class _ClipDelta:
+    """Threshold: clip the delta from ``original`` to the smallest ``[-c, c]`` that
+    still fools, by bisection on c between 0 (the original, which the model gets right)
+    and the delta's L-infinity."""
+
+    def __init__(self, original: npt.NDArray[np.float32], fooling: npt.NDArray[np.float32]) -> None:
+        self._original = original
+        self._delta = fooling - original
+        self._low, self._high = 0, int(np.abs(self._delta).max())
+
+    @property
+    def done(self) -> bool:
+        return self._high - self._low <= 1
+
+    def candidate(self, current: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        bound = float(self._middle)
+        clipped: npt.NDArray[np.float32] = self._original + np.clip(self._delta, -bound, bound)
+        np.clip(clipped, 0, 255, out=clipped)
+        return clipped
+
+    def told(self, fooled: bool) -> None:
+        if fooled:
+            self._high = self._middle
         else:
-            orders = [
-                np.random.default_rng(
-                    [self.config.seed, walk.sample.index, walk.level, TIGHTEN_STREAM]
-                ).permutation(np.flatnonzero(np.any(result.adversarial != walk.sample.image, -1)))
-                for walk, result in fooled
-            ]
-            _restore_pixels(originals, current, _padded(orders), probe)
-        for walk, queries in zip(walks, probe.queries, strict=True):
-            walk.queries += int(queries)
-        return list(zip(walks, probe.tightened(originals, current), strict=True))
+            self._low = self._middle
 
-    def _fools(
-        self, images: npt.NDArray[np.float32], labels: IntArray
-    ) -> tuple[BoolArray, FloatArray, IntArray]:
-        """Whether each of ``images`` (M, H, W, C) fools the model, with p(true label)
-        and the predicted label of each, in calls of at most ``batch_size`` rows."""
-        p_true = np.empty(len(images))
-        predicted = np.empty(len(images), dtype=np.intp)
-        for start in range(0, len(images), self.config.batch_size):
-            rows = slice(start, start + self.config.batch_size)
-            probs = np.asarray(self._predict(images[rows]))
-            predicted[rows] = np.argmax(probs, axis=1)
-            p_true[rows] = probs[np.arange(len(probs)), labels[rows]]
-        return succeeded(predicted, labels, self.config.target), p_true, predicted
+    @property
+    def _middle(self) -> int:
+        return (self._low + self._high) // 2
 
 
-class _Probe:
-    """Asks the model whether tightened candidates still fool, counting each image's
-    queries and keeping what the model said of each image's accepted candidate."""
+class _RestorePixels:
+    """Pixel: restore the changed pixels to ``original`` one at a time, in ``order``
+    (flat pixel indices), keeping every restoration after which the image still fools."""
 
-    def __init__(
-        self,
-        fools: Callable[
-            [npt.NDArray[np.float32], IntArray], tuple[BoolArray, FloatArray, IntArray]
-        ],
-        labels: IntArray,
-        results: list[ImageResult],
-    ) -> None:
-        self._fools = fools
-        self._labels = labels
-        self._results = results
-        self.queries = np.zeros(len(labels), dtype=np.intp)
-        self.p_true = np.array([result.p_true_after for result in results])
-        self.predicted = np.array([result.label_after for result in results], dtype=np.intp)
+    def __init__(self, original: npt.NDArray[np.float32], order: IntArray) -> None:
+        self._original = original.reshape(-1, original.shape[-1])
+        self._order = order
+        self._next = 0
 
-    def fools(self, rows: IntArray, candidates: npt.NDArray[np.float32]) -> BoolArray:
-        """Whether each candidate (len(rows), H, W, C) of images ``rows`` fools; records
-        the model's outputs for those that do."""
-        fooled, p_true, predicted = self._fools(candidates, self._labels[rows])
-        self.queries[rows] += 1
-        self.p_true[rows[fooled]] = p_true[fooled]
-        self.predicted[rows[fooled]] = predicted[fooled]
-        return fooled
+    @property
+    def done(self) -> bool:
+        return self._next == len(self._order)
 
-    def tightened(
-        self, originals: npt.NDArray[np.float32], current: npt.NDArray[np.float32]
-    ) -> list[ImageResult]:
-        """The results with the tightened images and what the model said of them."""
-        tightened = []
-        for row, result in enumerate(self._results):
-            adversarial = current[row].astype(np.uint8)
-            l0, l2, linf = distances(originals[row], adversarial)
-            tightened.append(
-                dataclasses.replace(
-                    result,
-                    adversarial=adversarial,
-                    p_true_after=float(self.p_true[row]),
-                    label_after=int(self.predicted[row]),
-                    l0=l0,
-                    l2=l2,
-                    linf=linf,
-                )
-            )
-        return tightened
+    def candidate(self, current: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        restored = current.copy()
+        pixel = self._order[self._next]
+        restored.reshape(self._original.shape)[pixel] = self._original[pixel]
+        return restored
+
+    def told(self, fooled: bool) -> None:
+        self._next += 1
 
 
-def _clip_delta(
-    originals: npt.NDArray[np.float32], current: npt.NDArray[np.float32], probe: _Probe
-) -> None:
-    """Replace each of ``current`` (N, H, W, C) with its delta from ``originals``
-    clipped to the smallest ``[-c, c]`` that still fools, found by bisection on c
-    between 0 (the original, which the model gets right) and the delta's L-infinity."""
-    delta = current - originals
-    high = np.abs(delta).reshape(len(delta), -1).max(axis=1)
-    low = np.zeros_like(high)
-    while np.any(live := high - low > 1):
-        rows = np.flatnonzero(live)
-        middle = (low[rows] + high[rows]) // 2
-        bound = middle[:, None, None, None]
-        candidates = np.clip(originals[rows] + np.clip(delta[rows], -bound, bound), 0, 255)
-        fooled = probe.fools(rows, candidates)
-        high[rows[fooled]] = middle[fooled]
-        low[rows[~fooled]] = middle[~fooled]
-        current[rows[fooled]] = candidates[fooled]
+@dataclass
+class _Tightened:
+    """A walk's fooling result being made smaller: the smallest image that fooled so far
+    and what the model said of it, and the queries spent."""
+
+    walk: _Walk
+    fooling: ImageResult
+    shrink: _Shrink
+    current: npt.NDArray[np.float32]
+    p_true: float
+    predicted: int
+    queries: int = 0
+
+    def result(self) -> ImageResult:
+        adversarial = self.current.astype(np.uint8)
+        l0, l2, linf = distances(self.walk.job.image, adversarial)
+        return dataclasses.replace(
+            self.fooling,
+            adversarial=adversarial,
+            p_true_after=self.p_true,
+            label_after=self.predicted,
+            l0=l0,
+            l2=l2,
+            linf=linf,
+        )
 
 
-def _restore_pixels(
-    originals: npt.NDArray[np.float32],
-    current: npt.NDArray[np.float32],
-    orders: IntArray,
-    probe: _Probe,
-) -> None:
-    """Restore the changed pixels of each of ``current`` (N, H, W, C) to ``originals``
-    one at a time, in the order of its row of ``orders`` (N, S) (flat pixel indices, -1
-    past its last), keeping every restoration after which the image still fools."""
-    count, height, width, channels = current.shape
-    flat_current = current.reshape(count, height * width, channels)
-    flat_originals = originals.reshape(count, height * width, channels)
-    for pixels in orders.T:
-        rows = np.flatnonzero(pixels >= 0)
-        candidates = flat_current[rows].copy()
-        restored = pixels[rows]
-        candidates[np.arange(len(rows)), restored] = flat_originals[rows, restored]
-        fooled = probe.fools(rows, candidates.reshape(len(rows), height, width, channels))
-        flat_current[rows[fooled]] = candidates[fooled]
+@dataclass(frozen=True)
+class _TighteningProposal:
+    """One candidate of each image being tightened, stacked (M, H, W, C)."""
+
+    items: list[_Tightened]
+    candidates: npt.NDArray[np.float32]
+
+    @property
+    def count(self) -> int:
+        return len(self.items)
+
+    def decode_into(self, out: npt.NDArray[np.float32], start: int, stop: int) -> None:
+        out[:] = self.candidates[start:stop]
 
 
-def _padded(orders: list[IntArray]) -> IntArray:
-    """The rows of ``orders`` as one (N, longest) array, padded with -1."""
-    padded = np.full((len(orders), max(len(order) for order in orders)), -1, dtype=np.intp)
-    for row, order in enumerate(orders):
-        padded[row, : len(order)] = order
-    return padded
+class _Tightening:
+    """Every fooling image being made smaller, a query per image a step (step 2 of the
+    module's walk)."""
+
+    def __init__(self, config: AttackConfig) -> None:
+        self.config = config
+        self._items: list[_Tightened] = []
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._items)
+
+    def add(self, walk: _Walk, fooling: ImageResult) -> None:
+        """Start tightening ``fooling``, the result of ``walk``'s search at its level."""
+        original = walk.job.image
+        current = fooling.adversarial.astype(np.float32)
+        shrink: _Shrink
+        if self.config.attack_type == "threshold":
+            shrink = _ClipDelta(original, current)
+        else:
+            changed = np.flatnonzero(np.any(fooling.adversarial != walk.job.sample.image, -1))
+            seed = [self.config.seed, walk.job.sample.index, walk.level, TIGHTEN_STREAM]
+            shrink = _RestorePixels(original, np.random.default_rng(seed).permutation(changed))
+        self._items.append(
+            _Tightened(walk, fooling, shrink, current, fooling.p_true_after, fooling.label_after)
+        )
+
+    def propose(self) -> _TighteningProposal:
+        """The next candidate of every image with one left to try."""
+        items = [item for item in self._items if not item.shrink.done]
+        shape = self._items[0].current.shape
+        candidates = np.empty((len(items), *shape), dtype=np.float32)
+        for row, item in enumerate(items):
+            candidates[row] = item.shrink.candidate(item.current)
+        return _TighteningProposal(items, candidates)
+
+    def settle(
+        self, proposal: _TighteningProposal, probs: FloatArray
+    ) -> list[tuple[_Walk, ImageResult]]:
+        """Take the model's outputs (M, K) on ``proposal``; each tightened walk with its
+        result, the queries going to the walk."""
+        if proposal.items:
+            labels = np.array([item.walk.job.sample.label for item in proposal.items])
+            predicted = np.argmax(probs, axis=1)
+            fooled = succeeded(predicted, labels, self.config.target)
+            for row, item in enumerate(proposal.items):
+                item.queries += 1
+                item.shrink.told(bool(fooled[row]))
+                if fooled[row]:
+                    item.current = proposal.candidates[row]
+                    item.p_true = float(probs[row, labels[row]])
+                    item.predicted = int(predicted[row])
+        done = [item for item in self._items if item.shrink.done]
+        self._items = [item for item in self._items if not item.shrink.done]
+        for item in done:
+            item.walk.queries += item.queries
+        return [(item.walk, item.result()) for item in done]

@@ -1,0 +1,290 @@
+"""The attack at one th: many images in slots, advanced together a step at a time.
+
+Each image has its own slot in the strategy (`strategies`) and its own random stream
+(seeded by the run's seed, the image's index and the search's ``rng_key``). A step
+`LevelSearch.propose`s the populations of every image in flight as `Candidates`, which
+`model_calls.ModelCalls` decodes into its batch buffer and scores together with those
+of other searches; `LevelSearch.settle` reads the outputs. An image stops the moment
+one candidate succeeds, read from the same outputs that scored it, and frees its slot
+for the next image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+
+import numpy as np
+import numpy.typing as npt
+
+from pixel_threshold.attack.config import AttackConfig
+from pixel_threshold.attack.encodings import Encoding, make_encoding
+from pixel_threshold.attack.losses import loss, succeeded
+from pixel_threshold.attack.model_calls import ModelCalls
+from pixel_threshold.attack.results import ImageResult, Sample, distances
+from pixel_threshold.attack.strategies import make_strategy
+from pixel_threshold.attack.types import FloatArray, IntArray
+
+Shape = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Job:
+    """An image the model classifies right, to attack: its pixels (H, W, C) as float32
+    and what the model said of it."""
+
+    sample: Sample
+    image: npt.NDArray[np.float32]
+    p_true_before: float
+    label_before: int
+
+    @property
+    def shape(self) -> Shape:
+        return image_shape(self.sample)
+
+
+def images_in_flight(config: AttackConfig) -> int:
+    """How many images advance together: enough populations to fill a batch."""
+    return max(1, config.batch_size // config.popsize)
+
+
+def intake(
+    samples: Iterable[Sample], calls: ModelCalls, config: AttackConfig
+) -> Iterator[Job | ImageResult]:
+    """Each sample, in order: a `Job`, or its final result when there is nothing to
+    attack (the model gets it wrong, or its label is the target). Classified lazily, a
+    block of ``batch_size`` samples a model call; every image must have the first one's
+    shape."""
+    stream = iter(samples)
+    shape: Shape | None = None
+    while block := list(islice(stream, config.batch_size)):
+        shape = shape or image_shape(block[0])
+        images = [_checked_pixels(sample, shape) for sample in block]
+        for sample, image, probs in zip(
+            block, images, calls.probabilities(np.stack(images)), strict=True
+        ):
+            yield _job(sample, image, probs, config.target)
+
+
+def _job(
+    sample: Sample, image: npt.NDArray[np.float32], probs: FloatArray, target: int | None
+) -> Job | ImageResult:
+    classes = len(probs)
+    if not 0 <= sample.label < classes:
+        raise ValueError(
+            f"expected labels in [0, {classes}), got label={sample.label} for image {sample.index}"
+        )
+    if target is not None and target >= classes:
+        raise ValueError(f"expected target in [0, {classes}), got target={target}")
+    label_before = int(np.argmax(probs))
+    p_true = float(probs[sample.label])
+    if label_before != sample.label or sample.label == target:
+        return unchanged(sample, p_true, label_before, attacked=False, queries=0, generations=0)
+    return Job(sample, image, p_true, label_before)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One step's candidates of a `LevelSearch`: ``genes`` (M, D) of the images in
+    ``owners`` (M,) (slots, each repeated popsize times)."""
+
+    encoding: Encoding
+    images: npt.NDArray[np.float32]
+    slots: IntArray
+    owners: IntArray
+    genes: FloatArray
+
+    @property
+    def count(self) -> int:
+        return len(self.genes)
+
+    def decode_into(self, out: npt.NDArray[np.float32], start: int, stop: int) -> None:
+        self.encoding.decode_into(out, self.images, self.owners[start:stop], self.genes[start:stop])
+
+
+class LevelSearch:
+    """The attack at ``config.th`` (>= 1) on images of ``shape``, up to ``capacity`` at
+    once; each image's random stream is seeded by (seed, index, *rng_key)."""
+
+    def __init__(
+        self,
+        config: AttackConfig,
+        shape: Shape,
+        capacity: int,
+        rng_key: tuple[int, ...] = (),
+    ) -> None:
+        self.config = config
+        self.encoding = make_encoding(config.attack_type, config.th, shape)
+        self._strategy = make_strategy(config, self.encoding, capacity)
+        self._rng_key = rng_key
+        self._jobs: list[Job | None] = [None] * capacity
+        self._active = np.zeros(capacity, dtype=bool)
+        self._images = np.zeros((capacity, *shape), dtype=np.float32)
+        self._labels = np.zeros(capacity, dtype=np.intp)
+        self._steps = np.zeros(capacity, dtype=np.intp)
+        self._queries = np.zeros(capacity, dtype=np.intp)
+
+    @property
+    def has_room(self) -> bool:
+        return not self._active.all()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._active.any())
+
+    def add(self, job: Job) -> None:
+        """Start attacking ``job`` in a free slot."""
+        slot = int(np.argmin(self._active))
+        assert not self._active[slot], "add() needs a free slot"
+        self._jobs[slot] = job
+        self._active[slot] = True
+        self._images[slot] = job.image
+        self._labels[slot] = job.sample.label
+        self._steps[slot] = 0
+        self._queries[slot] = 0
+        rng = np.random.default_rng([self.config.seed, job.sample.index, *self._rng_key])
+        self._strategy.start(slot, job.image, rng)
+
+    def propose(self) -> Proposal:
+        """The next step's candidates of every image in flight (`busy` must hold)."""
+        slots = np.flatnonzero(self._active)
+        genes = self._strategy.ask(slots)
+        owners = np.repeat(slots, len(genes) // len(slots))
+        return Proposal(self.encoding, self._images, slots, owners, genes)
+
+    def settle(self, proposal: Proposal, probs: FloatArray) -> list[ImageResult]:
+        """Take the model's outputs (M, K) on ``proposal``; the results of the images
+        that finished (fooled, or out of budget), whose slots are free again."""
+        config = self.config
+        slots, genes = proposal.slots, proposal.genes
+        popsize = len(genes) // len(slots)
+        labels = self._labels[proposal.owners]
+        fitness = loss(config.loss, probs, labels, config.target)
+        predicted = np.argmax(probs, axis=1)
+        success = succeeded(predicted, labels, config.target).reshape(len(slots), popsize)
+        self._strategy.tell(slots, fitness)
+        self._steps[slots] += 1
+        self._queries[slots] += popsize
+        fooled = np.any(success, axis=1)
+        exhausted = self._steps[slots] >= config.max_iter
+        finished = []
+        for position in np.flatnonzero(fooled | exhausted):
+            slot = int(slots[position])
+            job = self._jobs[slot]
+            assert job is not None, "an occupied slot"
+            queries, steps = int(self._queries[slot]), int(self._steps[slot])
+            if fooled[position]:
+                rows = slice(position * popsize, (position + 1) * popsize)
+                row = position * popsize + int(
+                    np.argmin(np.where(success[position], fitness[rows], np.inf))
+                )
+                finished.append(
+                    self._adversarial(
+                        job,
+                        genes[row],
+                        float(probs[row, job.sample.label]),
+                        int(predicted[row]),
+                        queries=queries,
+                        generations=steps,
+                    )
+                )
+            else:
+                finished.append(
+                    unchanged(
+                        job.sample,
+                        job.p_true_before,
+                        job.label_before,
+                        attacked=True,
+                        queries=queries,
+                        generations=steps,
+                    )
+                )
+            self._jobs[slot] = None
+            self._active[slot] = False
+        return finished
+
+    def _adversarial(
+        self,
+        job: Job,
+        genes: FloatArray,
+        p_true: float,
+        predicted: int,
+        *,
+        queries: int,
+        generations: int,
+    ) -> ImageResult:
+        decoded = np.empty((1, *job.image.shape), dtype=np.float32)
+        self.encoding.decode_into(decoded, job.image[None], np.zeros(1, dtype=np.intp), genes[None])
+        adversarial = decoded[0].astype(np.uint8)
+        l0, l2, linf = distances(job.image, adversarial)
+        return ImageResult(
+            index=job.sample.index,
+            label=job.sample.label,
+            adversarial=adversarial,
+            attacked=True,
+            success=True,
+            queries=queries,
+            generations=generations,
+            p_true_before=job.p_true_before,
+            p_true_after=p_true,
+            label_before=job.label_before,
+            label_after=predicted,
+            l0=l0,
+            l2=l2,
+            linf=linf,
+        )
+
+
+def image_shape(sample: Sample) -> Shape:
+    shape = sample.image.shape
+    if len(shape) != 3 or shape[2] not in (1, 3):
+        raise ValueError(
+            f"expected an (H, W, C) image with C in (1, 3), got shape {shape} "
+            f"for image {sample.index}"
+        )
+    return (int(shape[0]), int(shape[1]), int(shape[2]))
+
+
+def _checked_pixels(sample: Sample, shape: Shape) -> npt.NDArray[np.float32]:
+    """The image as float32, after checking its shape and that it holds integers in 0-255."""
+    if image_shape(sample) != shape:
+        raise ValueError(
+            f"expected every image to have shape {shape}, got {sample.image.shape} "
+            f"for image {sample.index}"
+        )
+    image = np.asarray(sample.image, dtype=np.float32)
+    if image.min() < 0 or image.max() > 255 or np.any(image != np.round(image)):
+        raise ValueError(
+            f"expected integer pixel values in 0-255, got values in "
+            f"[{image.min()}, {image.max()}] for image {sample.index}"
+        )
+    return image
+
+
+def unchanged(
+    sample: Sample,
+    p_true: float,
+    predicted: int,
+    *,
+    attacked: bool,
+    queries: int,
+    generations: int,
+) -> ImageResult:
+    """The result that writes the original image out: not attacked, or not fooled."""
+    return ImageResult(
+        index=sample.index,
+        label=sample.label,
+        adversarial=np.asarray(sample.image).astype(np.uint8),
+        attacked=attacked,
+        success=False,
+        queries=queries,
+        generations=generations,
+        p_true_before=p_true,
+        p_true_after=p_true,
+        label_before=predicted,
+        label_after=predicted,
+        l0=0,
+        l2=0.0,
+        linf=0.0,
+    )

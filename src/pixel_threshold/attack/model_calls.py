@@ -1,0 +1,93 @@
+"""The model's side of the search: the candidates of any number of searches scored
+together, in calls of at most ``batch_size`` rows.
+
+A search hands over `Candidates`: how many rows it wants scored and how to write any
+run of them into a buffer. `ModelCalls.score` writes every search's rows, one after
+another, into one reusable float32 buffer of ``batch_size`` rows, calls the model each
+time the buffer is full (and once for the rest), and hands each search the outputs of
+its own rows. So searches that each want a few rows a step (the levels of ``th=-1``, a
+tightening, the last images of a run) fill the model's batches together, and memory
+is bounded by the batch, not by the number of searches or candidates. A row's output
+does not depend on the rows beside it, so sharing calls changes no result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from pixel_threshold.attack.types import FloatArray, Predict
+
+
+class Candidates(Protocol):
+    """Rows one search wants scored."""
+
+    @property
+    def count(self) -> int: ...
+
+    def decode_into(self, out: npt.NDArray[np.float32], start: int, stop: int) -> None:
+        """Write rows ``start:stop`` into ``out`` (stop - start, H, W, C)."""
+
+
+class ModelCalls:
+    """A classifier called in batches of at most ``batch_size`` rows, its outputs checked."""
+
+    def __init__(self, predict: Predict, batch_size: int) -> None:
+        self.predict = predict
+        self.batch_size = batch_size
+        self._buffer = np.empty(0, dtype=np.float32)
+
+    def probabilities(self, images: npt.NDArray[np.float32]) -> FloatArray:
+        """Outputs (M, K) for images (M, H, W, C), in calls of at most ``batch_size``."""
+        parts = [
+            self._called(images[start : start + self.batch_size])
+            for start in range(0, len(images), self.batch_size)
+        ]
+        return np.concatenate(parts) if parts else np.empty((0, 0))
+
+    def score(self, requests: Sequence[Candidates], shape: tuple[int, ...]) -> list[FloatArray]:
+        """Outputs (count, K) of each request's rows, in order; images of ``shape``."""
+        if self._buffer.shape[1:] != shape:
+            self._buffer = np.empty((self.batch_size, *shape), dtype=np.float32)
+        pieces: list[list[FloatArray]] = [[] for _ in requests]
+        owners: list[tuple[int, int]] = []  # (request, rows) of each run in the buffer
+        filled = 0
+        for owner, request in enumerate(requests):
+            start = 0
+            while start < request.count:
+                rows = min(self.batch_size - filled, request.count - start)
+                request.decode_into(self._buffer[filled : filled + rows], start, start + rows)
+                owners.append((owner, rows))
+                filled += rows
+                start += rows
+                if filled == self.batch_size:
+                    self._scatter(owners, filled, pieces)
+                    owners, filled = [], 0
+        if filled:
+            self._scatter(owners, filled, pieces)
+        return [np.concatenate(parts) if parts else np.empty((0, 0)) for parts in pieces]
+
+    def _scatter(
+        self, owners: list[tuple[int, int]], filled: int, pieces: list[list[FloatArray]]
+    ) -> None:
+        """Call the model on the buffer's first ``filled`` rows; each run's outputs go
+        to its request's ``pieces``."""
+        outputs = self._called(self._buffer[:filled])
+        start = 0
+        for owner, rows in owners:
+            pieces[owner].append(outputs[start : start + rows])
+            start += rows
+
+    def _called(self, images: npt.NDArray[np.float32]) -> FloatArray:
+        probs = np.array(self.predict(images))  # a copy: a model may reuse its output
+        if probs.ndim != 2 or len(probs) != len(images):
+            raise ValueError(
+                f"expected the model to return ({len(images)}, classes) probabilities, "
+                f"got shape {probs.shape}"
+            )
+        if not np.all(np.isfinite(probs)):
+            raise ValueError("the model returned non-finite probabilities (NaN or inf)")
+        return probs
