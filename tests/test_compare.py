@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from pixel_threshold.report import curves
-from pixel_threshold.steps import compare
+from pixel_threshold.steps import compare, legends
 from tests.tracking_store import sqlite_experiment
 
 FIRST_COLOUR = (0x1F, 0x77, 0xB4)
@@ -59,7 +59,7 @@ def test_labels_are_run_names_with_a_short_id_only_where_names_repeat(experiment
         with mlflow.start_run(run_name=name) as run:
             ids.append(run.info.run_id)
     runs = [mlflow.get_run(run_id) for run_id in ids]
-    assert compare.run_labels(runs) == [
+    assert legends.run_labels(runs) == [
         f"attack pixel ({ids[0][:8]})",
         "attack threshold",
         f"attack pixel ({ids[2][:8]})",
@@ -169,13 +169,13 @@ def test_models_of_one_name_are_told_apart_by_their_train_run() -> None:
         _fixed("pixel", "p3", 3, "runs:/0123456789abcdef/model"),
         _fixed("pixel", "p4", 1, "models:/digits/2") | {"model": "digits/2"},
     ]
-    assert compare.model_labels(rows) == [
+    assert legends.model_labels(rows) == [
         "digits_small_cnn (01234567)",
         "digits_small_cnn (fedcba98)",
         "digits_small_cnn (01234567)",
         "digits/2",
     ]
-    assert compare.model_labels(rows[2:]) == ["digits_small_cnn", "digits/2"]
+    assert legends.model_labels(rows[2:]) == ["digits_small_cnn", "digits/2"]
 
 
 def test_success_lines_are_one_per_attack_type_model_run_and_setting() -> None:
@@ -188,7 +188,7 @@ def test_success_lines_are_one_per_attack_type_model_run_and_setting() -> None:
         _fixed("pixel", "p3", 1),  # p1 again: a repeat
         _fixed("threshold", "t2", 8) | {"loss": "probability", "data": "photos"},
     ]
-    panels = compare.success_lines(rows)
+    panels = legends.success_lines(rows)
     assert list(panels) == ["pixel", "threshold"]
     lines = {
         label: [row["attack_run_id"] for row in line] for label, line in panels["pixel"].items()
@@ -205,20 +205,20 @@ def test_success_lines_are_one_per_attack_type_model_run_and_setting() -> None:
     ]
 
 
-def test_picture_subjects_name_attack_types_th_es_and_models() -> None:
+def test_picture_titles_name_attack_types_th_es_and_models() -> None:
     rows = [_fixed("pixel", "p1", 1), _fixed("pixel", "p2", 3), _row("threshold", "t1")]
-    assert compare.picture_subject(rows) == (
-        "3 attack runs: pixel, threshold; th=1, th=3, th=-1 (smallest<=255); "
+    assert legends.picture_title("success", rows) == (
+        "success\n3 attack runs: pixel, threshold; th=1, th=3, th=-1 (smallest<=255); "
         "es=1 (differential evolution)\nmodel: digits_small_cnn"
     )
     many = [_fixed("pixel", str(th), th, f"runs:/{th}/model") for th in range(1, 6)]
-    assert compare.picture_subject(many).endswith(
+    assert legends.picture_title("x", many).endswith(
         "5 th values; es=1 (differential evolution)\nmodel: 5 models"
     )
 
 
 def test_success_plot_draws_pixel_and_threshold_in_panels_of_their_own(tmp_path: Path) -> None:
-    panels = compare.success_lines([_fixed("pixel", "p1", 1), _fixed("pixel", "p2", 3)])
+    panels = legends.success_lines([_fixed("pixel", "p1", 1), _fixed("pixel", "p2", 3)])
     path = tmp_path / "success_vs_th.png"
     curves.success_plot(path, panels | {"threshold": {}}, title="success rate")
     with Image.open(path) as image:

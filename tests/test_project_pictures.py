@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 from PIL import Image
 
-from pixel_threshold import tracking
+from pixel_threshold import generated_names
 from pixel_threshold.artifacts import read_adv_testing
 from pixel_threshold.data import digits
 from pixel_threshold.report import examples
@@ -75,7 +75,7 @@ def test_a_name_given_to_the_run_is_kept(experiment: str) -> None:
         naming.name_run("attack pixel th=1 es=1 digits_small_cnn")
     assert mlflow.get_run(run.info.run_id).info.run_name == "my attack"
     with mlflow.start_run() as run:
-        assert tracking.is_generated_name(str(run.info.run_name))
+        assert generated_names.is_generated(str(run.info.run_name))
         naming.name_run("compare 2 runs")
     assert mlflow.get_run(run.info.run_id).info.run_name == "compare 2 runs"
 

@@ -7,13 +7,13 @@ import random
 import pytest
 from mlflow.utils import name_utils
 
-from pixel_threshold import tracking
+from pixel_threshold import generated_names
 
 
 def test_every_name_mlflow_generates_is_recognised() -> None:
     random.seed(0)  # MLflow's generator draws from the global RNG
     names = {name_utils._generate_random_name() for _ in range(3000)}
-    assert all(tracking.is_generated_name(name) for name in names)
+    assert all(generated_names.is_generated(name) for name in names)
 
 
 def test_names_mlflow_cut_at_20_characters_are_recognised() -> None:
@@ -25,7 +25,7 @@ def test_names_mlflow_cut_at_20_characters_are_recognised() -> None:
         if len(f"{adjective}-{noun}-{number}") > 20
     ]
     assert long
-    assert all(tracking.is_generated_name(name[:20]) for name in long)
+    assert all(generated_names.is_generated(name[:20]) for name in long)
 
 
 @pytest.mark.parametrize(
@@ -43,4 +43,4 @@ def test_names_mlflow_cut_at_20_characters_are_recognised() -> None:
     ],
 )
 def test_names_a_person_gives_are_not_taken_for_generated_ones(name: str) -> None:
-    assert not tracking.is_generated_name(name)
+    assert not generated_names.is_generated(name)

@@ -18,9 +18,8 @@ from typing import Any
 import mlflow
 from mlflow.entities import Run, RunStatus
 from mlflow.exceptions import MlflowException
-from mlflow.utils import name_utils
 
-from pixel_threshold import artifacts, environment
+from pixel_threshold import artifacts, environment, generated_names
 
 STEP_TAG = "step"
 MODEL_URI_TAG = "model_uri"
@@ -36,11 +35,6 @@ DESCRIPTION_TAG = "mlflow.note.content"
 RUN_NAME_TAG = "mlflow.runName"
 FAILED_NAME_LENGTH = 120
 SKIPPED_IMAGES = "skipped_images.csv"
-GENERATED_NAME_LENGTH = 20
-"""MLflow cuts the names it makes up for runs (adjective-noun-number) at this length."""
-GENERATED_NUMBER_MAX = 1000
-GENERATED_ADJECTIVES = frozenset(name_utils._GENERATOR_PREDICATES)
-GENERATED_NOUNS = frozenset(name_utils._GENERATOR_NOUNS)
 SERVER_PROBE = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 """MLflow's HTTP settings for the first request to a tracking server: no retries, a
 short timeout (MLflow's defaults retry a server that is down for about 4 minutes)."""
@@ -89,23 +83,26 @@ def failure_message(error: Exception) -> str:
 
 def record_failure(run_id: str, step: str, error: Exception) -> None:
     """Store ``error``'s message where the MLflow UI shows it: as the run's description
-    and its tag ``error``; a run still named by MLflow (`is_generated_name`) is renamed
+    and its tag ``error``; a run still named by MLflow (`generated_names`) is renamed
     ``<step> failed: <message>``. Best effort: if the tracking server cannot take it
     (it may be why the step failed), say so on stderr and leave the error to the caller.
     """
     message = failure_message(error)
+    described = f"{step} failed: {message}"
     try:
         with environment.variables_set(SERVER_PROBE):
             client = mlflow.MlflowClient()
             client.set_tag(run_id, ERROR_TAG, message)
-            client.set_tag(run_id, DESCRIPTION_TAG, f"{step} failed: {message}")
-            if is_generated_name(client.get_run(run_id).info.run_name or ""):
-                name = f"{step} failed: {message}"
-                if len(name) > FAILED_NAME_LENGTH:
-                    name = name[: FAILED_NAME_LENGTH - 1] + "…"
-                client.set_tag(run_id, RUN_NAME_TAG, name)
+            client.set_tag(run_id, DESCRIPTION_TAG, described)
+            if generated_names.is_generated(client.get_run(run_id).info.run_name or ""):
+                client.set_tag(run_id, RUN_NAME_TAG, _cut(described, FAILED_NAME_LENGTH))
     except Exception as unrecorded:  # the step's own error matters more than this one
         print(f"could not record the error on run {run_id}: {unrecorded}", file=sys.stderr)
+
+
+def _cut(text: str, length: int) -> str:
+    """``text`` in at most ``length`` characters, an ellipsis ending a cut one."""
+    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 def record_refusal(step: str, params: Any, error: ValueError) -> None:
@@ -132,28 +129,6 @@ def check_server(uri: str) -> None:
             f"expected an MLflow tracking server at MLFLOW_TRACKING_URI={uri!r}, but it did not "
             f"answer: is `mlflow server` running there? ({error.message})"
         ) from error
-
-
-def is_generated_name(name: str) -> bool:
-    """Whether ``name`` is one MLflow makes up for a run started without one:
-    ``<adjective>-<noun>-<0..1000>`` from its own word lists (`mlflow.utils.name_utils`),
-    cut at 20 characters. Any other name (``ci-smoke``, ``my attack``) a person gave."""
-    adjective, _, rest = name.partition("-")
-    if len(name) > GENERATED_NAME_LENGTH or adjective not in GENERATED_ADJECTIVES:
-        return False
-    cut = len(name) == GENERATED_NAME_LENGTH
-    return any(_noun_and_number(rest, noun, cut=cut) for noun in GENERATED_NOUNS)
-
-
-def _noun_and_number(text: str, noun: str, *, cut: bool) -> bool:
-    """Whether ``text`` is ``<noun>-<0..1000>`` or, if ``cut``, the start of one."""
-    head = f"{noun}-"
-    if not text.startswith(head):
-        return cut and head.startswith(text)
-    number = text.removeprefix(head)
-    if not number.isdigit() or (number.startswith("0") and number != "0"):
-        return cut and not number
-    return cut or int(number) <= GENERATED_NUMBER_MAX
 
 
 def log_params(params: Any) -> None:

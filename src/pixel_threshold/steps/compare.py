@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import math
 import tempfile
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from mlflow.entities import Run
 from pixel_threshold import artifacts, tracking
 from pixel_threshold.attack.config import ATTACK_TYPES, SMALLEST_TH, STRATEGIES, resolved_budget
 from pixel_threshold.report import curves, table
-from pixel_threshold.steps import naming, outcome
+from pixel_threshold.steps import legends, naming, outcome
 from pixel_threshold.steps.params import CompareParams
 
 COMPARISON = "comparison.csv"
@@ -106,7 +105,7 @@ def log_comparison(runs: Sequence[Run]) -> list[dict[str, Any]]:
     """Log the table and plots of ``runs`` to the active run and print a summary;
     return the table's rows."""
     with tempfile.TemporaryDirectory() as folder:
-        rows, labels = [], run_labels(runs)
+        rows, labels = [], legends.run_labels(runs)
         query_curves: dict[str, dict[str, curves.Curve]] = {kind: {} for kind in ATTACK_TYPES}
         for run, label in zip(runs, labels, strict=True):
             manifest = _manifest(run, Path(folder) / run.info.run_id)
@@ -124,13 +123,13 @@ def log_comparison(runs: Sequence[Run]) -> list[dict[str, Any]]:
         if fixed:
             curves.success_plot(
                 output / SUCCESS_PLOT,
-                success_lines(fixed),
-                title=f"success rate against th, with 95% intervals\n{picture_subject(fixed)}",
+                legends.success_lines(fixed),
+                title=legends.picture_title("success rate against th, with 95% intervals", fixed),
             )
         curves.queries_plot(
             output / QUERIES_PLOT,
             {kind: lines for kind, lines in query_curves.items() if lines},
-            title=f"share of attacked images fooled within x queries\n{picture_subject(rows)}",
+            title=legends.picture_title("share of attacked images fooled within x queries", rows),
         )
         levels = _log_robustness(output, rows, labels)
         mlflow.log_artifacts(str(output))
@@ -160,100 +159,13 @@ def _log_robustness(
     curves.robustness_curves_plot(
         output / ROBUSTNESS_PLOT,
         lines,
-        title="robust accuracy against th (each image's smallest th)\n"
-        + picture_subject([row for row, _ in smallest]),
+        title=legends.picture_title(
+            "robust accuracy against th (each image's smallest th)", [row for row, _ in smallest]
+        ),
     )
     levels = robustness_levels(rows)
     artifacts.write_table(output / ROBUSTNESS_LEVELS, _columns(levels))
     return levels
-
-
-def run_labels(runs: Sequence[Run]) -> list[str]:
-    """A label per run for legends: its name (its id if it has none), with the first 8
-    characters of its id when another of ``runs`` has the same name."""
-    names = [run.info.run_name or run.info.run_id for run in runs]
-    repeated = Counter(names)
-    return [
-        f"{name} ({run.info.run_id[:8]})" if repeated[name] > 1 else name
-        for name, run in zip(names, runs, strict=True)
-    ]
-
-
-def model_labels(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Each comparison row's model as the pictures and the printed table name it: its
-    name, with the first 8 characters of its train run's id (a file's path, a
-    registered model's URI) where two models of ``rows`` share that name."""
-    uris: dict[str, set[str]] = {}
-    for row in rows:
-        uris.setdefault(row["model"], set()).add(row["model_uri"])
-    return [
-        f"{row['model']} ({_short_model_id(row['model_uri'])})"
-        if len(uris[row["model"]]) > 1
-        else row["model"]
-        for row in rows
-    ]
-
-
-def _short_model_id(model_uri: str) -> str:
-    """``runs:/<train run id>/model`` -> the id's first 8 characters; else the URI."""
-    scheme, _, rest = model_uri.partition(":/")
-    return rest.split("/")[0][:8] if scheme == "runs" else model_uri
-
-
-def line_label(row: Mapping[str, Any], model: str) -> str:
-    """A line of ``success_vs_th.png``: ``model`` and the search setting of ``row``
-    (``es``, strategy, budget; ``loss`` when not the default; the data when it is not
-    the model's own)."""
-    label = f"{model} es={row['es']} ({row['strategy']}) {row['max_iter']}x{row['popsize']}"
-    if row["loss"] and row["loss"] != naming.DEFAULT_LOSS:
-        label += f" loss={row['loss']}"
-    if not row["model"].startswith(f"{row['data']}_"):
-        label += f" on {row['data']}"
-    return label
-
-
-def success_lines(
-    rows: Sequence[Mapping[str, Any]],
-) -> dict[str, dict[str, list[Mapping[str, Any]]]]:
-    """The fixed-th comparison ``rows`` as ``success_vs_th.png`` draws them: per attack
-    type (in `ATTACK_TYPES` order), a line per model run and search setting
-    (`line_label`). Runs of a line that repeat a th pair up in order, each pairing its
-    own line (``(repeat 2)``, ...)."""
-    panels: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
-    for row, model in zip(rows, model_labels(rows), strict=True):
-        lines = panels.setdefault(row["attack_type"], {})
-        label, repeat = line_label(row, model), 1
-        while any(other["th"] == row["th"] for other in lines.get(_repeated(label, repeat), [])):
-            repeat += 1
-        lines.setdefault(_repeated(label, repeat), []).append(row)
-    return {kind: panels[kind] for kind in ATTACK_TYPES if kind in panels}
-
-
-def _repeated(label: str, repeat: int) -> str:
-    return label if repeat == 1 else f"{label} (repeat {repeat})"
-
-
-def picture_subject(rows: Sequence[Mapping[str, Any]]) -> str:
-    """What a picture of the comparison ``rows`` shows, for its title: ``6 attack runs:
-    pixel, threshold; th=1, th=3; es=1 (differential evolution)`` and a line of models."""
-    settings = [
-        _listed([row["attack_type"] for row in rows], "attack types"),
-        _listed([naming.th_name(row["th"], _whole(row["th_max"])) for row in rows], "th values"),
-        _listed([f"es={row['es']} ({row['strategy']})" for row in rows], "strategies"),
-    ]
-    runs = f"{len(rows)} attack run{'' if len(rows) == 1 else 's'}"
-    return f"{runs}: {'; '.join(settings)}\nmodel: {_listed(model_labels(rows), 'models')}"
-
-
-def _listed(values: Sequence[str], noun: str, most: int = 3) -> str:
-    """The distinct ``values`` in order, comma-separated; more than ``most``: how many."""
-    distinct = list(dict.fromkeys(values))
-    return ", ".join(distinct) if len(distinct) <= most else f"{len(distinct)} {noun}"
-
-
-def _whole(th_max: float) -> int:
-    """A row's ``th_max`` as an integer (0 for a fixed th's NaN)."""
-    return 0 if math.isnan(th_max) else int(th_max)
 
 
 def robustness_curve(run_id: str) -> curves.Curve:
@@ -337,7 +249,7 @@ def summary(rows: Sequence[dict[str, Any]]) -> str:
     """The comparison as a short text table: per run its attack type, th, es, success
     rate and its 95% interval, adversarial accuracy, each image's smallest th (median
     and mean, ``th=-1`` runs), attack time, model (`model_labels`) and run id."""
-    models = model_labels(rows)
+    models = legends.model_labels(rows)
     width = max(len("model"), *(len(model) for model in models))
     header = f"{'attack':<10}{'th':>4} {'es':>3}  {'success rate [95% CI]':<24}"
     lines = [

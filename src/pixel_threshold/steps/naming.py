@@ -7,7 +7,7 @@ digits_small_cnn`` (``th=-1 (smallest<=64)`` for a ``th=-1`` run, th_max as reso
 A step names its own run once it knows the name (the attack once its model is
 resolved), unless the run already has a name a person gave it (``mlflow run
 --run-name NAME``, ``mlflow.start_run(run_name=...)``): only names of MLflow's own
-making (``gentle-owl-123``, `tracking.is_generated_name`) are replaced.
+making (``gentle-owl-123``, `generated_names.is_generated`) are replaced.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import mlflow
 
-from pixel_threshold import tracking
+from pixel_threshold import generated_names, tracking
 from pixel_threshold.attack.config import SMALLEST_TH, STRATEGIES, resolved_budget
 from pixel_threshold.steps.params import AttackParams, MainParams, TrainParams
 
@@ -29,7 +29,7 @@ def name_run(name: str) -> None:
     if run is None:
         raise RuntimeError("expected an active MLflow run to name, found none")
     current = mlflow.get_run(run.info.run_id).info.run_name
-    if not current or tracking.is_generated_name(current):
+    if not current or generated_names.is_generated(current):
         mlflow.set_tag(tracking.RUN_NAME_TAG, name)
 
 
