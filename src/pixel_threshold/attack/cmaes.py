@@ -103,9 +103,7 @@ class CMAES:
         rng: np.random.Generator,
     ) -> None:
         if popsize < MIN_POPSIZE:
-            raise ValueError(
-                f"expected popsize >= {MIN_POPSIZE} for CMA-ES, got popsize={popsize}"
-            )
+            raise ValueError(f"expected popsize >= {MIN_POPSIZE} for CMA-ES, got popsize={popsize}")
         self._lower = np.asarray(lower, dtype=np.float64)
         # the box is half-open; map just inside the upper bound
         self._upper = np.nextafter(np.asarray(upper, dtype=np.float64), -np.inf)
