@@ -567,9 +567,6 @@ RESUMABLE_RANDOM_SEARCH = AttackParams(th=3, es=2, limit=16, max_iter=300, seed=
 RESUMABLE_SMALLEST = AttackParams(
     th=-1, th_max=4, es=2, limit=16, max_iter=50, seed=3, batch_size=4
 )
-RESUMABLE_SMALLEST = AttackParams(
-    th=-1, th_max=4, es=2, limit=16, max_iter=50, seed=3, batch_size=4
-)
 
 
 def _interrupt_after(calls: int, patch: pytest.MonkeyPatch) -> None:
@@ -594,6 +591,21 @@ def _interrupt_after(calls: int, patch: pytest.MonkeyPatch) -> None:
 
 def _without(columns: dict[str, list[str]], *names: str) -> dict[str, list[str]]:
     return {name: values for name, values in columns.items() if name not in names}
+
+
+MODEL_FLOATS = ("p_true_before", "p_true_after")
+"""Manifest columns that hold the model's own outputs: a TensorFlow model's float32
+outputs for an image can differ in their last bits with the shape of the call it is in,
+and a resumed run calls the model with other images beside it. Every decision (success,
+labels, queries, the images) is exact."""
+
+
+def _same_manifest(resumed: dict[str, list[str]], whole: dict[str, list[str]]) -> None:
+    assert _without(resumed, *MODEL_FLOATS) == _without(whole, *MODEL_FLOATS)
+    for name in MODEL_FLOATS:
+        np.testing.assert_allclose(
+            np.array(resumed[name], dtype=float), np.array(whole[name], dtype=float), rtol=1e-5
+        )
 
 
 @pytest.mark.parametrize(
@@ -629,10 +641,13 @@ def test_an_interrupted_attack_keeps_its_images_and_resumes_to_the_same_results(
     rows = partial.column("index")
     assert len(rows) == int(done)
     np.testing.assert_array_equal(partial.images, full.images[rows])
-    assert _without(partial.manifest, "file") == {
-        name: [values[row] for row in rows]
-        for name, values in _without(full.manifest, "file").items()
-    }
+    _same_manifest(
+        _without(partial.manifest, "file"),
+        {
+            name: [values[row] for row in rows]
+            for name, values in _without(full.manifest, "file").items()
+        },
+    )
     evaluated = mlflow.get_run(run_evaluate(EvaluateParams(attack_run_id=killed.info.run_id)))
     agree = partial.column("label_after") == partial.labels
     assert evaluated.data.metrics["adversarial_accuracy"] == np.mean(agree)
@@ -643,7 +658,7 @@ def test_an_interrupted_attack_keeps_its_images_and_resumes_to_the_same_results(
     assert resumed.info.status == "FINISHED"
     assert resumed.data.tags["resumed_from"] == killed.info.run_id
     again = _adv_testing(resumed, tmp_path / "again")
-    assert again.manifest == full.manifest
+    _same_manifest(again.manifest, full.manifest)
     np.testing.assert_array_equal(again.images, full.images)
     timing = ("attack_seconds", "queries_per_second")
     np.testing.assert_equal(
