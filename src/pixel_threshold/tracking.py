@@ -108,12 +108,15 @@ def _cut(text: str, length: int) -> str:
 def record_refusal(step: str, params: Any, error: ValueError) -> None:
     """Record parameters refused before ``step`` started on the run ``mlflow run`` made
     for it (``MLFLOW_RUN_ID``): the step's tag, the parameters, the error
-    (`record_failure`); end it FAILED."""
-    with mlflow.start_run() as run:
-        mlflow.set_tag(STEP_TAG, step)
-        log_params(params)
-        record_failure(run.info.run_id, step, error)
-        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+    (`record_failure`); end it FAILED. Best effort, as `record_failure`."""
+    try:
+        with environment.variables_set(SERVER_PROBE), mlflow.start_run() as run:
+            mlflow.set_tag(STEP_TAG, step)
+            log_params(params)
+            record_failure(run.info.run_id, step, error)
+            mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+    except Exception as unrecorded:  # the refusal itself matters more than this one
+        print(f"could not record the refusal on the run: {unrecorded}", file=sys.stderr)
 
 
 def check_server(uri: str) -> None:
