@@ -28,6 +28,10 @@ def test_the_first_code_block_runs_the_steps_with_the_local_env_manager() -> Non
     kind, first = CODE_BLOCK.findall(README)[0]
     steps = [line for line in first.splitlines() if line.startswith("mlflow run")]
     assert kind == "sh"
+    assert [line.split()[:2] for line in first.splitlines()[:2]] == [
+        ["make", "demo"],
+        ["make", "test"],
+    ]  # the two commands that do all set-up come first
     assert [line.split()[4] for line in steps] == ["train", "attack"]
     assert all("--env-manager local" in line for line in steps)
     assert "mlflow ui" in first
