@@ -33,16 +33,29 @@ UI_PORT ?= 5000
 
 install: $(STAMP)
 
+# What the default suite needs; the slow suite adds Ray, the benchmarks ART, the UI
+# check Playwright (each a stamp of its own, so `make test` installs no more than it uses).
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[cpu,dev,imagenet,ray]'
+	$(BIN)/pip install --quiet -e '.[cpu,dev,imagenet]'
 	touch $(STAMP)
 
-test: install
-	$(BIN)/pytest -m "not slow and not ui" -q
+SLOW_STAMP := $(VENV)/.installed-slow
+BENCH_STAMP := $(VENV)/.installed-bench
 
-test-slow: install
+$(SLOW_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[cpu,dev,imagenet,ray]'
+	touch $@
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[cpu,dev,imagenet,bench]'
+	touch $@
+
+test: install
+	$(BIN)/pytest -m "not slow and not ui" -q --durations=15
+
+test-slow: $(SLOW_STAMP)
 	$(BIN)/pytest -m "slow and not ui" -q || test $$? -eq 5  # 5: no slow test collected
 
 # `make test-ui`: the MLflow UI in headless Chromium (tests/test_ui.py). Debian's chromium
@@ -59,7 +72,7 @@ test-ui: $(UI_STAMP)
 	CHROMIUM=$(CHROMIUM) $(BIN)/pytest -m ui -q
 
 $(UI_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[cpu,dev,imagenet,ray,ui]'
+	$(BIN)/pip install --quiet -e '.[cpu,dev,imagenet,ui]'
 	touch $@
 
 lint: install
@@ -70,15 +83,15 @@ lint: install
 # `make bench`: speed against ART and the forward pass, then attack strength per query
 # (every strategy and loss at equal budgets, digits CNN and Lite0 on imagenet-sample), then
 # each image's smallest th (th=-1) against ART's th=None on the digits CNN.
-bench: install
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)  # e.g. BENCH_ARGS="--lite0-images 5"
 	$(BIN)/python -m benchmarks.strength $(SEARCH_ARGS)  # writes benchmarks/output/
 	$(BIN)/python -m benchmarks.smallest $(SMALLEST_ARGS)  # writes benchmarks/output/
 
-bench-search: install
+bench-search: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.strength $(SEARCH_ARGS)  # e.g. SEARCH_ARGS="--lite0-images 0"
 
-bench-smallest: install
+bench-smallest: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.smallest $(SMALLEST_ARGS)  # e.g. SMALLEST_ARGS="--art-max-iter 3"
 
 demo: install

@@ -7,7 +7,7 @@ random weights (speed only), its rescaling inside, softmax out; the images are
 scikit-image's photos, labelled with the model's own predictions. Every row attacks
 the same images with the same compiled forward pass, in one run::
 
-    KERAS_BACKEND=jax python -m benchmarks.accelerator --output results/gpu.json
+    KERAS_BACKEND=jax python -m benchmarks.accelerator --output benchmarks/output/gpu.json
 """
 
 from __future__ import annotations

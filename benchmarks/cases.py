@@ -9,8 +9,11 @@ import keras
 import numpy as np
 import numpy.typing as npt
 
-from pixel_threshold.data import digits, imagenet_sample
-from pixel_threshold.models import CompiledClassifier, build_model, small_cnn, train_classifier
+from pixel_threshold.data.datasets import digits, imagenet_sample
+from pixel_threshold.models.classifier import CompiledClassifier
+from pixel_threshold.models.registry import build_model
+from pixel_threshold.models.small_cnn import small_cnn
+from pixel_threshold.models.training import train_classifier
 
 
 @dataclass(frozen=True)

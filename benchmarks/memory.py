@@ -18,8 +18,9 @@ import numpy as np
 def attack_and_report(count: int) -> dict[str, Any]:
     """Attack ``count`` digits (cycling through the data set) with a small budget."""
     from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Sample
-    from pixel_threshold.data import digits
-    from pixel_threshold.models import CompiledClassifier, small_cnn
+    from pixel_threshold.data.datasets import digits
+    from pixel_threshold.models.classifier import CompiledClassifier
+    from pixel_threshold.models.small_cnn import small_cnn
 
     split = digits(seed=0)
     images = np.concatenate([split.train_images, split.test_images])

@@ -6,7 +6,7 @@ Ray head on 127.0.0.1 with 1 and 2 worker CPUs (one single-threaded worker per C
 Each Ray row attacks the images twice on the same connection: ``cold`` includes
 starting the workers and loading the model in each (the fixed cost of a run), ``warm``
 is the second pass (workers already hold the model). Prints a table and writes
-benchmarks/results/ray_scaling.json (a list of rows).
+benchmarks/output/ray_scaling.json (untracked; a list of rows).
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.cases import digits_case
-from benchmarks.ray_head import ray_head
 from benchmarks.run import compiled
 from pixel_threshold.attack import AttackConfig, ImageResult, Sample
 from pixel_threshold.steps import sharding
-from pixel_threshold.steps.params import AttackParams
+from tests.ray_head import ray_head
 
-RESULTS = Path(__file__).parent / "results" / "ray_scaling.json"
+RESULTS = Path("benchmarks/output/ray_scaling.json")
 Row = dict[str, Any]
 
 
@@ -96,20 +95,23 @@ def main() -> None:
         f"{'mode':<10}{'workers':>8}{'images':>8}{'seconds':>10}{'s/image':>12}"
         f"{'queries/s':>12}{'success':>9}  same as local"
     )
-    with sharding.searching(AttackParams(), config, case.model, classifier) as search:
+    with sharding.searching(config, classifier) as search:
         seconds, local = timed(search, samples)
     rows = [{**common, **row("local", None, seconds, local)}]
     print_row(rows[-1])
     for workers in (int(count) for count in args.workers.split(",")):
-        with ray_head(num_cpus=workers) as head:
-            params = AttackParams(ray_address=head.address, shard_size=args.shard_size)
-            with sharding.searching(params, config, case.model, classifier) as search:
-                for mode in ("ray_cold", "ray_warm"):
-                    seconds, results = timed(search, samples)
-                    same = [_key(result) for result in results] == [_key(r) for r in local]
-                    rows.append({**common, **row(mode, workers, seconds, results)})
-                    rows[-1]["same_as_local"] = same
-                    print_row(rows[-1])
+        with (
+            ray_head(num_cpus=workers) as head,
+            sharding.searching(
+                config, classifier, ray_address=head.address, shard_size=args.shard_size
+            ) as search,
+        ):
+            for mode in ("ray_cold", "ray_warm"):
+                seconds, results = timed(search, samples)
+                same = [_key(result) for result in results] == [_key(r) for r in local]
+                rows.append({**common, **row(mode, workers, seconds, results)})
+                rows[-1]["same_as_local"] = same
+                print_row(rows[-1])
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(rows, indent=1, allow_nan=False) + "\n")
     print(f"\nwrote {args.output}")

@@ -1,6 +1,6 @@
 """`make bench`: ours vs ART's PixelAttack vs the model's own forward time, in one run.
 
-Writes benchmarks/results/latest.json (a list of rows) and prints a table. Every
+Writes benchmarks/output/speed.json (untracked; a list of rows) and prints a table. Every
 row of one case attacks the same images with the same model; ``model_only`` is
 the compiled forward pass alone for the same number of queries at the same
 batch size, timed in the same run.
@@ -21,9 +21,9 @@ from pixel_threshold.attack import (
     default_popsize,
     make_encoding,
 )
-from pixel_threshold.models import CompiledClassifier
+from pixel_threshold.models.classifier import CompiledClassifier
 
-RESULTS = Path(__file__).parent / "results" / "latest.json"
+RESULTS = Path("benchmarks/output/speed.json")
 
 
 def compiled(case: Case, batch_size: int) -> CompiledClassifier:

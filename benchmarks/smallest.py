@@ -70,7 +70,7 @@ from pixel_threshold.attack import (
     distances,
     make_encoding,
 )
-from pixel_threshold.models import CompiledClassifier
+from pixel_threshold.models.classifier import CompiledClassifier
 
 OUTPUT = Path("benchmarks/output/smallest.json")
 ART_TH_RANGE = 127

@@ -1,6 +1,6 @@
 """Entry point ``compare``: ``python entrypoints/compare.py --help`` lists its options."""
 
-from pixel_threshold.cli import command
+from pixel_threshold.steps.cli import command
 from pixel_threshold.steps.params import CompareParams
 
 

@@ -1,6 +1,6 @@
 """Entry point ``evaluate``: ``python entrypoints/evaluate.py --help`` lists its options."""
 
-from pixel_threshold.cli import command
+from pixel_threshold.steps.cli import command
 from pixel_threshold.steps.params import EvaluateParams
 
 

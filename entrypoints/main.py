@@ -1,7 +1,7 @@
 """Entry point ``main``: ``python entrypoints/main.py --help`` lists its options."""
 
-from pixel_threshold.cli import command
 from pixel_threshold.steps import plan
+from pixel_threshold.steps.cli import command
 from pixel_threshold.steps.params import MainParams
 
 

@@ -1,7 +1,7 @@
 """Entry point ``train``: ``python entrypoints/train.py --help`` lists its options."""
 
-from pixel_threshold.cli import command
 from pixel_threshold.steps import plan
+from pixel_threshold.steps.cli import command
 from pixel_threshold.steps.params import TrainParams
 
 

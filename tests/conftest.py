@@ -1,18 +1,19 @@
-"""Shared test fixtures: small exact models that need no TensorFlow, and an outbox of
-the session's own."""
+"""Shared test fixtures: small exact models that need no TensorFlow, the session's one
+trained digits CNN, and an outbox of the session's own."""
 
 from __future__ import annotations
 
 import struct
 import zlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
-from pixel_threshold import outbox
+from pixel_threshold.steps import outbox
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -83,3 +84,41 @@ def decode_candidates(encoding: Any, image: np.ndarray, genes: np.ndarray) -> np
         out, image[None].astype(np.float32), np.zeros(len(genes), dtype=np.intp), genes
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def digits_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small CNN trained on digits as ``train`` trains it (3 epochs, seed 0), as a
+    ``.weights.h5`` file: trained once a session; a module that needs a trained model
+    builds it from this file, or wraps it in a train run (``epochs=0``)."""
+    from pixel_threshold.data.datasets import digits
+    from pixel_threshold.models import registry, training
+
+    split = digits()
+    model = registry.build_model("small_cnn", (8, 8, 1), len(split.class_names), seed=0)
+    training.train_classifier(
+        model,
+        split.train_images,
+        split.train_labels,
+        epochs=3,
+        seed=0,
+        validation=(split.test_images, split.test_labels),
+    )
+    path = tmp_path_factory.mktemp("digits") / "small_cnn.weights.h5"
+    model.save_weights(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def lite0_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ``XDG_CACHE_HOME`` holding EfficientNet-Lite0 with its ImageNet weights,
+    converted once a session (skipped without the ``imagenet`` extra): a test that builds
+    it points ``XDG_CACHE_HOME`` here."""
+    from pixel_threshold.models.imagenet import lite0
+
+    pytest.importorskip(lite0.PACKAGE, reason="the imagenet extra is not installed")
+    folder = tmp_path_factory.mktemp("xdg-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(folder))
+        lite0.pretrained()
+    return folder

@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import numpy.typing as npt
 
-from pixel_threshold.torch_checkpoint import LEGACY_MAGIC
+from pixel_threshold.models.imagenet.checkpoint import LEGACY_MAGIC
 
 
 def _text(value: str) -> bytes:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixel_threshold.artifacts import (
+from pixel_threshold.artifacts.tarball import (
     LIMITS,
     Limits,
     read_adv_testing,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 
 from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Sample
-from pixel_threshold.data import Split, digits
-from pixel_threshold.models import CompiledClassifier, small_cnn, train_classifier
+from pixel_threshold.data.datasets import Split, digits
+from pixel_threshold.models.classifier import CompiledClassifier
+from pixel_threshold.models.registry import build_model
 
 
 @pytest.fixture(scope="module")
@@ -17,10 +20,8 @@ def split() -> Split:
 
 
 @pytest.fixture(scope="module")
-def model(split: Split) -> keras.Model:
-    cnn = small_cnn((8, 8, 1), 10, seed=0)
-    train_classifier(cnn, split.train_images, split.train_labels, epochs=5, seed=0)
-    return cnn
+def model(digits_weights: Path) -> keras.Model:
+    return build_model("small_cnn", (8, 8, 1), 10, weights=str(digits_weights))
 
 
 def attack(model: keras.Model, split: Split, config: AttackConfig, count: int):

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixel_threshold.data import attack_set, digits, image_folder, read_images, training_split
+from pixel_threshold.data.datasets import attack_set, digits, training_split
+from pixel_threshold.data.folders import image_folder, read_images
 
 
 @pytest.fixture

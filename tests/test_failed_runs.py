@@ -8,11 +8,11 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from benchmarks.ray_head import free_port
-from pixel_threshold import tracking
+from pixel_threshold.steps import tracking
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.compare import run_compare
 from pixel_threshold.steps.params import AttackParams, CompareParams
+from tests.ray_head import free_port
 from tests.tracking_store import sqlite_experiment
 
 BAD_TH = "expected th >= 1 or th=-1 (each image's smallest), got th=0"

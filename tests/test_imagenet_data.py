@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixel_threshold import imagenet
-from pixel_threshold.data import attack_set, image_folder, training_split
+from pixel_threshold.data import imagenet
+from pixel_threshold.data.datasets import attack_set, training_split
+from pixel_threshold.data.folders import image_folder
+from pixel_threshold.models import weights
 
 
 def test_the_class_table_is_imagenets() -> None:
@@ -112,7 +114,7 @@ def test_the_foolbox_photos_follow_in_order_labelled_by_their_file_names() -> No
 
 def test_the_foolbox_photos_are_found_without_importing_foolbox() -> None:
     script = (
-        "import sys; from pixel_threshold import imagenet; imagenet.sample_photos(); "
+        "import sys; from pixel_threshold.data import imagenet; imagenet.sample_photos(); "
         "print(sorted({'foolbox', 'eagerpy', 'git', 'requests'} & set(sys.modules)))"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
@@ -143,10 +145,10 @@ def test_keras_and_cache_folders_follow_the_environment(
 ) -> None:
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "k"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "c"))
-    assert imagenet.keras_models_dir() == tmp_path / "k" / "models"
-    assert imagenet.cache_dir() == tmp_path / "c" / "pixel-threshold"
+    assert weights.keras_models_dir() == tmp_path / "k" / "models"
+    assert weights.cache_dir() == tmp_path / "c" / "pixel-threshold"
     monkeypatch.delenv("KERAS_HOME")
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert imagenet.keras_models_dir() == tmp_path / ".keras" / "models"
-    assert imagenet.cache_dir() == tmp_path / ".cache" / "pixel-threshold"
+    assert weights.keras_models_dir() == tmp_path / ".keras" / "models"
+    assert weights.cache_dir() == tmp_path / ".cache" / "pixel-threshold"

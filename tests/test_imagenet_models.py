@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
 
-from pixel_threshold import imagenet, imagenet_models, models
+from pixel_threshold.data import imagenet
+from pixel_threshold.models import registry
+from pixel_threshold.models.imagenet import applications
+
+APPLICATIONS = [
+    name
+    for name, entry in registry.ARCHITECTURES.items()
+    if isinstance(entry, registry.KerasApplication)
+]
 
 PREPROCESS_INPUT: dict[str, Callable[..., Any]] = {
     "resnet50": keras.applications.resnet50.preprocess_input,
@@ -29,11 +37,26 @@ def raw_pixels() -> np.ndarray[Any, np.dtype[np.float32]]:
     return images[:2].astype(np.float32)
 
 
-@pytest.mark.parametrize("architecture", list(imagenet_models.APPLICATIONS))
+def stand_in(weights: None, input_shape: tuple[int, int, int], classes: int) -> keras.Model:
+    """A small backbone in place of a Keras application: what the preprocessing test
+    needs is the layers in front of it and how they are wired, not the application."""
+    assert weights is None  # our builder loads the weight file itself
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(4, 3, strides=8, activation="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(x))
+
+
+@pytest.mark.parametrize("architecture", APPLICATIONS)
 def test_raw_pixels_score_as_preprocess_input_does(
-    architecture: str, raw_pixels: np.ndarray[Any, np.dtype[np.float32]]
+    architecture: str,
+    raw_pixels: np.ndarray[Any, np.dtype[np.float32]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    model = models.build_model(architecture, (224, 224, 3), 1000, seed=0)
+    entry = registry.ARCHITECTURES[architecture]
+    assert isinstance(entry, registry.KerasApplication)
+    monkeypatch.setattr(keras.applications, entry.keras_class, stand_in)
+    model = registry.build_model(architecture, (224, 224, 3), 1000, seed=0)
     backbone = model.layers[-1]
     manual = PREPROCESS_INPUT[architecture](raw_pixels.copy())
     layers_before = model.layers[1:-1]  # input, preprocessing (if any), backbone
@@ -48,13 +71,13 @@ def test_raw_pixels_score_as_preprocess_input_does(
 def test_lite0_normalises_raw_pixels_inside(
     raw_pixels: np.ndarray[Any, np.dtype[np.float32]],
 ) -> None:
-    model = models.build_model("efficientnet_lite0", (224, 224, 3), 1000)
+    model = registry.build_model("efficientnet_lite0", (224, 224, 3), 1000)
     inside = keras.Model(model.input, model.get_layer("normalise").output)(raw_pixels).numpy()
     np.testing.assert_allclose(inside, (raw_pixels - 127.5) / 128.0, rtol=0, atol=1e-6)
 
 
 def test_caffe_preprocessing_is_bgr_minus_the_mean() -> None:
-    layer = imagenet_models.caffe_preprocessing()
+    layer = applications.caffe_preprocessing()
     pixels = np.array([[[[10.0, 20.0, 30.0]]]], dtype=np.float32)
     bgr = layer(pixels).numpy().ravel()
     np.testing.assert_allclose(bgr, [30.0 - 103.939, 20.0 - 116.779, 10.0 - 123.68], rtol=1e-6)
@@ -90,7 +113,7 @@ def test_imagenet_weights_come_from_keras_home_as_keras_would_load_them(
 
     monkeypatch.setattr(keras.src.applications.efficientnet.file_utils, "get_file", no_download)
     reference = keras.applications.EfficientNetB0(weights="imagenet")
-    ours = models.build_model("efficientnet_b0", (224, 224, 3), 1000, weights="imagenet")
+    ours = registry.build_model("efficientnet_b0", (224, 224, 3), 1000, weights="imagenet")
     pixels = np.random.default_rng(0).integers(0, 256, (2, 224, 224, 3)).astype(np.float32)
     np.testing.assert_allclose(
         ours(pixels).numpy(), reference(pixels).numpy(), rtol=1e-4, atol=1e-6
@@ -105,25 +128,26 @@ def test_imagenet_weights_come_from_keras_home_as_keras_would_load_them(
     np.testing.assert_allclose(stem, reference_stem, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("architecture", list(imagenet_models.APPLICATIONS))
+@pytest.mark.parametrize("architecture", APPLICATIONS)
 def test_missing_weights_name_the_file_the_folder_and_the_source(
     architecture: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    source = imagenet.KERAS_WEIGHTS[architecture]
+    source = registry.ARCHITECTURES[architecture]
+    assert isinstance(source, registry.KerasApplication)
     with pytest.raises(ValueError) as raised:
-        models.check_build(architecture, "imagenet")
+        registry.check_build(architecture, "imagenet")
     message = str(raised.value)
-    assert source.file_name in message
+    assert source.weights_file in message
     assert f"{tmp_path / 'keras' / 'models'}/" in message
-    assert source.url + source.file_name in message
+    assert source.weights_url + source.weights_file in message
 
 
 def test_a_weights_path_must_be_an_existing_h5_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"existing \.h5 file .* weights='.*missing\.h5'"):
-        models.check_build("resnet50", str(tmp_path / "missing.h5"))
+        registry.check_build("resnet50", str(tmp_path / "missing.h5"))
 
 
 def test_unknown_architectures_list_the_imagenet_ones() -> None:
     with pytest.raises(ValueError, match=r"small_cnn, resnet50, .*efficientnet_lite0\), got"):
-        models.check_build("alexnet", "none")
+        registry.check_build("alexnet", "none")

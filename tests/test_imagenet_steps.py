@@ -13,8 +13,11 @@ import pytest
 from mlflow import MlflowClient
 from PIL import Image
 
-from pixel_threshold import imagenet, lite0, models, tracking
-from pixel_threshold.data import digits
+from pixel_threshold.data import imagenet
+from pixel_threshold.data.datasets import digits
+from pixel_threshold.models import registry
+from pixel_threshold.models.imagenet import lite0
+from pixel_threshold.steps import tracking
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.evaluate import run_evaluate
 from pixel_threshold.steps.params import AttackParams, EvaluateParams, TrainParams
@@ -50,13 +53,11 @@ def test_epochs_0_needs_pretrained_weights(experiment: str) -> None:
     )
 
 
-def test_epochs_0_evaluates_a_weights_file_as_it_is(experiment: str, tmp_path: Path) -> None:
+def test_epochs_0_evaluates_a_weights_file_as_it_is(experiment: str, digits_weights: Path) -> None:
     split = digits()
-    model = models.small_cnn((8, 8, 1), 10, seed=0)
-    models.train_classifier(model, split.train_images, split.train_labels, epochs=2, seed=0)
-    model.save_weights(tmp_path / "cnn.weights.h5")
+    model = registry.build_model("small_cnn", (8, 8, 1), 10, weights=str(digits_weights))
     predicted = np.argmax(model(split.test_images.astype(np.float32)).numpy(), axis=1)
-    run_id = run_train(TrainParams(weights=str(tmp_path / "cnn.weights.h5"), epochs=0))
+    run_id = run_train(TrainParams(weights=str(digits_weights), epochs=0))
     metrics = mlflow.get_run(run_id).data.metrics
     assert metrics["test_images"] == len(split.test_labels)
     assert metrics["test_accuracy"] == pytest.approx(np.mean(predicted == split.test_labels))
@@ -103,8 +104,10 @@ def test_imagenet_sample_has_nothing_to_train_on(experiment: str) -> None:
     )
 
 
-def test_wrap_attack_and_evaluate_lite0_on_imagenet_sample(experiment: str, tmp_path: Path) -> None:
-    pytest.importorskip(lite0.PACKAGE, reason="the imagenet extra is not installed")
+def test_wrap_attack_and_evaluate_lite0_on_imagenet_sample(
+    experiment: str, tmp_path: Path, lite0_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(lite0_cache))  # converted once a session
     train_id = run_train(
         TrainParams(
             dataset="imagenet-sample",

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from pixel_threshold.cli import command
-from pixel_threshold.interrupts import (
+from pixel_threshold.steps.cli import command
+from pixel_threshold.steps.interrupts import (
     Interrupted,
     exit_status,
     signals_ignored,

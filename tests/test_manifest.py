@@ -9,10 +9,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from pixel_threshold.artifacts import AdvTesting, read_adv_testing, write_adv_testing
+from pixel_threshold.artifacts import manifest
+from pixel_threshold.artifacts.tarball import AdvTesting, read_adv_testing, write_adv_testing
 from pixel_threshold.attack import ImageResult, distances
-from pixel_threshold.metrics import image_distances
-from pixel_threshold.steps import manifest
+from pixel_threshold.attack.distances import image_distances
 
 CLASSES = ("cat", "dog", "emu")
 

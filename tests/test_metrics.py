@@ -10,12 +10,11 @@ import pytest
 from scipy.stats import wasserstein_distance
 
 from pixel_threshold.attack import ImageResult
+from pixel_threshold.attack.distances import DISTANCES, image_distances
 from pixel_threshold.metrics import (
-    DISTANCES,
     SUMMARIES,
     attack_metrics,
     fooled_share,
-    image_distances,
     robust_accuracy,
     smallest_th_metrics,
     summarize,

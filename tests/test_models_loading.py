@@ -11,14 +11,9 @@ import numpy as np
 import pytest
 from keras.src.saving.serialization_lib import SafeModeScope
 
-from pixel_threshold.models import (
-    CompiledClassifier,
-    build_model,
-    compile_classifier,
-    image_classifier_shape,
-    load_model,
-    predict_labels,
-)
+from pixel_threshold.models.classifier import CompiledClassifier, compile_classifier, predict_labels
+from pixel_threshold.models.loading import image_classifier_shape, load_model
+from pixel_threshold.models.registry import build_model
 from pixel_threshold.steps.plan import parse_input_range
 
 IMAGES = np.random.default_rng(0).integers(0, 256, size=(20, 8, 8, 1)).astype(np.uint8)

@@ -18,9 +18,9 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
-from pixel_threshold import models, tracking
-from pixel_threshold.artifacts import read_adv_testing
-from pixel_threshold.data import digits
+from pixel_threshold.artifacts.tarball import read_adv_testing
+from pixel_threshold.models import registry
+from pixel_threshold.steps import tracking
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 450
@@ -28,10 +28,8 @@ ATTACK = ["--th", "1", "--es", "1", "--limit", str(LIMIT), "--max-iter", "100"]
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    split = digits()
-    model = models.small_cnn((8, 8, 1), 10, seed=0)
-    models.train_classifier(model, split.train_images, split.train_labels, epochs=3)
+def model_file(tmp_path_factory: pytest.TempPathFactory, digits_weights: Path) -> Path:
+    model = registry.build_model("small_cnn", (8, 8, 1), 10, weights=str(digits_weights))
     path = tmp_path_factory.mktemp("model") / "digits.keras"
     model.save(path)
     return path

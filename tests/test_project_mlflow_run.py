@@ -1,7 +1,9 @@
 """Smoke: ``mlflow run <project> --env-manager local`` of every entry point, as a user would.
 
 Each run is a subprocess against a temporary sqlite tracking store, started in a
-temporary directory so that artifacts land there (MLflow's default ``./mlruns``).
+temporary directory so that artifacts land there (MLflow's default ``./mlruns``). The
+default suite keeps one, ``main`` (which runs train, attack, evaluate and compare in
+its process), named as CI names its smoke run; the others are slow.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
-from pixel_threshold import tracking
+from pixel_threshold.steps import tracking
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = "smoke"
@@ -87,6 +89,7 @@ def chain(store: Store) -> dict[str, Run]:
     return {step: store.latest(step) for step in ("train", "attack", "evaluate")}
 
 
+@pytest.mark.slow
 def test_train_run_logs_the_model(chain: dict[str, Run], store: Store) -> None:
     run = chain["train"]
     assert run.info.status == "FINISHED"
@@ -102,6 +105,7 @@ def test_train_run_logs_the_model(chain: dict[str, Run], store: Store) -> None:
     assert "keras" in info.flavors
 
 
+@pytest.mark.slow
 def test_attack_run_logs_params_metrics_and_the_tarball(
     chain: dict[str, Run], store: Store, tmp_path: Path
 ) -> None:
@@ -136,6 +140,7 @@ def test_attack_run_logs_params_metrics_and_the_tarball(
     assert {name.split("/")[1] for name in pngs} <= {str(digit) for digit in range(10)}
 
 
+@pytest.mark.slow
 def test_evaluate_run_reproduces_the_attack(chain: dict[str, Run]) -> None:
     run, attack = chain["evaluate"], chain["attack"]
     assert run.info.status == "FINISHED"
@@ -144,6 +149,7 @@ def test_evaluate_run_reproduces_the_attack(chain: dict[str, Run]) -> None:
     assert {"clean_precision", "adversarial_recall", "adversarial_f1"} <= set(run.data.metrics)
 
 
+@pytest.mark.slow
 def test_compare_run_tabulates_the_experiment_s_attack_runs(
     chain: dict[str, Run], store: Store, tmp_path: Path
 ) -> None:
@@ -162,11 +168,19 @@ def test_compare_run_tabulates_the_experiment_s_attack_runs(
 
 def test_main_run_has_child_runs_and_a_comparison(store: Store) -> None:
     done = store.run(
-        "main", th_values="1,2", es_values=1, limit=8, epochs=1, max_iter=3, popsize=10
+        "main",
+        run_name="ci-smoke",
+        th_values="1,2",
+        es_values=1,
+        limit=8,
+        epochs=1,
+        max_iter=3,
+        popsize=10,
     )
     _ok(done)
     assert "success rate" in done.stdout
     parent = store.latest("main")
+    assert parent.info.run_name == "ci-smoke"  # a name given to mlflow run is kept
     assert parent.data.params["th_values"] == "1,2"
     client = MlflowClient(store.uri)
     assert {item.path for item in client.list_artifacts(parent.info.run_id)} == {
@@ -183,6 +197,7 @@ def test_main_run_has_child_runs_and_a_comparison(store: Store) -> None:
     assert steps == ["attack", "attack", "evaluate", "evaluate", "train"]
 
 
+@pytest.mark.slow
 def test_bad_parameter_exits_non_zero_and_marks_the_run_failed(store: Store) -> None:
     done = store.run("attack", th=0, limit=2)
     assert done.returncode != 0

@@ -21,7 +21,8 @@ import pytest
 import yaml
 from mlflow.projects._project_spec import load_project
 
-from pixel_threshold.cli import option_name
+from pixel_threshold.artifacts import names
+from pixel_threshold.steps.cli import option_name
 from pixel_threshold.steps.params import (
     AttackParams,
     CompareParams,
@@ -115,3 +116,14 @@ def test_entry_points_run_as_scripts(name: str) -> None:
     )
     for field in dataclasses.fields(ENTRY_POINTS[name]):
         assert option_name(field.name) in done.stdout
+
+
+@pytest.mark.parametrize("name", sorted(names.LOGGED))
+def test_help_and_the_readme_list_every_file_the_step_logs(name: str) -> None:
+    command = _cli(name)
+    help_text = " ".join(command.get_help(click.Context(command)).split())
+    readme = (ROOT / "README.md").read_text()
+    reference = readme[readme.index("## Entry-point reference") :]
+    for entry in names.LOGGED[name]:
+        assert entry.name in help_text
+        assert f"`{entry.name}`" in reference, f"README's reference lacks {entry.name}"

@@ -15,11 +15,10 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 from PIL import Image
 
-from pixel_threshold import generated_names
-from pixel_threshold.artifacts import read_adv_testing
-from pixel_threshold.data import digits
+from pixel_threshold.artifacts.tarball import read_adv_testing
+from pixel_threshold.data.datasets import digits
 from pixel_threshold.report import examples
-from pixel_threshold.steps import naming
+from pixel_threshold.steps import generated_names, naming
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.compare import run_compare
 from pixel_threshold.steps.evaluate import run_evaluate
@@ -38,9 +37,10 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def runs(experiment: str) -> dict[str, Run]:
-    """train, attacks with th=1 and th=3, evaluate of the th=3 attack."""
-    train = run_train(TrainParams(epochs=3))
+def runs(experiment: str, digits_weights: Path) -> dict[str, Run]:
+    """train (the session's trained CNN), attacks with th=1 and th=3, evaluate of the
+    th=3 attack."""
+    train = run_train(TrainParams(weights=str(digits_weights), epochs=0))
     weak = run_attack(AttackParams(th=1, es=1, **BUDGET))
     strong = run_attack(AttackParams(th=3, es=1, **BUDGET))
     evaluate = run_evaluate(EvaluateParams(attack_run_id=strong))

@@ -16,9 +16,9 @@ import mlflow.keras
 import pytest
 from mlflow import MlflowClient
 
-from benchmarks.ray_head import free_port
-from pixel_threshold import tracking
-from pixel_threshold.artifacts import read_adv_testing
+from pixel_threshold.artifacts.tarball import read_adv_testing
+from pixel_threshold.steps import tracking
+from tests.ray_head import free_port
 from tests.tracking_store import mlflow_server
 
 ROOT = Path(__file__).resolve().parents[1]

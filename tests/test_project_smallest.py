@@ -13,9 +13,9 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 from PIL import Image
 
-from pixel_threshold.artifacts import AdvTesting, read_adv_testing
-from pixel_threshold.data import digits
-from pixel_threshold.metrics import image_distances
+from pixel_threshold.artifacts.tarball import AdvTesting, read_adv_testing
+from pixel_threshold.attack.distances import image_distances
+from pixel_threshold.data.datasets import digits
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.evaluate import run_evaluate
 from pixel_threshold.steps.params import AttackParams, EvaluateParams, TrainParams
@@ -36,9 +36,10 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def runs(experiment: str) -> dict[str, Run]:
-    """A train run, then a th=-1 attack of each type with a small random-search budget."""
-    run_train(TrainParams(epochs=3))
+def runs(experiment: str, digits_weights: Path) -> dict[str, Run]:
+    """A train run (the session's trained CNN), then a th=-1 attack of each type with a
+    small random-search budget."""
+    run_train(TrainParams(weights=str(digits_weights), epochs=0))
     return {
         attack_type: mlflow.get_run(
             run_attack(

@@ -17,11 +17,13 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 from PIL import Image
 
-from pixel_threshold import models, tracking
-from pixel_threshold.artifacts import AdvTesting, read_adv_testing
-from pixel_threshold.data import digits
-from pixel_threshold.metrics import DISTANCES, SUMMARIES
-from pixel_threshold.steps import outcome
+from pixel_threshold.artifacts.tarball import AdvTesting, read_adv_testing
+from pixel_threshold.attack.distances import DISTANCES
+from pixel_threshold.data.datasets import digits
+from pixel_threshold.metrics import SUMMARIES
+from pixel_threshold.models import small_cnn
+from pixel_threshold.steps import attack as attack_step
+from pixel_threshold.steps import outcome, tracking
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.evaluate import run_evaluate
 from pixel_threshold.steps.main import run_main
@@ -307,7 +309,7 @@ def test_image_folder_and_keras_file(experiment: str, tmp_path: Path) -> None:
         for number in range(4):
             pixels = rng.integers(0, 256, size=(10, 10, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(tmp_path / "data" / name / f"{number}.png")
-    model = models.small_cnn((10, 10, 3), 3, seed=1)
+    model = small_cnn.small_cnn((10, 10, 3), 3, seed=1)
     model.save(tmp_path / "model.keras")
     attack_id = run_attack(
         AttackParams(
@@ -468,14 +470,14 @@ def test_models_that_do_not_fit_are_refused(
 ) -> None:
     no_model = f"runs:/{attack_run.info.run_id}/model"
     _fails(experiment, run_attack, AttackParams(model=no_model), "cannot load model='runs:/")
-    models.small_cnn((8, 8, 1), 3).save(tmp_path / "three.keras")
+    small_cnn.small_cnn((8, 8, 1), 3).save(tmp_path / "three.keras")
     _fails(
         experiment,
         run_attack,
         AttackParams(model=str(tmp_path / "three.keras"), limit=2),
         "expected data='digits' to have the model's 3 classes, got 10",
     )
-    models.small_cnn((10, 10, 3), 10).save(tmp_path / "rgb.keras")
+    small_cnn.small_cnn((10, 10, 3), 10).save(tmp_path / "rgb.keras")
     _fails(
         experiment,
         run_attack,
@@ -531,7 +533,7 @@ def test_unreadable_images_are_counted_listed_and_skipped(experiment: str, tmp_p
                 tmp_path / "data" / name / f"{number}.png"
             )
     (tmp_path / "data" / "a" / "0_broken.png").write_bytes(b"not a png")
-    models.small_cnn((6, 6, 3), 2, seed=1).save(tmp_path / "model.keras")
+    small_cnn.small_cnn((6, 6, 3), 2, seed=1).save(tmp_path / "model.keras")
     run = mlflow.get_run(
         run_attack(
             AttackParams(model=str(tmp_path / "model.keras"), data=str(tmp_path / "data"), **SMALL)
@@ -571,7 +573,7 @@ RESUMABLE_SMALLEST = AttackParams(
 
 def _interrupt_after(calls: int, patch: pytest.MonkeyPatch) -> None:
     """Make the attack's model raise KeyboardInterrupt (Ctrl-C) on call ``calls + 1``."""
-    compile_classifier = models.compile_classifier
+    compile_classifier = attack_step.compile_classifier
 
     def interrupting(*args: Any, **kwargs: Any) -> Callable[[Any], Any]:
         classifier = compile_classifier(*args, **kwargs)
@@ -586,7 +588,7 @@ def _interrupt_after(calls: int, patch: pytest.MonkeyPatch) -> None:
 
         return predict
 
-    patch.setattr(models, "compile_classifier", interrupting)
+    patch.setattr(attack_step, "compile_classifier", interrupting)
 
 
 def _without(columns: dict[str, list[str]], *names: str) -> dict[str, list[str]]:

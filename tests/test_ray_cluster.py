@@ -21,13 +21,13 @@ import numpy as np
 import pytest
 from mlflow.entities import Run
 
-from benchmarks.ray_head import Head, ray_head
-from pixel_threshold import models
-from pixel_threshold.artifacts import AdvTesting, read_adv_testing
-from pixel_threshold.data import digits
+from pixel_threshold.artifacts.tarball import AdvTesting, read_adv_testing
+from pixel_threshold.data.datasets import digits
+from pixel_threshold.models import small_cnn, training
 from pixel_threshold.steps import sharding
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.params import AttackParams
+from tests.ray_head import Head, ray_head
 from tests.tracking_store import sqlite_experiment
 
 pytestmark = pytest.mark.slow
@@ -48,8 +48,8 @@ def head() -> Iterator[Head]:
 def params(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AttackParams]:
     root = tmp_path_factory.mktemp("tracking")
     split = digits()
-    model = models.small_cnn((8, 8, 1), 10, seed=0)
-    models.train_classifier(model, split.train_images, split.train_labels, epochs=3)
+    model = small_cnn.small_cnn((8, 8, 1), 10, seed=0)
+    training.train_classifier(model, split.train_images, split.train_labels, epochs=3)
     model.save(root / "digits.keras")
     with sqlite_experiment(root, "sharding"):
         yield AttackParams(
@@ -162,8 +162,8 @@ def _interrupting_after(results: int, searching: Callable[..., Any]) -> Callable
     it has yielded ``results`` results."""
 
     @contextmanager
-    def interrupting(*args: Any) -> Iterator[Callable[..., Any]]:
-        with searching(*args) as search:
+    def interrupting(*args: Any, **kwargs: Any) -> Iterator[Callable[..., Any]]:
+        with searching(*args, **kwargs) as search:
 
             def stopping(samples: Any) -> Iterator[Any]:
                 for count, result in enumerate(search(samples)):

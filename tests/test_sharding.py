@@ -8,18 +8,19 @@ import hashlib
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 
-from benchmarks.ray_head import free_port
-from pixel_threshold import models
 from pixel_threshold.attack import AttackConfig, ImageResult, PixelThresholdAttack, Sample
-from pixel_threshold.data import digits
+from pixel_threshold.data.datasets import digits
+from pixel_threshold.models import classifier, loading, registry
 from pixel_threshold.steps import sharding
 from pixel_threshold.steps.params import AttackParams
 from pixel_threshold.steps.plan import attack_config
+from tests.ray_head import free_port
 
 if TYPE_CHECKING:
     import keras
@@ -35,11 +36,8 @@ def _by_index(results: list[ImageResult]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def model() -> keras.Model:
-    split = digits()
-    model = models.small_cnn((8, 8, 1), 10, seed=0)
-    models.train_classifier(model, split.train_images, split.train_labels, epochs=2)
-    return model
+def model(digits_weights: Path) -> keras.Model:
+    return registry.build_model("small_cnn", (8, 8, 1), 10, weights=str(digits_weights))
 
 
 @pytest.mark.parametrize("config", [CONFIG, RANDOM_SEARCH], ids=["de", "random-search"])
@@ -54,12 +52,14 @@ def test_a_worker_loads_the_model_once_and_attacks_its_shards_as_a_local_run(
         )
     ]
     local = list(
-        PixelThresholdAttack(config).run(samples, models.CompiledClassifier(model, batch_size=60))
+        PixelThresholdAttack(config).run(
+            samples, classifier.CompiledClassifier(model, batch_size=60)
+        )
     )
     assert any(result.success for result in local)
     assert any(result.attacked and not result.success for result in local)
 
-    model_file = sharding.keras_file(model)
+    model_file = loading.keras_bytes(model)
     worker_model = sharding.WorkerModel(
         digest=hashlib.sha256(model_file).hexdigest(),
         batch_size=60,
@@ -67,8 +67,8 @@ def test_a_worker_loads_the_model_once_and_attacks_its_shards_as_a_local_run(
         logits=False,
     )
     loads = []
-    load_model = models.load_model
-    monkeypatch.setattr(models, "load_model", lambda uri: loads.append(uri) or load_model(uri))
+    load_model = loading.load_model
+    monkeypatch.setattr(loading, "load_model", lambda uri: loads.append(uri) or load_model(uri))
     monkeypatch.setattr(sharding, "_loaded", {})
     shards = [samples[:4], samples[4:7], samples[7:]]
     shipped = pickle.loads(pickle.dumps(config))  # as Ray hands it to a worker
@@ -91,17 +91,17 @@ def test_without_ray_installed_the_error_names_the_extra(monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without Ray has
     with (
         pytest.raises(ValueError, match=r"ray_address='auto' needs Ray.*pip install '\.\[ray\]'"),
-        sharding.searching(AttackParams(ray_address="auto"), CONFIG, None, None),  # type: ignore[arg-type]
+        sharding.searching(CONFIG, None, ray_address="auto"),  # type: ignore[arg-type]
     ):
         pass
 
 
+@pytest.mark.slow  # needs Ray: the slow suite installs it
 def test_an_address_where_no_cluster_listens_is_refused_at_once() -> None:
-    pytest.importorskip("ray")
     address = f"127.0.0.1:{free_port()}"
     with (
         pytest.raises(ValueError, match=rf"ray_address='{address}'.*nothing answers there"),
-        sharding.searching(AttackParams(ray_address=address), CONFIG, None, None),  # type: ignore[arg-type]
+        sharding.searching(CONFIG, None, ray_address=address),  # type: ignore[arg-type]
     ):
         pass
 

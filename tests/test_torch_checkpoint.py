@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pixel_threshold.torch_checkpoint import UnsafeCheckpointError, read_legacy_checkpoint
+from pixel_threshold.models.imagenet.checkpoint import UnsafeCheckpointError, read_legacy_checkpoint
 from tests.legacy_torch import checkpoint_bytes, header
 
 STATE = {

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from benchmarks.ray_head import free_port
+from tests.ray_head import free_port
 
 SERVER_START_SECONDS = 120
 

@@ -1,9 +1,5 @@
-"""Distances between clean and adversarial images, their summaries, success statistics,
-and a ``th=-1`` run's statistics of each image's smallest fooling th.
-
-Distances use Dioptra's metric names, so runs compare with Dioptra's in one UI, and
-are measured on the 0-255 pixel scale of the attack's budget ``th``.
-"""
+"""An attack run's metrics: summaries of the distances (`attack.distances`), success
+statistics, and a ``th=-1`` run's statistics of each image's smallest fooling th."""
 
 from __future__ import annotations
 
@@ -15,66 +11,11 @@ import numpy as np
 import numpy.typing as npt
 
 from pixel_threshold.attack import ImageResult
+from pixel_threshold.attack.distances import DISTANCES, FloatArray
 
-DISTANCES = (
-    "l_0_norm",
-    "l_1_norm",
-    "l_2_norm",
-    "l_infinity_norm",
-    "cosine_similarity",
-    "euclidean_distance",
-    "manhattan_distance",
-    "wasserstein_distance",
-)
 SUMMARIES = ("mean", "median", "stdev", "iqr", "min", "max")
 Z_95 = 1.959963984540054
 """The standard normal quantile of 0.975: a two-sided 95% interval."""
-
-FloatArray = npt.NDArray[np.float64]
-
-
-def image_distances(
-    originals: npt.NDArray[Any], adversarials: npt.NDArray[Any]
-) -> dict[str, FloatArray]:
-    """Each distance (N,) between clean and adversarial images, both (N, H, W, C).
-
-    ``l_0_norm`` counts changed pixels (any channel); ``l_1_norm``, ``l_2_norm`` and
-    ``l_infinity_norm`` are norms of the flattened difference, with
-    ``manhattan_distance`` and ``euclidean_distance`` the same L1 and L2 under
-    Dioptra's other names; ``cosine_similarity`` compares the flattened images (1 for
-    identical ones, even all zero); ``wasserstein_distance`` is the 1-Wasserstein
-    distance between the two images' distributions of values.
-    """
-    if originals.shape != adversarials.shape:
-        raise ValueError(
-            f"expected images of one shape, got {originals.shape} and {adversarials.shape}"
-        )
-    count = len(originals)
-    clean = originals.reshape(count, -1).astype(np.float64)
-    adversarial = adversarials.reshape(count, -1).astype(np.float64)
-    delta = np.abs(adversarial - clean)
-    l1 = delta.sum(axis=1)
-    l2 = np.sqrt((delta**2).sum(axis=1))
-    norms = np.linalg.norm(clean, axis=1) * np.linalg.norm(adversarial, axis=1)
-    identical = np.all(delta == 0, axis=1).astype(np.float64)
-    return {
-        "l_0_norm": np.any(originals != adversarials, axis=-1)
-        .reshape(count, -1)
-        .sum(axis=1)
-        .astype(np.float64),
-        "l_1_norm": l1,
-        "l_2_norm": l2,
-        "l_infinity_norm": delta.max(axis=1, initial=0.0),
-        "cosine_similarity": np.divide(
-            (clean * adversarial).sum(axis=1), norms, out=identical, where=norms > 0
-        ),
-        "euclidean_distance": l2,
-        "manhattan_distance": l1,
-        # With equal sample counts, W1 is the mean gap between sorted samples.
-        "wasserstein_distance": np.abs(np.sort(clean, axis=1) - np.sort(adversarial, axis=1)).mean(
-            axis=1
-        ),
-    }
 
 
 def summarize(name: str, values: npt.NDArray[Any]) -> dict[str, float]:

@@ -15,9 +15,10 @@ from pixel_threshold.attack.config import (
     resolved_th_max,
 )
 from pixel_threshold.attack.de import DifferentialEvolution
+from pixel_threshold.attack.distances import distances
 from pixel_threshold.attack.encodings import PixelEncoding, ThresholdEncoding, make_encoding
 from pixel_threshold.attack.losses import LOSSES
-from pixel_threshold.attack.results import ImageResult, Sample, distances
+from pixel_threshold.attack.results import ImageResult, Sample
 from pixel_threshold.attack.search import PixelThresholdAttack
 from pixel_threshold.attack.types import Predict
 

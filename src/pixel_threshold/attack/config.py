@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from pixel_threshold.attack.cmaes import MIN_POPSIZE as CMAES_MIN_POPSIZE
 from pixel_threshold.attack.de import MIN_POPSIZE as DE_MIN_POPSIZE
-from pixel_threshold.attack.encodings import PIXEL_LEVELS
+from pixel_threshold.attack.encodings import PIXEL_LEVELS, check_th
 from pixel_threshold.attack.losses import LOSSES
 
 ATTACK_TYPES = ("pixel", "threshold")
@@ -107,3 +108,21 @@ class AttackConfig:
             raise ValueError(f"expected batch_size >= 1, got batch_size={self.batch_size}")
         if self.seed < 0:
             raise ValueError(f"expected seed >= 0, got seed={self.seed}")
+
+    def fitted(self, shape: tuple[int, int, int]) -> AttackConfig:
+        """This configuration on (H, W, C) images: ``th`` checked against them, or with
+        ``th=-1`` ``th_max`` resolved (`resolved_th_max`). Raises ValueError naming the
+        parameter that does not fit."""
+        if self.th == SMALLEST_TH:
+            th_max = resolved_th_max(self.attack_type, self.th_max, shape)
+            return dataclasses.replace(self, th_max=th_max)
+        check_th(self.attack_type, self.th, shape)
+        return self
+
+    def check_classes(self, classes: int) -> None:
+        """Raise ValueError, naming ``target``, if the target is not one of a model's
+        ``classes``."""
+        if self.target is not None and self.target >= classes:
+            raise ValueError(
+                f"expected target in [0, {classes}) (the model's classes), got target={self.target}"
+            )

@@ -32,12 +32,8 @@ class PixelEncoding:
     upper: FloatArray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        check_th("pixel", self.th, self.shape)
         height, width, channels = self.shape
-        if not 1 <= self.th <= height * width:
-            raise ValueError(
-                f"expected 1 <= th <= {height * width} (pixels in a {height}x{width} image) "
-                f"for the pixel attack, got th={self.th}"
-            )
         block_upper = np.array([height, width] + [PIXEL_LEVELS] * channels, dtype=np.float64)
         object.__setattr__(self, "lower", np.zeros(self.dimension))
         object.__setattr__(self, "upper", np.tile(block_upper, self.th))
@@ -96,10 +92,7 @@ class ThresholdEncoding:
     upper: FloatArray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not 1 <= self.th <= PIXEL_LEVELS - 1:
-            raise ValueError(
-                f"expected 1 <= th <= {PIXEL_LEVELS - 1} for the threshold attack, got th={self.th}"
-            )
+        check_th("threshold", self.th, self.shape)
         object.__setattr__(self, "lower", np.full(self.dimension, -float(self.th)))
         object.__setattr__(self, "upper", np.full(self.dimension, self.th + 1.0))
 
@@ -129,6 +122,21 @@ class ThresholdEncoding:
 
 
 Encoding = PixelEncoding | ThresholdEncoding
+
+
+def check_th(attack_type: str, th: int, shape: tuple[int, int, int]) -> None:
+    """Raise ValueError, naming ``th``, unless ``attack_type`` can spend it on (H, W, C)
+    images: 1 to H * W pixels, or 1 to 255 on the 0-255 scale."""
+    height, width, _ = shape
+    if attack_type == "pixel" and not 1 <= th <= height * width:
+        raise ValueError(
+            f"expected 1 <= th <= {height * width} (pixels in a {height}x{width} image) "
+            f"for the pixel attack, got th={th}"
+        )
+    if attack_type == "threshold" and not 1 <= th <= PIXEL_LEVELS - 1:
+        raise ValueError(
+            f"expected 1 <= th <= {PIXEL_LEVELS - 1} for the threshold attack, got th={th}"
+        )
 
 
 def distinct_positions(positions: IntArray, pixels: int) -> IntArray:

@@ -19,10 +19,11 @@ import numpy as np
 import numpy.typing as npt
 
 from pixel_threshold.attack.config import AttackConfig
+from pixel_threshold.attack.distances import distances
 from pixel_threshold.attack.encodings import Encoding, make_encoding
 from pixel_threshold.attack.losses import loss, succeeded
 from pixel_threshold.attack.model_calls import ModelCalls
-from pixel_threshold.attack.results import ImageResult, Sample, distances
+from pixel_threshold.attack.results import ImageResult, Sample
 from pixel_threshold.attack.strategies import make_strategy
 from pixel_threshold.attack.types import FloatArray, IntArray
 
@@ -55,15 +56,17 @@ def intake(
     """Each sample, in order: a `Job`, or its final result when there is nothing to
     attack (the model gets it wrong, or its label is the target). Classified lazily, a
     block of ``batch_size`` samples a model call; every image must have the first one's
-    shape."""
+    shape, and ``config`` must fit it (`AttackConfig.fitted`) and the model's classes."""
     stream = iter(samples)
     shape: Shape | None = None
     while block := list(islice(stream, config.batch_size)):
-        shape = shape or image_shape(block[0])
+        if shape is None:
+            shape = image_shape(block[0])
+            config.fitted(shape)
         images = [_checked_pixels(sample, shape) for sample in block]
-        for sample, image, probs in zip(
-            block, images, calls.probabilities(np.stack(images)), strict=True
-        ):
+        probabilities = calls.probabilities(np.stack(images))
+        config.check_classes(probabilities.shape[1])
+        for sample, image, probs in zip(block, images, probabilities, strict=True):
             yield _job(sample, image, probs, config.target)
 
 
@@ -75,8 +78,6 @@ def _job(
         raise ValueError(
             f"expected labels in [0, {classes}), got label={sample.label} for image {sample.index}"
         )
-    if target is not None and target >= classes:
-        raise ValueError(f"expected target in [0, {classes}), got target={target}")
     label_before = int(np.argmax(probs))
     p_true = float(probs[sample.label])
     if label_before != sample.label or sample.label == target:

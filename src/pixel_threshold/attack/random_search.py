@@ -121,15 +121,15 @@ def place(positions: IntArray, replace: BoolArray, draws: FloatArray, pixels: in
     keeps its position.
     """
     before = positions.copy()  # pixels held before the swap stay taken during it
-    for block in range(positions.shape[1]):
+    crowded = 2 * positions.shape[1] >= pixels  # else a row always has a free pixel
+    for block in np.flatnonzero(replace.any(axis=0)):
         rows = np.flatnonzero(replace[:, block])
-        if not len(rows):
-            continue
         held = np.concatenate([before[rows], positions[rows]], axis=1)
-        ordered = np.sort(held, axis=1)
-        distinct = (ordered >= 0) & np.diff(ordered, axis=1, prepend=-1).astype(bool)
-        movable = np.count_nonzero(distinct, axis=1) < pixels
-        rows, held = rows[movable], held[movable]
+        if crowded:
+            ordered = np.sort(held, axis=1)
+            distinct = (ordered >= 0) & np.diff(ordered, axis=1, prepend=-1).astype(bool)
+            movable = np.count_nonzero(distinct, axis=1) < pixels
+            rows, held = rows[movable], held[movable]
         pick = np.floor(draws[rows, block] * pixels).astype(np.intp)
         clash = np.flatnonzero((held == pick[:, None]).any(axis=1))
         while len(clash):

@@ -47,12 +47,3 @@ class ImageResult:
     l2: float
     linf: float
     min_th: int | None = None
-
-
-def distances(
-    original: npt.NDArray[np.generic], adversarial: npt.NDArray[np.generic]
-) -> tuple[int, float, float]:
-    """(L0 pixels changed, L2, L-infinity) between two (H, W, C) images."""
-    delta = adversarial.astype(np.float64) - original.astype(np.float64)
-    l0 = int(np.count_nonzero(np.any(delta != 0, axis=-1)))
-    return l0, float(np.sqrt(np.sum(delta**2))), float(np.max(np.abs(delta), initial=0.0))

@@ -40,7 +40,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from pixel_threshold.attack.config import AttackConfig, resolved_th_max
+from pixel_threshold.attack.config import AttackConfig
+from pixel_threshold.attack.distances import distances
 from pixel_threshold.attack.encodings import make_encoding
 from pixel_threshold.attack.level_search import (
     Job,
@@ -52,7 +53,7 @@ from pixel_threshold.attack.level_search import (
 )
 from pixel_threshold.attack.losses import succeeded
 from pixel_threshold.attack.model_calls import ModelCalls
-from pixel_threshold.attack.results import ImageResult, Sample, distances
+from pixel_threshold.attack.results import ImageResult, Sample
 from pixel_threshold.attack.types import FloatArray, IntArray
 
 TIGHTEN_STREAM = 1
@@ -117,7 +118,7 @@ class SmallestBudget:
                     continue
                 if shape is None:
                     shape = job.shape
-                    th_max = resolved_th_max(self.config.attack_type, self.config.th_max, shape)
+                    th_max = self.config.fitted(shape).th_max
                     self._tries = th_max.bit_length()
                     self._capacity = self._walks_in_flight(th_max, shape)
                 walks[job.sample.index] = _Walk(job, th_max)

@@ -27,6 +27,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
+from pixel_threshold.attack.distances import changed_pixels
+
 MARK = (230, 0, 120)
 """The marker colour (not a grey, so never a pixel of a grey image or of the change map)."""
 SHOWN = 12
@@ -117,14 +119,6 @@ def layout(shape: Sequence[int], count: int) -> Layout:
     one_column = Layout(height=height, width=width, count=count, scale=scale, columns=1)
     fitting = (MAX_WIDTH - MARGIN) // (one_column.card_size[0] + MARGIN)
     return dataclasses.replace(one_column, columns=max(1, min(3, count, fitting)))
-
-
-def changed_pixels(
-    original: npt.NDArray[np.uint8], adversarial: npt.NDArray[np.uint8]
-) -> npt.NDArray[np.bool_]:
-    """(H, W) mask of the pixels whose value differs in any channel, from (H, W, C) images."""
-    changed: npt.NDArray[np.bool_] = np.any(original != adversarial, axis=-1)
-    return changed
 
 
 def pick(success: Sequence[bool], count: int = SHOWN) -> list[int]:

@@ -11,10 +11,10 @@ run also logs ``th_max`` (as resolved), ``robust_accuracy`` (one value per th),
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +24,26 @@ import numpy.typing as npt
 from mlflow.entities import Run, RunStatus
 from tqdm import tqdm
 
-from pixel_threshold import artifacts, data, interrupts, metrics, models, outbox, tracking
-from pixel_threshold.artifacts import ADV_TESTING
-from pixel_threshold.attack import (
-    SMALLEST_TH,
-    AttackConfig,
-    ImageResult,
-    Sample,
-    make_encoding,
-    resolved_th_max,
+from pixel_threshold import metrics
+from pixel_threshold.artifacts import manifest, names, tarball
+from pixel_threshold.attack import SMALLEST_TH, AttackConfig, ImageResult, Sample
+from pixel_threshold.attack.distances import DISTANCES, FloatArray, image_distances
+from pixel_threshold.data import datasets
+from pixel_threshold.models import loading
+from pixel_threshold.models.classifier import CompiledClassifier, compile_classifier, predict_labels
+from pixel_threshold.steps import (
+    interrupts,
+    naming,
+    outbox,
+    outcome,
+    pictures,
+    plan,
+    resume,
+    sharding,
+    tracking,
 )
-from pixel_threshold.steps import manifest, naming, outcome, pictures, plan, resume, sharding
 from pixel_threshold.steps.params import AttackParams
 
-DISTANCE_METRICS = "distance_metrics.csv.gz"
 IMAGES_DONE_TAG = "images_done"
 RESUMED_FROM_TAG = "resumed_from"
 QUERY_BUDGET = "query_budget"
@@ -51,90 +57,99 @@ ROBUST_ACCURACY = "robust_accuracy"
 """A ``th=-1`` run's metric logged with ``step = th`` for th = 0..th_max."""
 
 
+@dataclass(frozen=True)
+class Planned:
+    """An attack ready to search: its configuration fitted to the model, the classifier,
+    the images, what a resumed run had finished, and the run's name."""
+
+    params: AttackParams
+    config: AttackConfig
+    predict: CompiledClassifier
+    attacked: datasets.ImageSet
+    finished: list[ImageResult]
+    subject: str
+
+
 def run_attack(params: AttackParams) -> str:
-    """Attack, log metrics (``query_budget`` first), ``adv_testing.tar.gz``,
-    ``distance_metrics.csv.gz``, ``examples.png`` and ``queries.png`` (and
-    ``skipped_images.csv`` if files were unreadable; with ``th=-1`` the smallest-th
-    metrics and ``robustness_curve.png``); return the run id.
+    """Attack, log metrics (``query_budget`` first), the files of
+    `names.LOGGED` ``["attack"]`` and, with ``th=-1``, the smallest-th metrics; return
+    the run id.
 
     Every parameter is checked before the attack starts: those that need the model
     (``th`` or ``th_max`` against its image size, ``target`` against its classes) as
     soon as it loads.
     """
     with tracking.step_run("attack") as run:
-        tracking.log_params(params)
-        plan.check_attack(params)
-        config = plan.attack_config(params)
-        mlflow.log_metric(QUERY_BUDGET, config.max_iter * config.popsize)
-        resumed = resume.resumed_run(params) if params.resume else None
-        model_uri = _model_uri(params, resumed, run.info.experiment_id)
-        model = models.load_model(model_uri)
-        shape, classes = models.image_classifier_shape(model, uri=model_uri)
-        config = _fitted(config, shape)
-        if config.target is not None and config.target >= classes:
-            raise ValueError(
-                f"expected target in [0, {classes}) (the model's classes) or {plan.UNTARGETED}, "
-                f"got target={config.target}"
-            )
-        mlflow.set_tags({tracking.MODEL_URI_TAG: model_uri, tracking.DATA_TAG: params.data})
-        subject = naming.attack_run_name(params, naming.model_name(model_uri), th_max=config.th_max)
-        naming.name_run(subject)
-        train_run_id = tracking.model_run_id(model_uri)
-        if train_run_id is not None:
-            mlflow.set_tag(tracking.TRAIN_RUN_TAG, train_run_id)
-        attacked = data.attack_set(params.data, shape, limit=params.limit)
-        tracking.log_skipped_images(attacked.skipped)
-        if classes != len(attacked.class_names):
-            raise ValueError(
-                f"expected data={params.data!r} to have the model's {classes} classes, "
-                f"got {len(attacked.class_names)}"
-            )
-        if config.target is not None and np.all(attacked.labels == config.target):
-            raise ValueError(
-                f"expected images to attack of classes other than target={config.target}, "
-                f"got only images of class {config.target}"
-            )
-        classifier = models.compile_classifier(
-            model,
-            batch_size=config.batch_size,
-            input_range=plan.parse_input_range(params.input_range),
-            probe=attacked.images,
-        )
-        results: list[ImageResult] = []
-        if resumed is not None:
-            results = resume.finished(resumed, attacked)
-            mlflow.set_tag(RESUMED_FROM_TAG, resumed.info.run_id)
-        smallest = config.th == SMALLEST_TH
+        run_id: str = run.info.run_id
+        planned = _plan(params, run.info.experiment_id)
+        results = list(planned.finished)
         try:
-            with sharding.searching(params, config, model, classifier) as search:
-                seconds = _attack(config, attacked, search, results)
+            seconds = _search(planned, results)
         except KeyboardInterrupt:
             with interrupts.signals_ignored():
-                _log_interrupted(run.info.run_id, attacked, results, config, subject)
+                _log_interrupted(run_id, planned, results)
             raise
-        run_id: str = run.info.run_id
-        parcel = outbox.new_parcel(run_id, mlflow.get_tracking_uri())
-        adversarials, distances = _write_adversarial_set(parcel, attacked, results, config, subject)
-        # Scored again as evaluate will score them: the search's batches had other shapes.
-        adversarial_labels = models.predict_labels(classifier, adversarials)
-        parcel.metrics |= metrics.attack_metrics(results, adversarial_labels, distances, seconds)
-        if smallest:
-            _add_smallest_th(parcel, config, results, subject)
-        outbox.send(parcel)
+        _log(run_id, planned, results, seconds)
     outcome.print_outcome(run_id)
     return run_id
 
 
-def _fitted(config: AttackConfig, shape: tuple[int, int, int]) -> AttackConfig:
-    """``config`` checked against the model's (H, W, C) images: ``th``, or with
-    ``th=-1`` ``th_max``, resolved (0: the whole range) and logged as the metric
-    ``th_max``. Raises ValueError naming the parameter that does not fit."""
-    if config.th != SMALLEST_TH:
-        make_encoding(config.attack_type, config.th, shape)
-        return config
-    th_max = resolved_th_max(config.attack_type, config.th_max, shape)
-    mlflow.log_metric(TH_MAX, th_max)
-    return dataclasses.replace(config, th_max=th_max)
+def _plan(params: AttackParams, experiment_id: str) -> Planned:
+    """Check every parameter, load the model and the images, and log what the run
+    attacks (params, ``query_budget``, ``th_max``, tags, its name, skipped files)."""
+    tracking.log_params(params)
+    config = plan.check_attack(params)
+    mlflow.log_metric(QUERY_BUDGET, config.max_iter * config.popsize)
+    resumed = resume.resumed_run(params) if params.resume else None
+    model_uri = _model_uri(params, resumed, experiment_id)
+    model = loading.load_model(model_uri)
+    shape, classes = loading.image_classifier_shape(model, uri=model_uri)
+    config = config.fitted(shape)
+    config.check_classes(classes)
+    if config.th == SMALLEST_TH:
+        mlflow.log_metric(TH_MAX, config.th_max)
+    mlflow.set_tags({tracking.MODEL_URI_TAG: model_uri, tracking.DATA_TAG: params.data})
+    subject = naming.attack_run_name(params, naming.model_name(model_uri), th_max=config.th_max)
+    naming.name_run(subject)
+    train_run_id = tracking.model_run_id(model_uri)
+    if train_run_id is not None:
+        mlflow.set_tag(tracking.TRAIN_RUN_TAG, train_run_id)
+    attacked = datasets.attack_set(params.data, shape, limit=params.limit)
+    tracking.log_skipped_images(attacked.skipped)
+    if classes != len(attacked.class_names):
+        raise ValueError(
+            f"expected data={params.data!r} to have the model's {classes} classes, "
+            f"got {len(attacked.class_names)}"
+        )
+    if config.target is not None and np.all(attacked.labels == config.target):
+        raise ValueError(
+            f"expected images to attack of classes other than target={config.target}, "
+            f"got only images of class {config.target}"
+        )
+    predict = compile_classifier(
+        model,
+        batch_size=config.batch_size,
+        input_range=plan.parse_input_range(params.input_range),
+        probe=attacked.images,
+    )
+    finished: list[ImageResult] = []
+    if resumed is not None:
+        finished = resume.finished(resumed, attacked)
+        mlflow.set_tag(RESUMED_FROM_TAG, resumed.info.run_id)
+    return Planned(params, config, predict, attacked, finished, subject)
+
+
+def _log(run_id: str, planned: Planned, results: list[ImageResult], seconds: float) -> None:
+    """Log the whole adversarial set of ``results`` (index order), its metrics and
+    pictures, written to an outbox parcel first (`outbox`)."""
+    parcel = outbox.new_parcel(run_id, mlflow.get_tracking_uri())
+    adversarials, distances = _write_adversarial_set(parcel, planned.attacked, results, planned)
+    # Scored again as evaluate will score them: the search's batches had other shapes.
+    adversarial_labels = predict_labels(planned.predict, adversarials)
+    parcel.metrics |= metrics.attack_metrics(results, adversarial_labels, distances, seconds)
+    if planned.config.th == SMALLEST_TH:
+        _add_smallest_th(parcel, planned.config, results, planned.subject)
+    outbox.send(parcel)
 
 
 def _add_smallest_th(
@@ -163,15 +178,24 @@ def _model_uri(params: AttackParams, resumed: Run | None, experiment_id: str) ->
     return f"runs:/{train_run.info.run_id}/{tracking.MODEL_ARTIFACT}"
 
 
-def _attack(
+def _search(planned: Planned, results: list[ImageResult]) -> float:
+    """Attack the images ``results`` lacks, here or on the Ray cluster of ``ray_address``
+    (`sharding`), appending their results as they finish, then sort ``results`` by
+    index; return the attack's wall time in seconds."""
+    params, config, attacked = planned.params, planned.config, planned.attacked
+    with sharding.searching(
+        config, planned.predict, ray_address=params.ray_address, shard_size=params.shard_size
+    ) as search:
+        return _searched(config, attacked, search, results)
+
+
+def _searched(
     config: AttackConfig,
-    attacked: data.ImageSet,
+    attacked: datasets.ImageSet,
     search: sharding.Search,
     results: list[ImageResult],
 ) -> float:
-    """Attack the images ``results`` lacks with ``search`` (here or on a Ray cluster),
-    appending their results as they finish, then sort ``results`` by index; return the
-    attack's wall time in seconds."""
+    """`_search` with ``search``: the progress bar over the images as they finish."""
     finished = {result.index for result in results}
     samples = (
         Sample(index, image, int(label))
@@ -196,15 +220,10 @@ def _attack(
     return seconds
 
 
-def _log_interrupted(
-    run_id: str,
-    attacked: data.ImageSet,
-    results: list[ImageResult],
-    config: AttackConfig,
-    subject: str,
-) -> None:
+def _log_interrupted(run_id: str, planned: Planned, results: list[ImageResult]) -> None:
     """Log the finished ``results`` (any order) as a partial adversarial set, tag the
     run with how many images were done, and say how to finish it."""
+    attacked = planned.attacked
     results.sort(key=lambda result: result.index)
     done = f"{len(results)} of {len(attacked.labels)}"
     parcel = outbox.new_parcel(run_id, mlflow.get_tracking_uri())
@@ -212,7 +231,7 @@ def _log_interrupted(
     parcel.tags[IMAGES_DONE_TAG] = done
     if results:
         done_images = attacked.subset([result.index for result in results])
-        _write_adversarial_set(parcel, done_images, results, config, subject)
+        _write_adversarial_set(parcel, done_images, results, planned)
     outbox.send(parcel)
     advice = (
         f"logged to run {run_id}; to finish it, attack again with the same parameters "
@@ -225,17 +244,17 @@ def _log_interrupted(
 
 def _write_adversarial_set(
     parcel: outbox.Parcel,
-    attacked: data.ImageSet,
+    attacked: datasets.ImageSet,
     results: Sequence[ImageResult],
-    config: AttackConfig,
-    subject: str,
-) -> tuple[npt.NDArray[np.uint8], dict[str, metrics.FloatArray]]:
+    planned: Planned,
+) -> tuple[npt.NDArray[np.uint8], dict[str, FloatArray]]:
     """Write the artifacts of ``results`` (index order) of the images ``attacked``, row
     for row, into ``parcel`` (`_write_artifacts`; ``min_th`` in the manifest for a
-    ``th=-1`` run, pictures titled ``subject``); return the adversarial images
+    ``th=-1`` run, pictures titled with the run's name); return the adversarial images
     (N, H, W, C) and their distances (each (N,))."""
+    config, subject = planned.config, planned.subject
     adversarials = np.stack([result.adversarial for result in results])
-    distances = metrics.image_distances(attacked.images, adversarials)
+    distances = image_distances(attacked.images, adversarials)
     smallest = config.th == SMALLEST_TH
     columns = manifest.columns(results, attacked.sources, distances, smallest=smallest)
     _write_artifacts(parcel.artifacts, attacked, results, adversarials, columns)
@@ -252,7 +271,7 @@ def _write_adversarial_set(
 
 def _write_artifacts(
     folder: Path,
-    attacked: data.ImageSet,
+    attacked: datasets.ImageSet,
     results: Sequence[ImageResult],
     adversarials: npt.NDArray[np.uint8],
     columns: dict[str, list[Any]],
@@ -260,12 +279,12 @@ def _write_artifacts(
     """``adv_testing.tar.gz`` with the manifest ``columns`` (`manifest.columns`) and
     ``distance_metrics.csv.gz`` for ``results`` of the images ``attacked``, row for
     row."""
-    artifacts.write_adv_testing(
-        folder / ADV_TESTING, adversarials, attacked.labels, attacked.class_names, columns
+    tarball.write_adv_testing(
+        folder / names.ADV_TESTING, adversarials, attacked.labels, attacked.class_names, columns
     )
-    per_image = ("index", "source", "label", "success", *metrics.DISTANCES)
-    artifacts.write_table(
-        folder / DISTANCE_METRICS,
+    per_image = ("index", "source", "label", "success", *DISTANCES)
+    tarball.write_table(
+        folder / names.DISTANCE_METRICS,
         {
             name: [result.label for result in results] if name == "label" else columns[name]
             for name in per_image

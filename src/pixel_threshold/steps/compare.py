@@ -27,18 +27,12 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
-from pixel_threshold import artifacts, tracking
+from pixel_threshold.artifacts import names, tarball
 from pixel_threshold.attack.config import ATTACK_TYPES, SMALLEST_TH, STRATEGIES, resolved_budget
 from pixel_threshold.report import curves, table
-from pixel_threshold.steps import legends, naming, outcome
+from pixel_threshold.steps import legends, naming, outcome, tracking
 from pixel_threshold.steps.params import CompareParams
 
-COMPARISON = "comparison.csv"
-COMPARISON_HTML = "comparison.html"
-SUCCESS_PLOT = "success_vs_th.png"
-QUERIES_PLOT = "queries.png"
-ROBUSTNESS_PLOT = "robustness_curves.png"
-ROBUSTNESS_LEVELS = "robustness_levels.csv"
 ROBUST_ACCURACY = "robust_accuracy"
 """The metric a ``th=-1`` attack run logs at step th for th = 0..th_max."""
 MIN_TH = ("median_min_th", "mean_min_th")
@@ -117,17 +111,17 @@ def log_comparison(runs: Sequence[Run]) -> list[dict[str, Any]]:
             )
         output = Path(folder) / "comparison"
         output.mkdir()
-        artifacts.write_table(output / COMPARISON, _columns(rows))
-        table.html_table(output / COMPARISON_HTML, _columns(rows), f"{len(rows)} attack runs")
+        tarball.write_table(output / names.COMPARISON, _columns(rows))
+        table.html_table(output / names.COMPARISON_HTML, _columns(rows), f"{len(rows)} attack runs")
         fixed = [row for row in rows if row["th"] != SMALLEST_TH]
         if fixed:
             curves.success_plot(
-                output / SUCCESS_PLOT,
+                output / names.SUCCESS_VS_TH,
                 legends.success_lines(fixed),
                 title=legends.picture_title("success rate against th, with 95% intervals", fixed),
             )
         curves.queries_plot(
-            output / QUERIES_PLOT,
+            output / names.QUERIES,
             {kind: lines for kind, lines in query_curves.items() if lines},
             title=legends.picture_title("share of attacked images fooled within x queries", rows),
         )
@@ -157,14 +151,14 @@ def _log_robustness(
         if len(th):
             lines[row["attack_type"]][label] = th, accuracy
     curves.robustness_curves_plot(
-        output / ROBUSTNESS_PLOT,
+        output / names.ROBUSTNESS_CURVES,
         lines,
         title=legends.picture_title(
             "robust accuracy against th (each image's smallest th)", [row for row, _ in smallest]
         ),
     )
     levels = robustness_levels(rows)
-    artifacts.write_table(output / ROBUSTNESS_LEVELS, _columns(levels))
+    tarball.write_table(output / names.ROBUSTNESS_LEVELS, _columns(levels))
     return levels
 
 
@@ -311,4 +305,4 @@ def _attack_run(run_id: str) -> Run:
 
 def _manifest(run: Run, folder: Path) -> dict[str, list[str]]:
     """The manifest of ``run``'s ``adv_testing.tar.gz``, downloaded into ``folder``."""
-    return artifacts.read_manifest(tracking.download_adversarial_set(run.info.run_id, folder))
+    return tarball.read_manifest(tracking.download_adversarial_set(run.info.run_id, folder))

@@ -11,10 +11,11 @@ import numpy.typing as npt
 from mlflow.entities import Run
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from pixel_threshold import artifacts, data, models, tracking
-from pixel_threshold.artifacts import ADV_TESTING
+from pixel_threshold.artifacts import names, tarball
+from pixel_threshold.data import datasets
+from pixel_threshold.models import classifier, loading
 from pixel_threshold.report import confusion
-from pixel_threshold.steps import naming, outcome, plan
+from pixel_threshold.steps import naming, outcome, plan, tracking
 from pixel_threshold.steps.params import EvaluateParams
 
 
@@ -37,10 +38,12 @@ def run_evaluate(params: EvaluateParams) -> str:
         mlflow.set_tags(
             {tracking.ATTACK_RUN_TAG: attack_run.info.run_id, tracking.MODEL_URI_TAG: model_uri}
         )
-        model = models.load_model(model_uri)
-        shape, classes = models.image_classifier_shape(model, uri=model_uri)
+        model = loading.load_model(model_uri)
+        shape, classes = loading.image_classifier_shape(model, uri=model_uri)
         adversarial = tracking.read_adversarial_set(attack_run.info.run_id, shape)
-        clean = data.attack_set(tags[tracking.DATA_TAG], shape, limit=int(attack_params["limit"]))
+        clean = datasets.attack_set(
+            tags[tracking.DATA_TAG], shape, limit=int(attack_params["limit"])
+        )
         if classes != len(clean.class_names):
             raise ValueError(
                 f"expected model={model_uri!r} to have the {len(clean.class_names)} classes of "
@@ -59,7 +62,7 @@ def run_evaluate(params: EvaluateParams) -> str:
                 f"expected the images of data={tags[tracking.DATA_TAG]!r} to have the labels "
                 f"in attack run {attack_run.info.run_id}'s manifest: the data changed"
             )
-        classifier = models.compile_classifier(
+        predict = classifier.compile_classifier(
             model,
             batch_size=int(attack_params["batch_size"]),
             input_range=plan.parse_input_range(attack_params["input_range"]),
@@ -67,8 +70,8 @@ def run_evaluate(params: EvaluateParams) -> str:
         )
         class_indices = np.arange(len(clean.class_names))
         predicted = {
-            "clean": models.predict_labels(classifier, originals),
-            "adversarial": models.predict_labels(classifier, adversarial.images),
+            "clean": classifier.predict_labels(predict, originals),
+            "adversarial": classifier.predict_labels(predict, adversarial.images),
         }
         mlflow.log_metric(
             "attack_agreement",
@@ -78,15 +81,15 @@ def run_evaluate(params: EvaluateParams) -> str:
             for name, guesses in predicted.items():
                 mlflow.log_metrics(_scores(name, labels, guesses))
                 matrix = confusion_matrix(labels, guesses, labels=class_indices)
-                artifacts.write_table(
-                    Path(folder) / f"confusion_matrix_{name}.csv",
+                tarball.write_table(
+                    Path(folder) / names.CONFUSION_MATRIX.format(images=name, kind="csv"),
                     {
                         "true_class": clean.class_names,
                         **dict(zip(clean.class_names, matrix.T.tolist(), strict=True)),
                     },
                 )
                 confusion.confusion_plot(
-                    Path(folder) / f"confusion_matrix_{name}.png",
+                    Path(folder) / names.CONFUSION_MATRIX.format(images=name, kind="png"),
                     matrix,
                     clean.class_names,
                     f"{name} images",
@@ -102,7 +105,7 @@ def _check_logged(attack_run: Run) -> None:
     if not tracking.has_adversarial_set(run_id):
         raise ValueError(
             f"expected attack run {run_id} ({attack_run.info.status}) to have logged "
-            f"{ADV_TESTING}, found none"
+            f"{names.ADV_TESTING}, found none"
         )
 
 

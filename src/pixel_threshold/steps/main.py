@@ -11,8 +11,7 @@ import dataclasses
 
 import mlflow
 
-from pixel_threshold import tracking
-from pixel_threshold.steps import compare, naming, outcome, plan
+from pixel_threshold.steps import compare, naming, outcome, plan, tracking
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.evaluate import run_evaluate
 from pixel_threshold.steps.params import EvaluateParams, MainParams

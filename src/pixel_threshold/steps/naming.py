@@ -16,8 +16,8 @@ from pathlib import Path
 
 import mlflow
 
-from pixel_threshold import generated_names, tracking
 from pixel_threshold.attack.config import SMALLEST_TH, STRATEGIES, resolved_budget
+from pixel_threshold.steps import generated_names, tracking
 from pixel_threshold.steps.params import AttackParams, MainParams, TrainParams
 
 DEFAULT_LOSS = AttackParams().loss

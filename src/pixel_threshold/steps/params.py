@@ -41,9 +41,7 @@ class TrainParams:
 
 @dataclass(frozen=True, kw_only=True)
 class AttackParams:
-    """Attack a classifier; logs adv_testing.tar.gz, distance_metrics.csv.gz,
-    examples.png, queries.png, skipped_images.csv (unreadable files, if any) and, with
-    th=-1, robustness_curve.png."""
+    """Attack a classifier."""
 
     model: str = _param(
         "",
@@ -144,9 +142,7 @@ class MainParams:
 
 @dataclass(frozen=True, kw_only=True)
 class CompareParams:
-    """Compare attack runs; logs comparison.csv, comparison.html, success_vs_th.png
-    (fixed-th runs), queries.png and, with th=-1 runs, robustness_curves.png and
-    robustness_levels.csv."""
+    """Compare attack runs."""
 
     experiment_name: str = _param(
         "", "experiment whose finished attack runs to compare ('' = this run's experiment)"

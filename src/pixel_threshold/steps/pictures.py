@@ -9,18 +9,16 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from pixel_threshold import data, imagenet, metrics
+from pixel_threshold import metrics
+from pixel_threshold.artifacts import names
 from pixel_threshold.attack import ImageResult
+from pixel_threshold.data import datasets, imagenet
 from pixel_threshold.report import curves, examples
-
-EXAMPLES = "examples.png"
-QUERIES = "queries.png"
-ROBUSTNESS_CURVE = "robustness_curve.png"
 
 
 def write_attack_pictures(
     folder: Path,
-    attacked: data.ImageSet,
+    attacked: datasets.ImageSet,
     results: Sequence[ImageResult],
     adversarials: npt.NDArray[np.uint8],
     *,
@@ -32,10 +30,10 @@ def write_attack_pictures(
     into ``folder``, for ``results`` of the images ``attacked`` and their
     ``adversarials`` (N, H, W, C), row for row, of an ``attack_type`` attack.
     ImageNet's WordNet ids are captioned with their words."""
-    names = imagenet.display_names(attacked.class_names)
+    class_names = imagenet.display_names(attacked.class_names)
     shown = examples.pick([result.success for result in results])
     examples.save(
-        folder / EXAMPLES,
+        folder / names.EXAMPLES,
         [
             examples.Example(
                 original=attacked.images[row],
@@ -44,7 +42,10 @@ def write_attack_pictures(
                     attacked=results[row].attacked,
                     success=results[row].success,
                     queries=results[row].queries,
-                    names=(names[results[row].label_before], names[results[row].label_after]),
+                    names=(
+                        class_names[results[row].label_before],
+                        class_names[results[row].label_after],
+                    ),
                     p_true=(results[row].p_true_before, results[row].p_true_after),
                 ),
             )
@@ -57,7 +58,7 @@ def write_attack_pictures(
         np.array([result.queries for result in results]), success, tried
     )
     fooled = f"{success.sum()} of {tried.sum()} attacked images fooled"
-    curves.queries_plot(folder / QUERIES, {attack_type: {fooled: curve}}, title=subject)
+    curves.queries_plot(folder / names.QUERIES, {attack_type: {fooled: curve}}, title=subject)
 
 
 def write_robustness_curve(
@@ -68,7 +69,7 @@ def write_robustness_curve(
     with the images not fooled within ``th_max``, titled ``title``."""
     attacked = [result for result in results if result.attacked]
     curves.robustness_plot(
-        folder / ROBUSTNESS_CURVE,
+        folder / names.ROBUSTNESS_CURVE,
         metrics.robust_accuracy(results, th_max),
         metrics.fooled_share(results, th_max),
         left=sum(result.min_th is None for result in attacked),

@@ -9,12 +9,12 @@ same checks again, so that in-process calls (``main``, tests) are held to them t
 
 from __future__ import annotations
 
-from pixel_threshold import data
 from pixel_threshold.attack.config import (
     ATTACK_TYPES,
     AttackConfig,
     resolved_budget,
 )
+from pixel_threshold.data import datasets
 from pixel_threshold.steps.params import AttackParams, MainParams, TrainParams
 
 INPUT_RANGES: dict[str, tuple[float, float]] = {
@@ -63,11 +63,13 @@ def attack_config(params: AttackParams) -> AttackConfig:
     )
 
 
-def check_attack(params: AttackParams) -> None:
+def check_attack(params: AttackParams) -> AttackConfig:
     """Every check of an attack's parameters that needs no model: `attack_config`'s,
-    and that ``data`` is a built-in dataset or a folder of class folders."""
-    attack_config(params)
-    data.check_data(params.data)
+    and that ``data`` is a built-in dataset or a folder of class folders; returns the
+    configuration."""
+    config = attack_config(params)
+    datasets.check_data(params.data)
+    return config
 
 
 def check_train(params: TrainParams) -> None:

@@ -12,10 +12,10 @@ import shlex
 
 from mlflow.entities import Run
 
-from pixel_threshold import data, tracking
-from pixel_threshold.artifacts import ADV_TESTING
+from pixel_threshold.artifacts import manifest, names
 from pixel_threshold.attack import ImageResult, resolved_budget
-from pixel_threshold.steps import manifest
+from pixel_threshold.data import datasets
+from pixel_threshold.steps import tracking
 from pixel_threshold.steps.params import AttackParams
 
 UNCHECKED = ("model", "data", "resume", "ray_address", "shard_size")
@@ -55,7 +55,7 @@ def resumed_run(params: AttackParams) -> Run:
         )
     if not tracking.has_adversarial_set(params.resume):
         raise ValueError(
-            f"expected the resumed run {params.resume} to have logged {ADV_TESTING}, found "
+            f"expected the resumed run {params.resume} to have logged {names.ADV_TESTING}, found "
             "none (it finished no image): start a new attack instead"
         )
     return run
@@ -71,7 +71,7 @@ def check_model(run: Run, model_uri: str) -> None:
         )
 
 
-def finished(run: Run, attacked: data.ImageSet) -> list[ImageResult]:
+def finished(run: Run, attacked: datasets.ImageSet) -> list[ImageResult]:
     """The results ``run`` logged in its (partial) ``adv_testing.tar.gz``, checked to be
     of the same images as ``attacked``."""
     run_id = run.info.run_id

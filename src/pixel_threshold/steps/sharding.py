@@ -22,23 +22,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import socket
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pixel_threshold
-from pixel_threshold import models
 from pixel_threshold.attack import AttackConfig, ImageResult, PixelThresholdAttack, Sample
-from pixel_threshold.steps import plan
-from pixel_threshold.steps.params import AttackParams
-
-if TYPE_CHECKING:
-    import keras
+from pixel_threshold.models import loading
+from pixel_threshold.models.classifier import CompiledClassifier
 
 Search = Callable[[Iterable[Sample]], Iterator[ImageResult]]
 """Attacks samples; yields each image's result once it is final, in any order."""
@@ -77,7 +71,7 @@ class WorkerModel:
     logits: bool
 
 
-_loaded: dict[WorkerModel, models.CompiledClassifier] = {}
+_loaded: dict[WorkerModel, CompiledClassifier] = {}
 """A worker process's classifier, loaded by the first shard it attacks."""
 
 
@@ -89,17 +83,14 @@ def attack_shard(
     return list(PixelThresholdAttack(config).run(shard, worker_classifier(model_file, model)))
 
 
-def worker_classifier(model_file: bytes, model: WorkerModel) -> models.CompiledClassifier:
+def worker_classifier(model_file: bytes, model: WorkerModel) -> CompiledClassifier:
     """The classifier of ``model``: loaded from ``model_file`` on a process's first call,
     the same object on the next ones."""
     classifier = _loaded.get(model)
     if classifier is None:
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "model.keras"
-            path.write_bytes(model_file)
-            keras_model = models.load_model(str(path))
+        keras_model = loading.load_keras_bytes(model_file)
         _loaded.clear()
-        classifier = _loaded[model] = models.CompiledClassifier(
+        classifier = _loaded[model] = CompiledClassifier(
             keras_model,
             batch_size=model.batch_size,
             input_range=model.input_range,
@@ -108,40 +99,34 @@ def worker_classifier(model_file: bytes, model: WorkerModel) -> models.CompiledC
     return classifier
 
 
-def keras_file(model: keras.Model) -> bytes:
-    """``model`` as the bytes of a ``.keras`` file."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.keras"
-        model.save(path)
-        return path.read_bytes()
-
-
 @contextmanager
 def searching(
-    params: AttackParams,
     config: AttackConfig,
-    model: keras.Model,
-    classifier: models.CompiledClassifier,
+    classifier: CompiledClassifier,
+    *,
+    ray_address: str = "",
+    shard_size: int = 10,
 ) -> Iterator[Search]:
-    """The search of an attack with ``params``: the core on ``classifier`` here, or, when
-    ``params.ray_address`` is set, shards on that Ray cluster, connected for the block.
+    """The search of an attack with ``config``: the core on ``classifier`` here, or, with
+    a ``ray_address``, shards of ``shard_size`` images on that Ray cluster, connected for
+    the block, each worker calling the classifier's model as ``classifier`` does.
 
     Raises ValueError, naming ``ray_address``, if Ray is not installed or no cluster
     answers there. A block left early (an error, Ctrl-C) cancels the shards in flight.
     """
-    if not params.ray_address:
+    if not ray_address:
         yield partial(PixelThresholdAttack(config).run, predict=classifier)
         return
-    ray = _connect(params.ray_address)
+    ray = _connect(ray_address)
     try:
-        model_file = keras_file(model)
+        model_file = loading.keras_bytes(classifier.model)
         worker_model = WorkerModel(
             digest=hashlib.sha256(model_file).hexdigest(),
             batch_size=config.batch_size,
-            input_range=plan.parse_input_range(params.input_range),
+            input_range=classifier.input_range,
             logits=classifier.logits,
         )
-        search = ShardedSearch(ray, config, model_file, worker_model, shard_size=params.shard_size)
+        search = ShardedSearch(ray, config, model_file, worker_model, shard_size=shard_size)
         try:
             yield search
         finally:

@@ -3,15 +3,18 @@ with ``epochs=0``), log and register it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import mlflow
 import numpy as np
 
-from pixel_threshold import data, imagenet, models, tracking
-from pixel_threshold.steps import naming, outcome, plan
+from pixel_threshold.data import datasets, imagenet
+from pixel_threshold.models import classifier, loading, registry, training
+from pixel_threshold.steps import naming, outcome, plan, tracking
 from pixel_threshold.steps.params import TrainParams
+
+if TYPE_CHECKING:
+    import keras
 
 CLASS_NAMES = "class_names.json"
 
@@ -33,13 +36,13 @@ def run_train(params: TrainParams) -> str:
         tracking.log_params(params)
         naming.name_run(naming.train_run_name(params))
         plan.check_train(params)
-        models.check_build(params.architecture, params.weights)
+        registry.check_build(params.architecture, params.weights)
         if params.epochs == 0:
             model, evaluated = _wrap(params)
         else:
             model, evaluated = _fit(params)
         mlflow.log_dict(class_names_document(evaluated.class_names), CLASS_NAMES)
-        models.log_model(
+        loading.log_model(
             model,
             name=tracking.MODEL_ARTIFACT,
             example=evaluated.images[:2],
@@ -50,10 +53,10 @@ def run_train(params: TrainParams) -> str:
     return run_id
 
 
-def _fit(params: TrainParams) -> tuple[keras.Model, data.ImageSet]:
+def _fit(params: TrainParams) -> tuple[keras.Model, datasets.ImageSet]:
     """Train on the train split; return the model and the test split it was scored on."""
-    pretrained = models.pretrained_input(params.architecture, params.weights)
-    split = data.training_split(params.dataset, None if pretrained is None else pretrained[0])
+    pretrained = registry.pretrained_input(params.architecture, params.weights)
+    split = datasets.training_split(params.dataset, None if pretrained is None else pretrained[0])
     tracking.log_skipped_images(split.skipped)
     if not len(split.train_images):
         raise ValueError(
@@ -64,7 +67,7 @@ def _fit(params: TrainParams) -> tuple[keras.Model, data.ImageSet]:
     if pretrained is not None:
         _check_pretrained_data(params, test, pretrained)
     model = _build(params, test)
-    history = models.train_classifier(
+    history = training.train_classifier(
         model,
         split.train_images,
         split.train_labels,
@@ -73,31 +76,31 @@ def _fit(params: TrainParams) -> tuple[keras.Model, data.ImageSet]:
         learning_rate=params.learning_rate,
         seed=params.seed,
         validation=(split.test_images, split.test_labels),
-        callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=_log_epoch)],
+        on_epoch_end=_log_epoch,
     )
     final = {name: values[-1] for name, values in history.history.items()}
     mlflow.log_metrics({"test_accuracy": final["val_accuracy"], "test_loss": final["val_loss"]})
     return model, test
 
 
-def _wrap(params: TrainParams) -> tuple[keras.Model, data.ImageSet]:
+def _wrap(params: TrainParams) -> tuple[keras.Model, datasets.ImageSet]:
     """The pretrained model, evaluated as it is (``test_accuracy``, ``test_loss``,
     ``test_images``) on the test split of a built-in dataset or a whole folder."""
-    pretrained = models.pretrained_input(params.architecture, params.weights)
+    pretrained = registry.pretrained_input(params.architecture, params.weights)
     if pretrained is None:
-        split = data.training_split(params.dataset)
+        split = datasets.training_split(params.dataset)
         evaluated = split.test_set()
         skipped = split.skipped
     else:
-        evaluated = data.attack_set(params.dataset, pretrained[0], limit=None, param="dataset")
+        evaluated = datasets.attack_set(params.dataset, pretrained[0], limit=None, param="dataset")
         skipped = evaluated.skipped
         _check_pretrained_data(params, evaluated, pretrained)
     tracking.log_skipped_images(skipped)
     model = _build(params, evaluated)
-    classifier = models.compile_classifier(
+    predict = classifier.compile_classifier(
         model, batch_size=params.batch_size, input_range=(0.0, 255.0), probe=evaluated.images
     )
-    probabilities = models.predict_probabilities(classifier, evaluated.images)
+    probabilities = classifier.predict_probabilities(predict, evaluated.images)
     rows = np.arange(len(evaluated.labels))
     true_class = np.clip(probabilities[rows, evaluated.labels], 1e-7, 1.0)
     mlflow.log_metrics(
@@ -110,9 +113,9 @@ def _wrap(params: TrainParams) -> tuple[keras.Model, data.ImageSet]:
     return model, evaluated
 
 
-def _build(params: TrainParams, images: data.ImageSet) -> keras.Model:
+def _build(params: TrainParams, images: datasets.ImageSet) -> keras.Model:
     """``params``' architecture and weights for the shape and classes of ``images``."""
-    return models.build_model(
+    return registry.build_model(
         params.architecture,
         images.images.shape[1:],
         len(images.class_names),
@@ -122,7 +125,7 @@ def _build(params: TrainParams, images: data.ImageSet) -> keras.Model:
 
 
 def _check_pretrained_data(
-    params: TrainParams, images: data.ImageSet, pretrained: tuple[tuple[int, int, int], int]
+    params: TrainParams, images: datasets.ImageSet, pretrained: tuple[tuple[int, int, int], int]
 ) -> None:
     classes = pretrained[1]
     if len(images.class_names) != classes:

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pixel_threshold import metrics
-from pixel_threshold.artifacts import AdvTesting
-from pixel_threshold.attack import ImageResult, distances
+from pixel_threshold.artifacts.tarball import AdvTesting
+from pixel_threshold.attack import ImageResult
+from pixel_threshold.attack.distances import DISTANCES, FloatArray, distances
 
 INTEGERS = ("index", "queries", "generations", "label_before", "label_after")
 FLOATS = ("p_true_before", "p_true_after")
@@ -27,7 +27,7 @@ MIN_TH = "min_th"
 def columns(
     results: Sequence[ImageResult],
     sources: Sequence[str],
-    image_distances: dict[str, metrics.FloatArray],
+    image_distances: dict[str, FloatArray],
     *,
     smallest: bool = False,
 ) -> dict[str, list[Any]]:
@@ -51,7 +51,7 @@ def columns(
         "p_true_before": [result.p_true_before for result in results],
         "p_true_after": [result.p_true_after for result in results],
         **smallest_th,
-        **{name: image_distances[name].tolist() for name in metrics.DISTANCES},
+        **{name: image_distances[name].tolist() for name in DISTANCES},
     }
 
 

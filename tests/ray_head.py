@@ -1,4 +1,5 @@
-"""A throw-away Ray head on 127.0.0.1, for the sharding test and the scaling benchmark.
+"""A throw-away Ray head on 127.0.0.1, for the Ray tests and the scaling benchmark; and
+free ports for the tests' servers.
 
 Started as ``ray start --head --block``, which stops every process it started when it
 is sent SIGTERM, so no ``ray stop`` (which stops every Ray process of the machine) is
@@ -22,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pixel_threshold.environment import variables_set
+from pixel_threshold.steps.tracking import variables_set
 
 LOOPBACK = "127.0.0.1"
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}

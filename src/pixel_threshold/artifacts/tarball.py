@@ -26,8 +26,7 @@ import numpy.typing as npt
 from PIL import Image
 
 TOP = "adv_testing"
-ADV_TESTING = f"{TOP}.tar.gz"
-"""The artifact's file name."""
+"""The tarball's one top folder (its file name: `names.ADV_TESTING`)."""
 MANIFEST = f"{TOP}/manifest.csv"
 Table = Mapping[str, Sequence[Any]]
 """Columns of equal length: name -> one value per row."""

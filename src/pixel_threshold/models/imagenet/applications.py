@@ -1,5 +1,5 @@
-"""ImageNet classifiers that take raw 0-255 RGB: Keras applications with their
-``preprocess_input`` as layers in front, and EfficientNet-Lite0.
+"""Keras applications that take raw 0-255 RGB, with their ``preprocess_input`` as layers
+in front (the registry's `registry.KerasApplication` entries).
 
 Each application is built with ``weights=None`` and its weight file loaded here, so
 no code path can reach the network. The preprocessing layers are plain Keras layers
@@ -14,14 +14,13 @@ no code path can reach the network. The preprocessing layers are plain Keras lay
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import numpy as np
 from keras.src.applications.efficientnet import IMAGENET_STDDEV_RGB
 
-from pixel_threshold import imagenet, lite0
+from pixel_threshold.data.imagenet import CLASSES, INPUT_SHAPE
+from pixel_threshold.models.registry import KerasApplication
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 """The ImageNet channel means that "caffe" preprocessing subtracts, in BGR order."""
@@ -48,74 +47,51 @@ def tf_preprocessing(name: str = "tf_preprocess") -> keras.layers.Layer:
     return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name=name)
 
 
-@dataclass(frozen=True)
-class Application:
-    """A Keras application and the preprocessing layer it needs (None: built in)."""
-
-    build: Callable[..., keras.Model]
-    preprocessing: Callable[[], keras.layers.Layer] | None
-
-
-APPLICATIONS = {
-    "resnet50": Application(keras.applications.ResNet50, caffe_preprocessing),
-    "vgg16": Application(keras.applications.VGG16, caffe_preprocessing),
-    "mobilenet_v2": Application(keras.applications.MobileNetV2, tf_preprocessing),
-    "efficientnet_b0": Application(keras.applications.EfficientNetB0, None),
+PREPROCESSING: dict[str, Callable[[], keras.layers.Layer] | None] = {
+    "caffe": caffe_preprocessing,
+    "tf": tf_preprocessing,
+    "built-in": None,
 }
+"""The layer in front of an application for each kind of ``preprocess_input``."""
 
 
 def application(
-    architecture: str,
-    input_shape: Sequence[int] = imagenet.INPUT_SHAPE,
-    classes: int = imagenet.CLASSES,
+    spec: KerasApplication,
+    input_shape: Sequence[int] = INPUT_SHAPE,
+    classes: int = CLASSES,
     *,
     weights: str = "none",
     seed: int = 0,
 ) -> keras.Model:
-    """``architecture`` for raw 0-255 RGB (H, W, 3) returning probabilities (B, classes).
+    """The application ``spec`` for raw 0-255 RGB (H, W, 3) returning probabilities
+    (B, classes).
 
     ``weights``: none (random, seeded), imagenet (the file in Keras' cache) or a path
     to the application's .h5 weight file; with ImageNet weights the model is 224x224
     with 1000 classes.
     """
-    spec = APPLICATIONS[architecture]
-    path = None if weights == "none" else imagenet.keras_weights_file(architecture, weights)
+    path = None if weights == "none" else spec.weights_path(weights)
     keras.utils.set_random_seed(seed)
-    backbone = spec.build(weights=None, input_shape=tuple(input_shape), classes=classes)
+    build = getattr(keras.applications, spec.keras_class)
+    backbone = build(weights=None, input_shape=tuple(input_shape), classes=classes)
+    preprocessing = PREPROCESSING[spec.preprocessing]
     if path is not None:
         backbone.load_weights(path)
-        if architecture == "efficientnet_b0":
+        if preprocessing is None:
             _efficientnet_imagenet_scale(backbone)
     inputs = keras.Input(shape=tuple(input_shape), name="pixels")
-    x = inputs if spec.preprocessing is None else spec.preprocessing()(inputs)
-    return keras.Model(inputs, backbone(x), name=f"{architecture}_pixels")
+    x = inputs if preprocessing is None else preprocessing()(inputs)
+    return keras.Model(inputs, backbone(x), name=f"{spec.name}_pixels")
 
 
 def _efficientnet_imagenet_scale(backbone: keras.Model) -> None:
     """What ``EfficientNetB0(weights="imagenet")`` adds to its graph, folded into its
-    ``Normalization`` layer: one more division by sqrt(stddev) per channel, i.e. a
-    variance multiplied by the ImageNet stddev (saved with the model)."""
+    ``Normalization`` layer (the "built-in" preprocessing): one more division by
+    sqrt(stddev) per channel, i.e. a variance multiplied by the ImageNet stddev (saved
+    with the model)."""
     layer = next(
         layer for layer in backbone.layers if isinstance(layer, keras.layers.Normalization)
     )
     stddev = np.array(IMAGENET_STDDEV_RGB, dtype=np.float32)
     layer.adapt_variance.assign(np.asarray(layer.adapt_variance) * stddev)
     layer.finalize_state()
-
-
-def efficientnet_lite0(
-    input_shape: Sequence[int] = imagenet.INPUT_SHAPE,
-    classes: int = imagenet.CLASSES,
-    *,
-    weights: str = "none",
-    seed: int = 0,
-    load: Callable[[str], keras.Model],
-) -> keras.Model:
-    """EfficientNet-Lite0 (see ``lite0``): random (``none``), converted from the
-    ``imagenet`` extra's checkpoint (cached; ``load`` opens the cache's ``.keras``
-    file safely), or converted from a legacy PyTorch ``.pth`` file."""
-    if weights == "imagenet":
-        return lite0.pretrained(load)
-    if weights == "none":
-        return lite0.efficientnet_lite0(input_shape, classes, seed=seed)
-    return lite0.from_checkpoint(Path(weights))

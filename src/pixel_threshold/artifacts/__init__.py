@@ -1,0 +1,2 @@
+"""Files a run logs: the adversarial-set tarball and its manifest (`tarball`,
+`manifest`), and the names of every logged file (`names`)."""

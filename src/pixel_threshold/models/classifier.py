@@ -1,0 +1,128 @@
+"""The model contract's side of a Keras model: float32 (B, H, W, C) raw pixels in 0-255 to
+class probabilities (B, K), through a compiled forward pass at padded batch shapes.
+Models from elsewhere are adapted by ``input_range`` and ``logits``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import numpy.typing as npt
+import tensorflow as tf
+
+
+class CompiledClassifier:
+    """A Keras model as the attack's ``predict``: a compiled forward pass at padded shapes.
+
+    Every call runs a graph of ``model(x, training=False)`` traced for a fixed batch
+    shape. Inputs are zero-padded to the next power of two (at most ``batch_size``),
+    so at most ``log2(batch_size) + 2`` graphs are traced, once each, and a short
+    call (a small population, the last images of a run) never pays for a full batch.
+    ``input_range`` maps 0-255 pixels to what the model expects; ``logits=True``
+    applies a softmax to the outputs.
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        *,
+        batch_size: int,
+        input_range: tuple[float, float] = (0.0, 255.0),
+        logits: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"expected batch_size >= 1, got batch_size={batch_size}")
+        self.model = model
+        self.batch_size = batch_size
+        self.logits = logits
+        self.input_range = input_range
+        self.input_shape = tuple(int(d) for d in model.input_shape[1:])
+        low, high = input_range
+        scale = (high - low) / 255.0
+
+        @tf.function  # type: ignore[untyped-decorator]
+        def forward(pixels: tf.Tensor) -> tf.Tensor:
+            outputs = model(pixels * scale + low, training=False)
+            return tf.nn.softmax(outputs) if logits else outputs
+
+        self._forward = forward
+        self._graphs: dict[int, Any] = {}
+
+    @property
+    def compiled_batch_shapes(self) -> list[int]:
+        """The padded batch sizes traced so far."""
+        return sorted(self._graphs)
+
+    def padded_rows(self, count: int) -> int:
+        """The batch shape a call with ``count`` rows runs at."""
+        return min(self.batch_size, 1 << max(count - 1, 0).bit_length())
+
+    def __call__(self, pixels: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Probabilities (m, K) for float32 pixels (m, H, W, C), ``m <= batch_size``."""
+        count = len(pixels)
+        if count > self.batch_size:
+            raise ValueError(f"expected at most {self.batch_size} images a call, got {count}")
+        rows = self.padded_rows(count)
+        if rows > count:
+            padded = np.zeros((rows, *self.input_shape), dtype=np.float32)
+            padded[:count] = pixels
+            pixels = padded
+        graph = self._graphs.get(rows)
+        if graph is None:  # traced explicitly, once per shape: no retracing warnings
+            spec = tf.TensorSpec((rows, *self.input_shape), tf.float32)
+            graph = self._graphs[rows] = self._forward.get_concrete_function(spec)
+        outputs: npt.NDArray[np.float32] = graph(tf.constant(pixels)).numpy()
+        return outputs[:count]
+
+
+def compile_classifier(
+    model: keras.Model,
+    *,
+    batch_size: int,
+    input_range: tuple[float, float],
+    probe: npt.NDArray[Any],
+) -> CompiledClassifier:
+    """``model`` as a probability classifier, treating its outputs as logits when they
+    are not probabilities on the ``probe`` images (N, H, W, C) in 0-255."""
+    classifier = CompiledClassifier(model, batch_size=batch_size, input_range=input_range)
+    outputs = classifier(probe[:batch_size].astype(np.float32))
+    _check_finite(outputs)
+    sums = outputs.sum(axis=1)
+    if np.all((outputs >= 0) & (outputs <= 1)) and np.allclose(sums, 1.0, atol=1e-3):
+        return classifier
+    return CompiledClassifier(model, batch_size=batch_size, input_range=input_range, logits=True)
+
+
+def predict_probabilities(
+    classifier: CompiledClassifier, images: npt.NDArray[Any]
+) -> npt.NDArray[np.float32]:
+    """Probabilities (N, K) of (N, H, W, C) 0-255 images, ``batch_size`` images a call;
+    raises ValueError if any is NaN or infinite."""
+    chunks = [
+        _check_finite(classifier(images[start : start + classifier.batch_size].astype(np.float32)))
+        for start in range(0, len(images), classifier.batch_size)
+    ]
+    return np.concatenate(chunks)
+
+
+def predict_labels(
+    classifier: CompiledClassifier, images: npt.NDArray[Any]
+) -> npt.NDArray[np.int64]:
+    """Predicted classes (N,) of (N, H, W, C) 0-255 images, ``batch_size`` images a call.
+
+    Deterministic for given images, order and ``batch_size``: the attack and
+    ``evaluate`` both score adversarial images this way, so they agree exactly.
+    """
+    labels: npt.NDArray[np.int64] = np.argmax(predict_probabilities(classifier, images), axis=1)
+    return labels
+
+
+def _check_finite(outputs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    bad = int(np.count_nonzero(~np.isfinite(outputs).all(axis=1)))
+    if bad:
+        raise ValueError(
+            f"expected finite outputs from the model, got NaN or inf for {bad} of "
+            f"{len(outputs)} images"
+        )
+    return outputs

@@ -1,0 +1,1 @@
+"""ImageNet classifiers: Keras applications, EfficientNet-Lite0 and its checkpoint reader."""

@@ -1,0 +1,78 @@
+"""The layout's one-way dependencies (docs/architecture.md): what each part imports."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pixel_threshold
+
+PACKAGE = Path(pixel_threshold.__file__).parent
+CORE_PACKAGES = {"numpy", "cma", "threadpoolctl"}
+HEAVY = {"tensorflow", "keras", "mlflow", "click", "PIL", "matplotlib", "sklearn", "ray", "tqdm"}
+
+
+def imports(path: Path) -> set[str]:
+    """The modules ``path`` imports when it runs, anywhere in it (absolute names;
+    relative ones as ``pixel_threshold...``)."""
+    names = set()
+    tree = ast.parse(path.read_text())
+    for block in ast.walk(tree):  # imports for type checking only do not load anything
+        if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING":
+            block.body = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module if node.level == 0 else f"pixel_threshold.{node.module}")
+    return names
+
+
+def modules_of(folder: str) -> list[Path]:
+    return sorted((PACKAGE / folder).rglob("*.py"))
+
+
+def loaded_by(modules: str) -> set[str]:
+    """The top-level packages a fresh interpreter has loaded after importing ``modules``
+    (comma-separated)."""
+    code = f"import sys, {modules}; print(' '.join({{name.split('.')[0] for name in sys.modules}}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(done.stdout.split())
+
+
+def test_the_core_imports_only_numpy_cma_threadpoolctl_and_itself() -> None:
+    for path in modules_of("attack"):
+        for name in imports(path):
+            top = name.split(".")[0]
+            assert (
+                top in sys.stdlib_module_names
+                or top in CORE_PACKAGES
+                or name.startswith("pixel_threshold.attack")
+            ), f"{path.name} imports {name}"
+
+
+def test_the_core_loads_no_framework_in_a_fresh_interpreter() -> None:
+    loaded = loaded_by("pixel_threshold.attack")
+    # pycma loads matplotlib (and with it PIL) itself when it is installed: not ours
+    by_its_dependencies = loaded_by("numpy, cma, threadpoolctl")
+    assert not (loaded - by_its_dependencies) & HEAVY
+    assert {"numpy", "cma", "threadpoolctl"} <= loaded
+    assert not by_its_dependencies & {"tensorflow", "keras", "mlflow", "click", "ray"}
+
+
+def test_only_the_models_package_imports_keras_or_tensorflow() -> None:
+    outside = [
+        (path.relative_to(PACKAGE), name)
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if PACKAGE / "models" not in path.parents
+        for name in imports(path)
+        if name.split(".")[0] in ("keras", "tensorflow")
+    ]
+    assert outside == []
+
+
+def test_the_architecture_registry_and_the_checks_before_work_import_no_framework() -> None:
+    loaded = loaded_by("pixel_threshold.models.registry, pixel_threshold.steps.plan")
+    assert not loaded & {"tensorflow", "keras", "mlflow"}
