@@ -52,8 +52,12 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[cpu,dev,imagenet,bench]'
 	touch $@
 
+# Two workers, each taking whole test files (so a file's fixtures are built once), fill
+# the 2 cores CI has; TEST_WORKERS=0 runs the suite in this process.
+TEST_WORKERS ?= 2
+
 test: install
-	$(BIN)/pytest -m "not slow and not ui" -q --durations=15
+	$(BIN)/pytest -m "not slow and not ui" -q --durations=15 -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(SLOW_STAMP)
 	$(BIN)/pytest -m "slow and not ui" -q || test $$? -eq 5  # 5: no slow test collected

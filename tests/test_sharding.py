@@ -106,6 +106,7 @@ def test_an_address_where_no_cluster_listens_is_refused_at_once() -> None:
         pass
 
 
+@pytest.mark.slow  # meaningful where Ray is installed: the slow suite installs it
 def test_the_core_and_a_local_attack_never_import_ray() -> None:
     code = (
         "import sys, pixel_threshold.attack, pixel_threshold.steps.attack; "
