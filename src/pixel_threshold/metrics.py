@@ -16,6 +16,9 @@ from pixel_threshold.attack.distances import DISTANCES, FloatArray
 SUMMARIES = ("mean", "median", "stdev", "iqr", "min", "max")
 Z_95 = 1.959963984540054
 """The standard normal quantile of 0.975: a two-sided 95% interval."""
+ROBUST_ACCURACY = "robust_accuracy"
+"""A ``th=-1`` run's metric of `robust_accuracy`, logged with ``step = th`` for
+th = 0..th_max."""
 
 
 def summarize(name: str, values: npt.NDArray[Any]) -> dict[str, float]:

@@ -35,8 +35,9 @@ class Candidates(Protocol):
 class ModelCalls:
     """A classifier called in batches of at most ``batch_size`` rows, its outputs checked."""
 
-    def __init__(self, predict: Predict, batch_size: int) -> None:
-        self.predict = predict
+    def __init__(self, classifier: Predict, batch_size: int) -> None:
+        self.classifier = classifier
+        """The compiled forward pass the caller hands over (never Keras' ``predict``)."""
         self.batch_size = batch_size
         self._buffer = np.empty(0, dtype=np.float32)
 
@@ -82,7 +83,7 @@ class ModelCalls:
             start += rows
 
     def _called(self, images: npt.NDArray[np.float32]) -> FloatArray:
-        probs = np.array(self.predict(images))  # a copy: a model may reuse its output
+        probs = np.array(self.classifier(images))  # a copy: a model may reuse its output
         if probs.ndim != 2 or len(probs) != len(images):
             raise ValueError(
                 f"expected the model to return ({len(images)}, classes) probabilities, "

@@ -53,8 +53,6 @@ TH_MAX = "th_max"
 """The metric of a ``th=-1`` run's largest th tried, as resolved (the param as given:
 0 for the whole range), so that the runs table shows what ``median_min_th = th_max + 1``
 means."""
-ROBUST_ACCURACY = "robust_accuracy"
-"""A ``th=-1`` run's metric logged with ``step = th`` for th = 0..th_max."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +157,7 @@ def _add_smallest_th(
     at steps th = 0..th_max and ``robustness_curve.png`` (titled ``subject``) to
     ``parcel``."""
     parcel.metrics |= metrics.smallest_th_metrics(results, config.th_max)
-    parcel.histories[ROBUST_ACCURACY] = [
+    parcel.histories[metrics.ROBUST_ACCURACY] = [
         float(value) for value in metrics.robust_accuracy(results, config.th_max)
     ]
     pictures.write_robustness_curve(parcel.artifacts, results, config.th_max, title=subject)

@@ -27,14 +27,13 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
+from pixel_threshold import metrics
 from pixel_threshold.artifacts import names, tarball
 from pixel_threshold.attack.config import ATTACK_TYPES, SMALLEST_TH, STRATEGIES, resolved_budget
 from pixel_threshold.report import curves, table
 from pixel_threshold.steps import legends, naming, outcome, tracking
 from pixel_threshold.steps.params import CompareParams
 
-ROBUST_ACCURACY = "robust_accuracy"
-"""The metric a ``th=-1`` attack run logs at step th for th = 0..th_max."""
 MIN_TH = ("median_min_th", "mean_min_th")
 """A ``th=-1`` attack run's metrics, copied with its ``th_max`` (as resolved)."""
 COPIED = (
@@ -166,7 +165,8 @@ def robustness_curve(run_id: str) -> curves.Curve:
     """A ``th=-1`` run's ``robust_accuracy`` history: th (its steps, 0..th_max) and the
     accuracy at each, both (th_max + 1,); empty for a run without it."""
     history = sorted(
-        MlflowClient().get_metric_history(run_id, ROBUST_ACCURACY), key=lambda point: point.step
+        MlflowClient().get_metric_history(run_id, metrics.ROBUST_ACCURACY),
+        key=lambda point: point.step,
     )
     return (
         np.array([point.step for point in history], dtype=np.float64),
