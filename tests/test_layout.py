@@ -76,3 +76,45 @@ def test_only_the_models_package_imports_keras_or_tensorflow() -> None:
 def test_the_architecture_registry_and_the_checks_before_work_import_no_framework() -> None:
     loaded = loaded_by("pixel_threshold.models.registry, pixel_threshold.steps.plan")
     assert not loaded & {"tensorflow", "keras", "mlflow"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def project_imports(path: Path, modules: set[str]) -> set[str]:
+    """The project's modules ``path`` imports: ``from package import module`` names the
+    module, ``from module import name`` the module (a package: its ``__init__``)."""
+    found = set()
+    tree = ast.parse(path.read_text())
+    for block in ast.walk(tree):
+        if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING":
+            block.body = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name in modules)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                inner = f"{node.module}.{alias.name}"
+                found.add(inner if inner in modules else node.module)
+    return found & modules
+
+
+def test_no_module_of_the_package_imports_itself_through_others() -> None:
+    """No import circle, counting imports made inside functions (a lazy import hides a
+    circle from Python, not from the reader)."""
+    paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph = {name: project_imports(path, set(paths)) - {name} for name, path in paths.items()}
+    circles = []
+    for start in sorted(graph):
+        stack, seen = [(start, [start])], set()
+        while stack:
+            name, trail = stack.pop()
+            for target in sorted(graph[name]):
+                if target == start:
+                    circles.append(" -> ".join([*trail, start]))
+                elif target not in seen and target > start:
+                    seen.add(target)
+                    stack.append((target, [*trail, target]))
+    assert circles == []

@@ -100,7 +100,15 @@ class KerasApplication:
     ) -> keras.Model:
         from pixel_threshold.models.imagenet.applications import application
 
-        return application(self, input_shape, classes, weights=weights, seed=seed)
+        return application(
+            self.name,
+            self.keras_class,
+            self.preprocessing,
+            input_shape,
+            classes,
+            weights_path=None if weights == "none" else self.weights_path(weights),
+            seed=seed,
+        )
 
 
 @dataclass(frozen=True)

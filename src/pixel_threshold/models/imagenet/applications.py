@@ -1,5 +1,6 @@
 """Keras applications that take raw 0-255 RGB, with their ``preprocess_input`` as layers
-in front (the registry's `registry.KerasApplication` entries).
+in front (built for the registry's `registry.KerasApplication` entries, which hand over
+what to build as plain values: this module imports nothing of the registry).
 
 Each application is built with ``weights=None`` and its weight file loaded here, so
 no code path can reach the network. The preprocessing layers are plain Keras layers
@@ -14,13 +15,13 @@ no code path can reach the network. The preprocessing layers are plain Keras lay
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import keras
 import numpy as np
 from keras.src.applications.efficientnet import IMAGENET_STDDEV_RGB
 
 from pixel_threshold.data.imagenet import CLASSES, INPUT_SHAPE
-from pixel_threshold.models.registry import KerasApplication
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 """The ImageNet channel means that "caffe" preprocessing subtracts, in BGR order."""
@@ -56,32 +57,33 @@ PREPROCESSING: dict[str, Callable[[], keras.layers.Layer] | None] = {
 
 
 def application(
-    spec: KerasApplication,
+    name: str,
+    keras_class: str,
+    preprocessing: str,
     input_shape: Sequence[int] = INPUT_SHAPE,
     classes: int = CLASSES,
     *,
-    weights: str = "none",
+    weights_path: Path | None = None,
     seed: int = 0,
 ) -> keras.Model:
-    """The application ``spec`` for raw 0-255 RGB (H, W, 3) returning probabilities
-    (B, classes).
+    """The application ``keras_class`` (its class in ``keras.applications``) for raw 0-255
+    RGB (H, W, 3) returning probabilities (B, classes), named ``<name>_pixels``, with the
+    ``preprocessing`` layer of `PREPROCESSING` in front.
 
-    ``weights``: none (random, seeded), imagenet (the file in Keras' cache) or a path
-    to the application's .h5 weight file; with ImageNet weights the model is 224x224
-    with 1000 classes.
+    ``weights_path``: None (random, seeded) or the application's .h5 weight file (with
+    ImageNet weights the model is 224x224 with 1000 classes).
     """
-    path = None if weights == "none" else spec.weights_path(weights)
     keras.utils.set_random_seed(seed)
-    build = getattr(keras.applications, spec.keras_class)
+    build = getattr(keras.applications, keras_class)
     backbone = build(weights=None, input_shape=tuple(input_shape), classes=classes)
-    preprocessing = PREPROCESSING[spec.preprocessing]
-    if path is not None:
-        backbone.load_weights(path)
-        if preprocessing is None:
+    layer = PREPROCESSING[preprocessing]
+    if weights_path is not None:
+        backbone.load_weights(weights_path)
+        if layer is None:
             _efficientnet_imagenet_scale(backbone)
     inputs = keras.Input(shape=tuple(input_shape), name="pixels")
-    x = inputs if preprocessing is None else preprocessing()(inputs)
-    return keras.Model(inputs, backbone(x), name=f"{spec.name}_pixels")
+    x = inputs if layer is None else layer()(inputs)
+    return keras.Model(inputs, backbone(x), name=f"{name}_pixels")
 
 
 def _efficientnet_imagenet_scale(backbone: keras.Model) -> None:
