@@ -1,6 +1,6 @@
 """`make bench-search`: attack strength per query, every strategy and loss side by side.
 
-For each setting, every strategy (es 0 CMA-ES, 1 DE, 2 random search) attacks the same
+For each setting, every strategy of the registry (`STRATEGIES`) attacks the same
 images with the same model at an equal query budget (``max_iter * popsize``). A row
 reports success with its denominator and Wilson 95% interval, the queries per image and
 per success, the share fooled within smaller budgets (read from the same run: an image
@@ -27,7 +27,13 @@ import numpy.typing as npt
 from benchmarks.cases import Case, digits_case, lite0_case
 from benchmarks.run import compiled
 from benchmarks.timing import Row, median_seconds
-from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Predict, Sample
+from pixel_threshold.attack import (
+    STRATEGIES,
+    AttackConfig,
+    PixelThresholdAttack,
+    Predict,
+    Sample,
+)
 from pixel_threshold.metrics import wilson_interval
 
 OUTPUT = Path("benchmarks/output/strength.json")
@@ -116,15 +122,15 @@ def print_row(row: Row) -> None:
 
 def equal_budget(es: int, budget: int, popsize: int = 400) -> tuple[int, int]:
     """(max_iter, popsize) spending ``budget`` queries: populations of ``popsize`` for
-    CMA-ES and DE, one query a step for the random search."""
-    return (budget, 1) if es == 2 else (budget // popsize, popsize)
+    CMA-ES and DE, one query a step for the random search (`StrategyRecord.equal_budget`)."""
+    return STRATEGIES[es].equal_budget(budget // popsize, popsize)
 
 
 def digits_settings() -> list[tuple[str, AttackConfig]]:
     """Pixel th = 1 and 3 at DE's budget (100 x 400), every strategy and loss."""
     settings = []
     for th in (1, 3):
-        for es in (0, 1, 2):
+        for es in STRATEGIES:
             for loss in ("margin", "probability"):
                 max_iter, popsize = equal_budget(es, 40_000)
                 config = AttackConfig(
@@ -146,7 +152,7 @@ def lite0_settings(losses: Sequence[str]) -> list[tuple[str, AttackConfig]]:
             settings.append((f"{attack_type} th={th}", config))
         config = AttackConfig(th=50, es=2, loss=loss, max_iter=10_000, popsize=1)
         settings.append(("pixel th=50", config))
-        for es in (2, 1, 0):
+        for es in sorted(STRATEGIES, reverse=True):
             max_iter, popsize = equal_budget(es, 2_000, popsize=100)
             config = AttackConfig(th=3, es=es, loss=loss, max_iter=max_iter, popsize=popsize)
             settings.append(("pixel th=3", config))
@@ -161,7 +167,9 @@ def main() -> None:
         "--lite0-losses", default="margin", help="comma-separated losses for the Lite0 case"
     )
     parser.add_argument("--only", default="", help="run only settings whose name has this")
-    parser.add_argument("--es", default="0,1,2", help="comma-separated strategies to run")
+    parser.add_argument(
+        "--es", default=",".join(map(str, STRATEGIES)), help="comma-separated strategies to run"
+    )
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
     args.output.parent.mkdir(parents=True, exist_ok=True)

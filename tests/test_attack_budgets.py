@@ -16,6 +16,7 @@ from pixel_threshold.attack import (
 )
 
 from .conftest import decode_candidates as _decode
+from .strategy_cases import each_strategy
 
 
 class FooledOnlyPastTheBudget:
@@ -70,7 +71,7 @@ def attack_within_budget(
         assert model.spent == th, f"seed {seed}: the search never reached its budget"
 
 
-@pytest.mark.parametrize("es", [0, 1, 2])
+@pytest.mark.parametrize("es", each_strategy())
 @pytest.mark.parametrize(("attack_type", "th"), [("pixel", 1), ("pixel", 3), ("threshold", 1)])
 @pytest.mark.parametrize("shape", [(8, 8, 1), (8, 8, 3), (32, 32, 3)])
 def test_only_a_budget_violation_fools_the_model_and_none_happens(
@@ -89,7 +90,7 @@ def test_only_a_budget_violation_fools_the_model_and_none_happens(
     )
 
 
-@pytest.mark.parametrize("es", [0, 1, 2])
+@pytest.mark.parametrize("es", each_strategy())
 @pytest.mark.parametrize(("attack_type", "th"), [("pixel", 2), ("threshold", 1)])
 def test_the_budget_holds_on_imagenet_sized_images(attack_type: str, th: int, es: int) -> None:
     # separable CMA-ES spends ~0.5 s a generation in pycma on D = 150,528

@@ -13,6 +13,8 @@ from pixel_threshold.data.datasets import Split, digits
 from pixel_threshold.models.classifier import CompiledClassifier
 from pixel_threshold.models.registry import build_model
 
+from .strategy_cases import each_strategy
+
 
 @pytest.fixture(scope="module")
 def split() -> Split:
@@ -88,7 +90,7 @@ def test_input_range_and_logits_adapt_foreign_models(model: keras.Model, split: 
     np.testing.assert_allclose(adapted(pixels), model(pixels).numpy(), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("es", [0, 1, 2])
+@pytest.mark.parametrize("es", each_strategy())
 def test_same_seed_same_result_whatever_the_batch_on_a_real_model(
     model: keras.Model, split: Split, es: int
 ) -> None:

@@ -11,6 +11,7 @@ import pytest
 from pixel_threshold.attack import AttackConfig, ImageResult, PixelThresholdAttack, Sample
 
 from .conftest import LinearSoftmax
+from .strategy_cases import budgets, each_strategy, step_sizes
 
 
 def samples_for(model: LinearSoftmax, images: npt.NDArray[np.uint8]) -> list[Sample]:
@@ -31,8 +32,9 @@ def comparable(result: ImageResult) -> dict[str, object]:
     return fields
 
 
-BUDGETS = [(0, 15, 20), (1, 15, 20), (2, 20, 1), (2, 8, 3)]
-"""(es, max_iter, popsize): random search with one and with several proposals a step."""
+BUDGETS = [*budgets(5, 4), pytest.param(2, 8, 3, id="random-search-3-a-step")]
+"""(es, max_iter, popsize): every strategy at an equal budget, and the random search
+with several proposals a step."""
 
 
 @pytest.mark.parametrize(("es", "max_iter", "popsize"), BUDGETS)
@@ -64,7 +66,7 @@ def test_same_seed_same_result_whatever_the_batch(
     assert [comparable(r) for r in other_seed] != reference
 
 
-@pytest.mark.parametrize(("es", "max_iter", "popsize"), [(1, 30, 30), (2, 900, 1)])
+@pytest.mark.parametrize(("es", "max_iter", "popsize"), budgets(30, 30))
 def test_results_are_checked_adversarial_images(
     gray_images: npt.NDArray[np.uint8], es: int, max_iter: int, popsize: int
 ) -> None:
@@ -87,7 +89,8 @@ def test_results_are_checked_adversarial_images(
 
 
 @pytest.mark.parametrize(
-    ("es", "max_iter", "popsize"), [(0, 10, 8), (1, 10, 25), (2, 40, 1), (2, 15, 3)]
+    ("es", "max_iter", "popsize"),
+    [*budgets(10, 25), pytest.param(2, 15, 3, id="random-search-3-a-step")],
 )
 def test_queries_are_counted_exactly(
     gray_images: npt.NDArray[np.uint8], es: int, max_iter: int, popsize: int
@@ -146,7 +149,9 @@ class WinsOnlyAt:
         return np.where(hit[:, None], [[0.3, 0.7]], [[1.0, 0.0]])
 
 
-@pytest.mark.parametrize(("es", "popsize"), [(0, 8), (1, 8), (2, 1), (2, 3)])
+@pytest.mark.parametrize(
+    ("es", "popsize"), [*step_sizes(8), pytest.param(2, 3, id="random-search-3-a-step")]
+)
 def test_flat_objective_uses_the_whole_budget(es: int, popsize: int) -> None:
     """A confident model scores every candidate alike; ART's CMA-ES stops after one
     generation there. Ours spends the budget it was given, and not one query more.
@@ -174,7 +179,7 @@ def test_random_search_stops_at_its_first_success(popsize: int) -> None:
     assert result.generations > 1  # not won by the first proposal: the search moved
 
 
-@pytest.mark.parametrize(("es", "popsize"), [(1, 10), (2, 1)])
+@pytest.mark.parametrize(("es", "popsize"), step_sizes(10))
 def test_misclassified_images_are_not_attacked(
     gray_images: npt.NDArray[np.uint8], es: int, popsize: int
 ) -> None:
@@ -190,7 +195,7 @@ def test_misclassified_images_are_not_attacked(
     assert sum(model.calls) == 4 + sum(r.queries for r in others)
 
 
-@pytest.mark.parametrize(("es", "max_iter", "popsize"), [(1, 40, 30), (2, 300, 4)])
+@pytest.mark.parametrize(("es", "max_iter", "popsize"), budgets(40, 30))
 def test_targeted_attack_reaches_the_target(
     gray_images: npt.NDArray[np.uint8], es: int, max_iter: int, popsize: int
 ) -> None:
@@ -214,7 +219,7 @@ def test_targeted_attack_reaches_the_target(
     assert all(r.label_after == target for r in attacked if r.success)
 
 
-@pytest.mark.parametrize(("es", "max_iter", "popsize"), [(0, 20, 16), (2, 100, 3)])
+@pytest.mark.parametrize(("es", "max_iter", "popsize"), budgets(20, 16))
 def test_rgb_images(es: int, max_iter: int, popsize: int) -> None:
     images = np.random.default_rng(2).integers(0, 256, size=(6, 5, 5, 3), dtype=np.uint8)
     model = LinearSoftmax((5, 5, 3), 4)
@@ -281,7 +286,7 @@ class MeanBrightness:
         return np.stack([dark, 1 - dark], axis=1)
 
 
-@pytest.mark.parametrize("es", [0, 1, 2])
+@pytest.mark.parametrize("es", each_strategy())
 def test_threshold_attack_on_imagenet_sized_images_in_bounded_memory(es: int) -> None:
     """D = 150,528: separable CMA-ES and a fixed DE population keep memory linear in D."""
     import tracemalloc

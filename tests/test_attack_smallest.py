@@ -11,6 +11,7 @@ import pytest
 from pixel_threshold.attack import AttackConfig, ImageResult, PixelThresholdAttack, Sample
 
 from .conftest import LinearSoftmax
+from .strategy_cases import budgets
 
 GRAY = np.full((8, 8, 1), 128, dtype=np.uint8)
 """Mid-grey: every th up to 127 moves it without clipping, and no corner colour (0 or
@@ -54,7 +55,7 @@ def bisection_probes(high: int, k: int) -> int:
 
 
 @pytest.mark.parametrize("k", [1, 3, 7])
-@pytest.mark.parametrize(("es", "max_iter", "popsize"), [(0, 4, 10), (1, 4, 10), (2, 40, 1)])
+@pytest.mark.parametrize(("es", "max_iter", "popsize"), budgets(4, 10))
 @pytest.mark.parametrize(("attack_type", "th_max"), [("pixel", 20), ("threshold", 127)])
 def test_min_th_is_the_smallest_budget_that_fools(
     attack_type: str, th_max: int, es: int, max_iter: int, popsize: int, k: int
@@ -100,7 +101,7 @@ def test_an_image_not_fooled_within_th_max_is_written_unchanged() -> None:
     assert model.rows == result.queries + 1
 
 
-@pytest.mark.parametrize(("es", "max_iter", "popsize"), [(0, 1, 3), (1, 1, 3), (2, 3, 1)])
+@pytest.mark.parametrize(("es", "max_iter", "popsize"), budgets(1, 3))
 def test_a_search_that_fails_at_th_max_is_tried_again_with_another_seed(
     es: int, max_iter: int, popsize: int
 ) -> None:
@@ -142,7 +143,7 @@ def linear_samples(gray_images: npt.NDArray[np.uint8]) -> tuple[LinearSoftmax, l
     return model, samples
 
 
-@pytest.mark.parametrize(("es", "max_iter", "popsize"), [(0, 6, 10), (1, 6, 10), (2, 60, 1)])
+@pytest.mark.parametrize(("es", "max_iter", "popsize"), budgets(6, 10))
 @pytest.mark.parametrize("attack_type", ["pixel", "threshold"])
 def test_same_result_whatever_the_batch_and_reports_hold(
     linear_samples: tuple[LinearSoftmax, list[Sample]],

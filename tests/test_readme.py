@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from pixel_threshold.attack import STRATEGIES
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 CODE_BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
@@ -101,3 +103,18 @@ def test_the_quoted_conda_error_is_mlflow_s_and_the_stuck_run_can_be_deleted(
     delete = [sys.executable, "-m", "mlflow", "runs", "delete", "--run-id", stuck.info.run_id]
     subprocess.run(delete, env=env, check=True, capture_output=True, timeout=120)
     assert client.search_runs(["0"]) == []
+
+
+def test_the_strategy_table_is_the_registry() -> None:
+    """One row per record of `STRATEGIES`, in its order, with its budget and paper."""
+    times = "\N{MULTIPLICATION SIGN}"
+    header = (
+        f"| es | strategy | default budget (`max_iter` {times} `popsize`) | smallest `popsize` |"
+    )
+    table = README[README.index(header) :].split("\n\n")[0].splitlines()[2:]
+    assert table == [
+        f"| {record.es} | {record.label}{f' ({record.detail})' if record.detail else ''} "
+        f"| {record.max_iter:,} {times} {record.popsize:,} | {record.min_popsize} "
+        f"| {record.paper} |"
+        for record in STRATEGIES.values()
+    ]

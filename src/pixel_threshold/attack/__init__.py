@@ -8,7 +8,6 @@ to a worker without TensorFlow, MLflow or files.
 
 from pixel_threshold.attack.cmaes import CMAES, default_popsize
 from pixel_threshold.attack.config import (
-    DEFAULT_BUDGETS,
     SMALLEST_TH,
     AttackConfig,
     resolved_budget,
@@ -16,17 +15,25 @@ from pixel_threshold.attack.config import (
 )
 from pixel_threshold.attack.de import DifferentialEvolution
 from pixel_threshold.attack.distances import distances
-from pixel_threshold.attack.encodings import PixelEncoding, ThresholdEncoding, make_encoding
+from pixel_threshold.attack.encodings import (
+    ATTACK_TYPES,
+    PixelEncoding,
+    ThresholdEncoding,
+    make_encoding,
+)
 from pixel_threshold.attack.losses import LOSSES
 from pixel_threshold.attack.results import ImageResult, Sample
 from pixel_threshold.attack.search import PixelThresholdAttack
+from pixel_threshold.attack.strategies import STRATEGIES, StrategyRecord
+from pixel_threshold.attack.strategy import Strategy
 from pixel_threshold.attack.types import Predict
 
 __all__ = [
+    "ATTACK_TYPES",
     "CMAES",
-    "DEFAULT_BUDGETS",
     "LOSSES",
     "SMALLEST_TH",
+    "STRATEGIES",
     "AttackConfig",
     "DifferentialEvolution",
     "ImageResult",
@@ -34,6 +41,8 @@ __all__ = [
     "PixelThresholdAttack",
     "Predict",
     "Sample",
+    "Strategy",
+    "StrategyRecord",
     "ThresholdEncoding",
     "default_popsize",
     "distances",

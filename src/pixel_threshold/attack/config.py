@@ -5,30 +5,22 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from pixel_threshold.attack.cmaes import MIN_POPSIZE as CMAES_MIN_POPSIZE
-from pixel_threshold.attack.de import MIN_POPSIZE as DE_MIN_POPSIZE
-from pixel_threshold.attack.encodings import PIXEL_LEVELS, check_th
+from pixel_threshold.attack.encodings import encoding_type
 from pixel_threshold.attack.losses import LOSSES
+from pixel_threshold.attack.strategies import STRATEGIES, strategy
+from pixel_threshold.attack.types import PIXEL_LEVELS
 
-ATTACK_TYPES = ("pixel", "threshold")
-STRATEGIES = {0: "cma-es", 1: "differential evolution", 2: "random search"}
-DEFAULT_BUDGETS = {0: (100, 400), 1: (100, 400), 2: (10_000, 1)}
-"""Each strategy's (max_iter, popsize) when none is given: the paper's 100 generations
-of 400 for CMA-ES and DE; 10,000 single-query steps for the random search (the budget
-of the Sparse-RS and Square Attack papers)."""
-MIN_POPSIZES = {0: CMAES_MIN_POPSIZE, 1: DE_MIN_POPSIZE, 2: 1}
 SMALLEST_TH = -1
 """``th`` that asks for each image's smallest th in ``1..th_max`` (`smallest`)."""
 
 
 def resolved_th_max(attack_type: str, th_max: int, shape: tuple[int, int, int]) -> int:
     """The largest th a ``th=-1`` attack tries on (H, W, C) images: ``th_max``, or with 0
-    the whole range: 255 for the threshold attack, min(255, H * W) for the pixel attack.
-    Raises ValueError naming a ``th_max`` outside that range."""
+    the whole range (the encoding's ``largest_th_max``: 255 for the threshold attack,
+    min(255, H * W) for the pixel attack). Raises ValueError naming a ``th_max`` outside
+    that range."""
     height, width, _ = shape
-    largest = (
-        PIXEL_LEVELS - 1 if attack_type == "threshold" else min(PIXEL_LEVELS - 1, height * width)
-    )
+    largest = encoding_type(attack_type).largest_th_max(shape)
     if not 0 <= th_max <= largest:
         raise ValueError(
             f"expected 0 <= th_max <= {largest} for the {attack_type} attack on "
@@ -39,15 +31,24 @@ def resolved_th_max(attack_type: str, th_max: int, shape: tuple[int, int, int]) 
 
 def resolved_budget(es: int, max_iter: int, popsize: int) -> tuple[int, int]:
     """The (max_iter, popsize) an attack with strategy ``es`` runs: a 0 reads as that
-    strategy's default (`DEFAULT_BUDGETS`), each on its own; an unknown ``es`` is left
-    unresolved for `AttackConfig` to refuse. Raises ValueError naming a negative one."""
+    strategy's default (its record in `strategies.STRATEGIES`), each on its own; an
+    unknown ``es`` is left unresolved for `AttackConfig` to refuse. Raises ValueError
+    naming a negative one."""
+    check_budget(max_iter, popsize)
+    record = STRATEGIES.get(es)
+    if record is None:
+        return max_iter, popsize
+    return max_iter or record.max_iter, popsize or record.popsize
+
+
+def check_budget(max_iter: int, popsize: int) -> None:
+    """Raise ValueError naming ``max_iter`` or ``popsize`` if negative (0: the
+    strategy's default)."""
     for name, value in (("max_iter", max_iter), ("popsize", popsize)):
         if value < 0:
             raise ValueError(
                 f"expected {name} >= 1 (0: the strategy's default), got {name}={value}"
             )
-    default_max_iter, default_popsize = DEFAULT_BUDGETS.get(es, (max_iter, popsize))
-    return max_iter or default_max_iter, popsize or default_popsize
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,9 +57,9 @@ class AttackConfig:
 
     attack_type: "pixel" (change at most ``th`` pixels) or "threshold" (move every
     value by at most ``th`` on the 0-255 scale); ``th=-1`` finds each image's smallest
-    th in ``1..th_max`` (0: the whole range, `resolved_th_max`). es: 0 = CMA-ES, 1 = differential
-    evolution, 2 = random search (Sparse-RS-style for pixel, Square-style for
-    threshold). loss: "margin" or "probability" (see `losses`). max_iter: steps per
+    th in ``1..th_max`` (0: the whole range, `resolved_th_max`). es: a strategy of
+    `strategies.STRATEGIES` (0 CMA-ES, 1 differential evolution, 2 random search).
+    loss: "margin" or "probability" (see `losses`). max_iter: steps per
     image, each of ``popsize`` queries (DE's initial population is its first step, so
     every strategy spends at most ``max_iter * popsize`` queries). target: a class to
     reach, or None for untargeted. batch_size: rows per model call. seed: makes the run
@@ -77,8 +78,7 @@ class AttackConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.attack_type not in ATTACK_TYPES:
-            raise ValueError(f"expected attack_type in {ATTACK_TYPES}, got {self.attack_type!r}")
+        encoding_type(self.attack_type)
         if self.th < 1 and self.th != SMALLEST_TH:
             raise ValueError(
                 f"expected th >= 1 or th={SMALLEST_TH} (each image's smallest), got th={self.th}"
@@ -88,18 +88,14 @@ class AttackConfig:
                 f"expected 0 <= th_max <= {PIXEL_LEVELS - 1} (0: the whole range), "
                 f"got th_max={self.th_max}"
             )
-        if self.es not in STRATEGIES:
-            raise ValueError(
-                "expected es 0 (CMA-ES), 1 (differential evolution) or 2 (random search), "
-                f"got es={self.es}"
-            )
+        record = strategy(self.es)
         if self.loss not in LOSSES:
             raise ValueError(f"expected loss in {LOSSES}, got loss={self.loss!r}")
         if self.max_iter < 1:
             raise ValueError(f"expected max_iter >= 1, got max_iter={self.max_iter}")
-        if self.popsize < MIN_POPSIZES[self.es]:
+        if self.popsize < record.min_popsize:
             raise ValueError(
-                f"expected popsize >= {MIN_POPSIZES[self.es]} for {STRATEGIES[self.es]}, "
+                f"expected popsize >= {record.min_popsize} for {record.name}, "
                 f"got popsize={self.popsize}"
             )
         if self.target is not None and self.target < 0:
@@ -116,7 +112,7 @@ class AttackConfig:
         if self.th == SMALLEST_TH:
             th_max = resolved_th_max(self.attack_type, self.th_max, shape)
             return dataclasses.replace(self, th_max=th_max)
-        check_th(self.attack_type, self.th, shape)
+        encoding_type(self.attack_type).check_th(self.th, shape)
         return self
 
     def check_classes(self, classes: int) -> None:

@@ -1,21 +1,34 @@
-"""Candidate encodings: how a real-valued search vector becomes an adversarial image.
+"""The two attack types as encodings: how a real-valued search vector becomes an
+adversarial image, and everything else that differs between the Pixel (L0) and the
+Threshold (L-infinity) attack.
 
 Both encodings decode to exact integer pixel values in 0-255, so the image the
 model scored is the image that gets saved. Genes are continuous; every gene
 covers a half-open interval of width one per integer it can take and is decoded
 with ``floor``, so each integer value is equally likely under a uniform draw
 (ART's truncation makes 255 reachable only at exactly 255.0).
+
+Besides decoding, each encoding says what a th means for it: the range of th on an
+image (`check_th`, `largest_th_max`), the budget an adversarial image spends
+(`spent`), how the tightening of ``th=-1`` shrinks a fooling image (`shrink`), and
+which query-efficient random search suits its norm (`random_search`). The attack type
+is looked up once, in `encoding_type`; the rest of the core asks the encoding.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
-from pixel_threshold.attack.types import FloatArray, IntArray
+from pixel_threshold.attack.random_search import SparseRandomSearch, SquareRandomSearch
+from pixel_threshold.attack.results import ImageResult
+from pixel_threshold.attack.shrinking import ClipDelta, RestorePixels, Shrink
+from pixel_threshold.attack.types import PIXEL_LEVELS, FloatArray, IntArray
 
-PIXEL_LEVELS = 256
+Shape = tuple[int, int, int]
 
 
 @dataclass(frozen=True)
@@ -26,13 +39,17 @@ class PixelEncoding:
     ``D = th * (2 + C)``. Values replace the pixel's values.
     """
 
+    attack_type: ClassVar[str] = "pixel"
+    title: ClassVar[str] = "Pixel attack (L0)"
+    th_axis: ClassVar[str] = "th: pixels changed"
+
     th: int
-    shape: tuple[int, int, int]
+    shape: Shape
     lower: FloatArray = field(init=False, repr=False)
     upper: FloatArray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        check_th("pixel", self.th, self.shape)
+        self.check_th(self.th, self.shape)
         height, width, channels = self.shape
         block_upper = np.array([height, width] + [PIXEL_LEVELS] * channels, dtype=np.float64)
         object.__setattr__(self, "lower", np.zeros(self.dimension))
@@ -78,6 +95,43 @@ class PixelEncoding:
         pixels = out.reshape(count, height * width, channels)
         pixels[np.arange(count)[:, None], positions, :] = values
 
+    @staticmethod
+    def check_th(th: int, shape: Shape) -> None:
+        """Raise ValueError, naming ``th``, unless it is 1 to H * W pixels."""
+        height, width, _ = shape
+        if not 1 <= th <= height * width:
+            raise ValueError(
+                f"expected 1 <= th <= {height * width} (pixels in a {height}x{width} image) "
+                f"for the pixel attack, got th={th}"
+            )
+
+    @staticmethod
+    def largest_th_max(shape: Shape) -> int:
+        """The largest th a ``th=-1`` attack walks down from: min(255, H * W)."""
+        return min(PIXEL_LEVELS - 1, shape[0] * shape[1])
+
+    @staticmethod
+    def spent(result: ImageResult) -> int:
+        """The th an adversarial image spends: the pixels it changes."""
+        return result.l0
+
+    @staticmethod
+    def shrink(
+        original: npt.NDArray[np.float32],
+        fooling: npt.NDArray[np.float32],
+        rng: np.random.Generator,
+    ) -> Shrink:
+        """Restore the changed pixels one at a time, in a random order drawn from
+        ``rng`` (`shrinking.RestorePixels`)."""
+        changed = np.flatnonzero(np.any(fooling != original, axis=-1))
+        return RestorePixels(original, rng.permutation(changed))
+
+    def random_search(self, *, capacity: int, popsize: int, max_iter: int) -> SparseRandomSearch:
+        """Sparse-RS's search over ``th`` corner-coloured pixels (Croce et al., AAAI 2022)."""
+        return SparseRandomSearch(
+            self.th, self.shape, capacity=capacity, popsize=popsize, max_iter=max_iter
+        )
+
 
 @dataclass(frozen=True)
 class ThresholdEncoding:
@@ -86,13 +140,17 @@ class ThresholdEncoding:
     A candidate holds one delta per element, ``D = H * W * C``.
     """
 
+    attack_type: ClassVar[str] = "threshold"
+    title: ClassVar[str] = "Threshold attack (L∞)"
+    th_axis: ClassVar[str] = "th: largest change of a value, 0-255"
+
     th: int
-    shape: tuple[int, int, int]
+    shape: Shape
     lower: FloatArray = field(init=False, repr=False)
     upper: FloatArray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        check_th("threshold", self.th, self.shape)
+        self.check_th(self.th, self.shape)
         object.__setattr__(self, "lower", np.full(self.dimension, -float(self.th)))
         object.__setattr__(self, "upper", np.full(self.dimension, self.th + 1.0))
 
@@ -120,23 +178,61 @@ class ThresholdEncoding:
         np.add(out, delta, out=out, casting="unsafe")
         np.clip(out, 0, PIXEL_LEVELS - 1, out=out)
 
+    @staticmethod
+    def check_th(th: int, shape: Shape) -> None:
+        """Raise ValueError, naming ``th``, unless it is 1 to 255 on the 0-255 scale."""
+        if not 1 <= th <= PIXEL_LEVELS - 1:
+            raise ValueError(
+                f"expected 1 <= th <= {PIXEL_LEVELS - 1} for the threshold attack, got th={th}"
+            )
+
+    @staticmethod
+    def largest_th_max(shape: Shape) -> int:
+        """The largest th a ``th=-1`` attack walks down from: 255."""
+        return PIXEL_LEVELS - 1
+
+    @staticmethod
+    def spent(result: ImageResult) -> int:
+        """The th an adversarial image spends: its largest change of a value."""
+        return int(result.linf)
+
+    @staticmethod
+    def shrink(
+        original: npt.NDArray[np.float32],
+        fooling: npt.NDArray[np.float32],
+        rng: np.random.Generator,
+    ) -> Shrink:
+        """Clip the delta to the smallest bound that fools, by bisection
+        (`shrinking.ClipDelta`; ``rng`` is not drawn from)."""
+        return ClipDelta(original, fooling)
+
+    def random_search(self, *, capacity: int, popsize: int, max_iter: int) -> SquareRandomSearch:
+        """The Square Attack's search on the vertices of the ``th`` box (Andriushchenko
+        et al., ECCV 2020)."""
+        return SquareRandomSearch(
+            self.th, self.shape, capacity=capacity, popsize=popsize, max_iter=max_iter
+        )
+
 
 Encoding = PixelEncoding | ThresholdEncoding
+ENCODINGS: dict[str, type[Encoding]] = {
+    encoding.attack_type: encoding for encoding in (PixelEncoding, ThresholdEncoding)
+}
+"""The attack types, by ``attack_type``: the one place the name becomes behaviour."""
+ATTACK_TYPES = tuple(ENCODINGS)
 
 
-def check_th(attack_type: str, th: int, shape: tuple[int, int, int]) -> None:
-    """Raise ValueError, naming ``th``, unless ``attack_type`` can spend it on (H, W, C)
-    images: 1 to H * W pixels, or 1 to 255 on the 0-255 scale."""
-    height, width, _ = shape
-    if attack_type == "pixel" and not 1 <= th <= height * width:
-        raise ValueError(
-            f"expected 1 <= th <= {height * width} (pixels in a {height}x{width} image) "
-            f"for the pixel attack, got th={th}"
-        )
-    if attack_type == "threshold" and not 1 <= th <= PIXEL_LEVELS - 1:
-        raise ValueError(
-            f"expected 1 <= th <= {PIXEL_LEVELS - 1} for the threshold attack, got th={th}"
-        )
+def encoding_type(attack_type: str) -> type[Encoding]:
+    """The encoding of ``attack_type``; raises ValueError naming it if there is none."""
+    if attack_type not in ENCODINGS:
+        raise ValueError(f"expected attack_type in {ATTACK_TYPES}, got {attack_type!r}")
+    return ENCODINGS[attack_type]
+
+
+def make_encoding(attack_type: str, th: int, shape: Shape) -> Encoding:
+    """The encoding for ``attack_type`` ("pixel" or "threshold") at ``th`` on images of
+    ``shape``."""
+    return encoding_type(attack_type)(th, shape)
 
 
 def distinct_positions(positions: IntArray, pixels: int) -> IntArray:
@@ -168,12 +264,3 @@ def distinct_positions(positions: IntArray, pixels: int) -> IntArray:
         rows[moving, block] = new
     positions[repeating] = rows
     return positions
-
-
-def make_encoding(attack_type: str, th: int, shape: tuple[int, int, int]) -> Encoding:
-    """The encoding for ``attack_type`` ("pixel" or "threshold") on images of ``shape``."""
-    if attack_type == "pixel":
-        return PixelEncoding(th, shape)
-    if attack_type == "threshold":
-        return ThresholdEncoding(th, shape)
-    raise ValueError(f"expected attack_type 'pixel' or 'threshold', got {attack_type!r}")

@@ -117,7 +117,13 @@ class LevelSearch:
     ) -> None:
         self.config = config
         self.encoding = make_encoding(config.attack_type, config.th, shape)
-        self._strategy = make_strategy(config, self.encoding, capacity)
+        self._strategy = make_strategy(
+            config.es,
+            self.encoding,
+            capacity=capacity,
+            popsize=config.popsize,
+            max_iter=config.max_iter,
+        )
         self._rng_key = rng_key
         self._jobs: list[Job | None] = [None] * capacity
         self._active = np.zeros(capacity, dtype=bool)

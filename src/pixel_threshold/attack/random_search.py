@@ -28,8 +28,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from pixel_threshold.attack.encodings import PIXEL_LEVELS
-from pixel_threshold.attack.types import BoolArray, FloatArray, IntArray
+from pixel_threshold.attack.types import PIXEL_LEVELS, BoolArray, FloatArray, IntArray
 
 BUDGET_BREAKS = np.array([10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000]) / 10_000
 """Shares of the budget at which the size of a step falls (both papers' schedule,

@@ -35,14 +35,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from pixel_threshold.attack.config import AttackConfig
 from pixel_threshold.attack.distances import distances
-from pixel_threshold.attack.encodings import make_encoding
+from pixel_threshold.attack.encodings import encoding_type, make_encoding
 from pixel_threshold.attack.level_search import (
     Job,
     LevelSearch,
@@ -54,10 +53,12 @@ from pixel_threshold.attack.level_search import (
 from pixel_threshold.attack.losses import succeeded
 from pixel_threshold.attack.model_calls import ModelCalls
 from pixel_threshold.attack.results import ImageResult, Sample
-from pixel_threshold.attack.types import FloatArray, IntArray
+from pixel_threshold.attack.shrinking import Shrink
+from pixel_threshold.attack.types import FloatArray
 
 TIGHTEN_STREAM = 1
-"""Appended to (seed, index, level) to seed a Pixel tightening's order."""
+"""Appended to (seed, index, level) to seed a tightening's generator (the Pixel
+attack draws the order it restores pixels in from it)."""
 GENES_IN_FLIGHT = 1 << 24
 """The most genes (``popsize * D`` an image, D at ``th_max``) the walks in flight hold
 beyond a batch's worth of images: 16M, 128 MB as float64. A tightening asks one
@@ -153,7 +154,7 @@ class SmallestBudget:
         if tightening is not None:
             for walk, result in self._tightening.settle(tightening, outputs[-1]):
                 walk.best = result
-                walk.min_th = result.l0 if self.config.attack_type == "pixel" else int(result.linf)
+                walk.min_th = self._tightening.encoding.spent(result)
                 if walk.min_th <= 1:
                     del walks[walk.job.sample.index]
                     yield walk.settled(result)
@@ -181,73 +182,6 @@ class SmallestBudget:
         return search
 
 
-class _Shrink(Protocol):
-    """A rule that makes a fooling image smaller, one candidate at a time."""
-
-    @property
-    def done(self) -> bool: ...
-
-    def candidate(self, current: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """The next smaller image (H, W, C) to try, from the smallest that fooled so far."""
-
-    def told(self, fooled: bool) -> None:
-        """Whether the last candidate fooled."""
-
-
-class _ClipDelta:
-    """Threshold: clip the delta from ``original`` to the smallest ``[-c, c]`` that
-    still fools, by bisection on c between 0 (the original, which the model gets right)
-    and the delta's L-infinity."""
-
-    def __init__(self, original: npt.NDArray[np.float32], fooling: npt.NDArray[np.float32]) -> None:
-        self._original = original
-        self._delta = fooling - original
-        self._low, self._high = 0, int(np.abs(self._delta).max())
-
-    @property
-    def done(self) -> bool:
-        return self._high - self._low <= 1
-
-    def candidate(self, current: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        bound = float(self._middle)
-        clipped: npt.NDArray[np.float32] = self._original + np.clip(self._delta, -bound, bound)
-        np.clip(clipped, 0, 255, out=clipped)
-        return clipped
-
-    def told(self, fooled: bool) -> None:
-        if fooled:
-            self._high = self._middle
-        else:
-            self._low = self._middle
-
-    @property
-    def _middle(self) -> int:
-        return (self._low + self._high) // 2
-
-
-class _RestorePixels:
-    """Pixel: restore the changed pixels to ``original`` one at a time, in ``order``
-    (flat pixel indices), keeping every restoration after which the image still fools."""
-
-    def __init__(self, original: npt.NDArray[np.float32], order: IntArray) -> None:
-        self._original = original.reshape(-1, original.shape[-1])
-        self._order = order
-        self._next = 0
-
-    @property
-    def done(self) -> bool:
-        return self._next == len(self._order)
-
-    def candidate(self, current: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        restored = current.copy()
-        pixel = self._order[self._next]
-        restored.reshape(self._original.shape)[pixel] = self._original[pixel]
-        return restored
-
-    def told(self, fooled: bool) -> None:
-        self._next += 1
-
-
 @dataclass
 class _Tightened:
     """A walk's fooling result being made smaller: the smallest image that fooled so far
@@ -255,7 +189,7 @@ class _Tightened:
 
     walk: _Walk
     fooling: ImageResult
-    shrink: _Shrink
+    shrink: Shrink
     current: npt.NDArray[np.float32]
     p_true: float
     predicted: int
@@ -296,6 +230,7 @@ class _Tightening:
 
     def __init__(self, config: AttackConfig) -> None:
         self.config = config
+        self.encoding = encoding_type(config.attack_type)
         self._items: list[_Tightened] = []
 
     @property
@@ -306,13 +241,8 @@ class _Tightening:
         """Start tightening ``fooling``, the result of ``walk``'s search at its level."""
         original = walk.job.image
         current = fooling.adversarial.astype(np.float32)
-        shrink: _Shrink
-        if self.config.attack_type == "threshold":
-            shrink = _ClipDelta(original, current)
-        else:
-            changed = np.flatnonzero(np.any(fooling.adversarial != walk.job.sample.image, -1))
-            seed = [self.config.seed, walk.job.sample.index, walk.level, TIGHTEN_STREAM]
-            shrink = _RestorePixels(original, np.random.default_rng(seed).permutation(changed))
+        seed = [self.config.seed, walk.job.sample.index, walk.level, TIGHTEN_STREAM]
+        shrink = self.encoding.shrink(original, current, np.random.default_rng(seed))
         self._items.append(
             _Tightened(walk, fooling, shrink, current, fooling.p_true_after, fooling.label_after)
         )

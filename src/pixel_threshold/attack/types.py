@@ -1,4 +1,4 @@
-"""Array aliases shared by the attack core."""
+"""Array aliases and the pixel scale shared by the attack core."""
 
 from collections.abc import Callable
 from typing import Any
@@ -12,3 +12,6 @@ BoolArray = npt.NDArray[np.bool_]
 
 Predict = Callable[[npt.NDArray[np.float32]], FloatArray]
 """A classifier: float32 ``(B, H, W, C)`` raw pixels in 0-255 -> probabilities ``(B, K)``."""
+
+PIXEL_LEVELS = 256
+"""Values a pixel channel takes: the integers 0-255."""

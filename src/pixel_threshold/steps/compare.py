@@ -29,7 +29,9 @@ from mlflow.entities import Run
 
 from pixel_threshold import metrics
 from pixel_threshold.artifacts import names, tarball
-from pixel_threshold.attack.config import ATTACK_TYPES, SMALLEST_TH, STRATEGIES, resolved_budget
+from pixel_threshold.attack.config import SMALLEST_TH, resolved_budget
+from pixel_threshold.attack.encodings import ATTACK_TYPES
+from pixel_threshold.attack.strategies import strategy_name
 from pixel_threshold.report import curves, table
 from pixel_threshold.steps import legends, naming, outcome, tracking
 from pixel_threshold.steps.params import CompareParams
@@ -226,7 +228,7 @@ def comparison_row(run: Run, manifest: dict[str, list[str]]) -> dict[str, Any]:
         "th": int(params["th"]),
         "th_max": logged.get("th_max", math.nan),
         "es": es,
-        "strategy": STRATEGIES.get(es, ""),
+        "strategy": strategy_name(es),
         "loss": params.get("loss", ""),
         "max_iter": max_iter,
         "popsize": popsize,

@@ -11,7 +11,7 @@ from typing import Any
 
 from mlflow.entities import Run
 
-from pixel_threshold.attack.config import ATTACK_TYPES
+from pixel_threshold.attack.encodings import ATTACK_TYPES
 from pixel_threshold.steps import naming
 
 SHORT_ID = 8

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import mlflow
 
-from pixel_threshold.attack.config import SMALLEST_TH, STRATEGIES, resolved_budget
+from pixel_threshold.attack.config import SMALLEST_TH, resolved_budget
+from pixel_threshold.attack.strategies import strategy_name
 from pixel_threshold.steps import generated_names, tracking
 from pixel_threshold.steps.params import AttackParams, MainParams, TrainParams
 
@@ -69,7 +70,7 @@ def attack_run_name(params: AttackParams, model: str, *, th_max: int) -> str:
     as `th_name` writes it), with ``loss=probability`` when not the default loss,
     ``target=<t>`` when targeted and the data when it is not the model's own dataset."""
     max_iter, popsize = resolved_budget(params.es, params.max_iter, params.popsize)
-    strategy = STRATEGIES.get(params.es, "")
+    strategy = strategy_name(params.es)
     name = (
         f"attack {params.attack_type} {th_name(params.th, th_max)} es={params.es} {strategy} "
         f"{max_iter}x{popsize} {model}"

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pixel_threshold.attack import strategies
+
 
 def _param(default: Any, text: str) -> Any:
     return field(default=default, metadata={"help": text})
@@ -64,11 +66,7 @@ class AttackParams:
         "with th=-1, the largest th tried (0 = the whole range: 255 for threshold, "
         "min(255, H*W) for pixel); ignored otherwise",
     )
-    es: int = _param(
-        1,
-        "search strategy: 0 = CMA-ES, 1 = differential evolution, 2 = random search "
-        "(Sparse-RS-style for pixel, Square-style for threshold)",
-    )
+    es: int = _param(1, strategies.help_text())
     loss: str = _param(
         "margin",
         "what the search minimises: margin (log p(true) - max other log p; does not go "
@@ -77,12 +75,13 @@ class AttackParams:
     max_iter: int = _param(
         0,
         "steps (generations) per image, each of popsize queries (0 = the strategy's "
-        "default: 100 for es 0 and 1, 10,000 for es 2)",
+        f"default: {strategies.defaults_text('max_iter')})",
     )
     popsize: int = _param(
         0,
-        "candidates per step and image (0 = the strategy's default: 400 for es 0 and 1, "
-        "1 for es 2); an image costs at most max_iter x popsize queries",
+        "candidates per step and image (0 = the strategy's default: "
+        f"{strategies.defaults_text('popsize')}); an image costs at most max_iter x popsize "
+        "queries",
     )
     target: int = _param(-1, "class to reach (-1 = untargeted)")
     limit: int = _param(100, "attack the first `limit` images")
@@ -119,7 +118,10 @@ class MainParams:
 
     th_values: str = _param("1,3,5", "comma-separated th values (-1 = each image's smallest th)")
     es_values: str = _param(
-        "0,1", "comma-separated es values (0 = CMA-ES, 1 = DE, 2 = random search)"
+        "0,1",
+        "comma-separated es values ("
+        + ", ".join(f"{record.es} = {record.label}" for record in strategies.STRATEGIES.values())
+        + ")",
     )
     attack_type: str = _param(
         "pixel", "pixel, threshold, or both comma-separated (pixel,threshold)"
@@ -130,10 +132,12 @@ class MainParams:
     seed: int = _param(0, "seed of training and of every attack")
     max_iter: int = _param(
         100,
-        "generations per image in every attack (es 2 gets the same query budget, one "
-        "query a step: max_iter x popsize steps of 1)",
+        "generations per image in every attack (a strategy whose step is one query gets "
+        "the same query budget: max_iter x popsize steps of 1)",
     )
-    popsize: int = _param(400, "candidates per generation in every attack (es 2: 1)")
+    popsize: int = _param(
+        400, "candidates per generation in every attack (1 for a strategy of one-query steps)"
+    )
     loss: str = _param("margin", "every attack's loss: margin or probability")
     dataset: str = _param("digits", "train's dataset, and every attack's data")
     architecture: str = _param("small_cnn", "train's architecture")

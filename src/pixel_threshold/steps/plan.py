@@ -9,11 +9,9 @@ same checks again, so that in-process calls (``main``, tests) are held to them t
 
 from __future__ import annotations
 
-from pixel_threshold.attack.config import (
-    ATTACK_TYPES,
-    AttackConfig,
-    resolved_budget,
-)
+from pixel_threshold.attack.config import AttackConfig, check_budget, resolved_budget
+from pixel_threshold.attack.encodings import ATTACK_TYPES
+from pixel_threshold.attack.strategies import strategy
 from pixel_threshold.data import datasets
 from pixel_threshold.steps.params import AttackParams, MainParams, TrainParams
 
@@ -23,8 +21,6 @@ INPUT_RANGES: dict[str, tuple[float, float]] = {
     "-1,1": (-1.0, 1.0),
 }
 UNTARGETED = -1
-DIFFERENTIAL_EVOLUTION = 1
-RANDOM_SEARCH = 2
 
 
 def parse_input_range(input_range: str) -> tuple[float, float]:
@@ -113,12 +109,11 @@ def parse_attack_types(text: str) -> list[str]:
 
 def budget(params: MainParams, es: int) -> tuple[int, int]:
     """An attack's ``(max_iter, popsize)`` in ``main``, which compares strategies
-    at an equal query budget: the population strategies get ``params``' own, the random
-    search (``es=2``) as many single-query steps (``max_iter x popsize`` steps of 1)."""
-    if es != RANDOM_SEARCH:
-        return params.max_iter, params.popsize
-    max_iter, popsize = resolved_budget(DIFFERENTIAL_EVOLUTION, params.max_iter, params.popsize)
-    return max_iter * popsize, 1
+    at an equal query budget (`strategies.StrategyRecord.equal_budget`): the population
+    strategies get ``params``' own, the random search (``es=2``) as many single-query
+    steps (``max_iter x popsize`` steps of 1)."""
+    check_budget(params.max_iter, params.popsize)
+    return strategy(es).equal_budget(params.max_iter, params.popsize)
 
 
 def main_train(params: MainParams) -> TrainParams:
