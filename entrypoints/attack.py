@@ -1,8 +1,8 @@
 """Entry point ``attack``: ``python entrypoints/attack.py --help`` lists its options."""
 
+from pixel_threshold.runs.cli import command
+from pixel_threshold.runs.params import AttackParams
 from pixel_threshold.steps import plan
-from pixel_threshold.steps.cli import command
-from pixel_threshold.steps.params import AttackParams
 
 
 def attack(params: AttackParams) -> None:

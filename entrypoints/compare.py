@@ -1,7 +1,7 @@
 """Entry point ``compare``: ``python entrypoints/compare.py --help`` lists its options."""
 
-from pixel_threshold.steps.cli import command
-from pixel_threshold.steps.params import CompareParams
+from pixel_threshold.runs.cli import command
+from pixel_threshold.runs.params import CompareParams
 
 
 def compare(params: CompareParams) -> None:

@@ -1,7 +1,7 @@
 """Entry point ``evaluate``: ``python entrypoints/evaluate.py --help`` lists its options."""
 
-from pixel_threshold.steps.cli import command
-from pixel_threshold.steps.params import EvaluateParams
+from pixel_threshold.runs.cli import command
+from pixel_threshold.runs.params import EvaluateParams
 
 
 def evaluate(params: EvaluateParams) -> None:

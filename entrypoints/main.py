@@ -1,8 +1,8 @@
 """Entry point ``main``: ``python entrypoints/main.py --help`` lists its options."""
 
+from pixel_threshold.runs.cli import command
+from pixel_threshold.runs.params import MainParams
 from pixel_threshold.steps import plan
-from pixel_threshold.steps.cli import command
-from pixel_threshold.steps.params import MainParams
 
 
 def main(params: MainParams) -> None:

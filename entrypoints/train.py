@@ -1,8 +1,8 @@
 """Entry point ``train``: ``python entrypoints/train.py --help`` lists its options."""
 
+from pixel_threshold.runs.cli import command
+from pixel_threshold.runs.params import TrainParams
 from pixel_threshold.steps import plan
-from pixel_threshold.steps.cli import command
-from pixel_threshold.steps.params import TrainParams
 
 
 def train(params: TrainParams) -> None:

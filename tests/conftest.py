@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from pixel_threshold.steps import outbox
+from pixel_threshold.runs import outbox
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pixel_threshold.steps.tracking import variables_set
+from pixel_threshold.runs.tracking import variables_set
 
 LOOPBACK = "127.0.0.1"
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}

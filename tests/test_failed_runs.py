@@ -8,10 +8,10 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from pixel_threshold.steps import tracking
+from pixel_threshold.runs import tracking
+from pixel_threshold.runs.params import AttackParams, CompareParams
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.compare import run_compare
-from pixel_threshold.steps.params import AttackParams, CompareParams
 from tests.ray_head import free_port
 from tests.tracking_store import sqlite_experiment
 

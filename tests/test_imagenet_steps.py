@@ -17,10 +17,10 @@ from pixel_threshold.data import imagenet
 from pixel_threshold.data.datasets import digits
 from pixel_threshold.models import registry
 from pixel_threshold.models.imagenet import lite0
-from pixel_threshold.steps import tracking
+from pixel_threshold.runs import tracking
+from pixel_threshold.runs.params import AttackParams, EvaluateParams, TrainParams
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.evaluate import run_evaluate
-from pixel_threshold.steps.params import AttackParams, EvaluateParams, TrainParams
 from pixel_threshold.steps.train import run_train
 
 

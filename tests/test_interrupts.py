@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from pixel_threshold.steps.cli import command
-from pixel_threshold.steps.interrupts import (
+from pixel_threshold.runs.cli import command
+from pixel_threshold.runs.interrupts import (
     Interrupted,
     exit_status,
     signals_ignored,

@@ -118,3 +118,14 @@ def test_no_module_of_the_package_imports_itself_through_others() -> None:
                     seen.add(target)
                     stack.append((target, [*trail, target]))
     assert circles == []
+
+
+def test_the_run_machinery_imports_no_step() -> None:
+    """``runs/`` is what the steps share: it never reaches back into ``steps/``."""
+    reaching = [
+        (path.name, name)
+        for path in modules_of("runs")
+        for name in imports(path)
+        if name.startswith("pixel_threshold.steps")
+    ]
+    assert reaching == []

@@ -20,8 +20,8 @@ from pixel_threshold.attack import (
     strategies,
 )
 from pixel_threshold.models import registry
+from pixel_threshold.runs.params import AttackParams
 from pixel_threshold.steps.attack import run_attack
-from pixel_threshold.steps.params import AttackParams
 from tests.tracking_store import sqlite_experiment
 
 from . import toy_strategy

@@ -10,7 +10,7 @@ import mlflow
 import pytest
 from click.testing import CliRunner
 
-from pixel_threshold.steps import outbox, tracking
+from pixel_threshold.runs import outbox, tracking
 from tests.ray_head import free_port
 from tests.tracking_store import sqlite_experiment
 
@@ -67,7 +67,7 @@ def test_a_failed_upload_keeps_the_parcel_and_the_command_uploads_it_later(
     )
     assert str(raised.value).endswith(
         f"They are kept in {parcel.folder}: once the server answers, upload them with "
-        f"`python -m pixel_threshold.steps.outbox {parcel.folder}`"
+        f"`python -m pixel_threshold.runs.outbox {parcel.folder}`"
     )
     assert (parcel.folder / outbox.PENDING).is_file()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)

@@ -20,7 +20,7 @@ from mlflow.entities import Run
 
 from pixel_threshold.artifacts.tarball import read_adv_testing
 from pixel_threshold.models import registry
-from pixel_threshold.steps import tracking
+from pixel_threshold.runs import tracking
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 450

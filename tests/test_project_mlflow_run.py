@@ -21,7 +21,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
-from pixel_threshold.steps import tracking
+from pixel_threshold.runs import tracking
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = "smoke"

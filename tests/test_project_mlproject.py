@@ -22,8 +22,8 @@ import yaml
 from mlflow.projects._project_spec import load_project
 
 from pixel_threshold.artifacts import names
-from pixel_threshold.steps.cli import option_name
-from pixel_threshold.steps.params import (
+from pixel_threshold.runs.cli import option_name
+from pixel_threshold.runs.params import (
     AttackParams,
     CompareParams,
     EvaluateParams,

@@ -1,5 +1,5 @@
 """Nothing lost: the tracking server dies while an attack searches; the attack keeps its
-results on disk, names the folder, and ``python -m pixel_threshold.steps.outbox`` uploads
+results on disk, names the folder, and ``python -m pixel_threshold.runs.outbox`` uploads
 them to the same run once a server is back on the same store (slow: two servers)."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from pixel_threshold.steps import tracking
+from pixel_threshold.runs import tracking
+from pixel_threshold.runs.params import EvaluateParams, TrainParams
 from pixel_threshold.steps.evaluate import run_evaluate
-from pixel_threshold.steps.params import EvaluateParams, TrainParams
 from pixel_threshold.steps.train import run_train
 from tests.tracking_store import mlflow_server
 
@@ -75,7 +75,7 @@ def test_results_survive_a_tracking_server_that_dies_before_the_upload(
     run_id = parcel.name
     assert (
         f"They are kept in {parcel}: once the server answers, upload them with "
-        f"`python -m pixel_threshold.steps.outbox {parcel}`"
+        f"`python -m pixel_threshold.runs.outbox {parcel}`"
     ) in stderr
     assert "Traceback" not in stderr
     assert not printed  # no outcome: the run did not finish
@@ -84,7 +84,7 @@ def test_results_survive_a_tracking_server_that_dies_before_the_upload(
         client = MlflowClient(second.url)
         assert "success_rate" not in client.get_run(run_id).data.metrics  # lost but for the parcel
         upload = subprocess.run(
-            [sys.executable, "-m", "pixel_threshold.steps.outbox"],
+            [sys.executable, "-m", "pixel_threshold.runs.outbox"],
             env=_environment(second.url, outbox),
             capture_output=True,
             text=True,

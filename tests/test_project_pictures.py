@@ -18,11 +18,11 @@ from PIL import Image
 from pixel_threshold.artifacts.tarball import read_adv_testing
 from pixel_threshold.data.datasets import digits
 from pixel_threshold.report import examples
-from pixel_threshold.steps import generated_names, naming
+from pixel_threshold.runs import generated_names, naming
+from pixel_threshold.runs.params import AttackParams, CompareParams, EvaluateParams, TrainParams
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.compare import run_compare
 from pixel_threshold.steps.evaluate import run_evaluate
-from pixel_threshold.steps.params import AttackParams, CompareParams, EvaluateParams, TrainParams
 from pixel_threshold.steps.train import run_train
 from tests.tracking_store import sqlite_experiment
 

@@ -17,7 +17,7 @@ import pytest
 from mlflow import MlflowClient
 
 from pixel_threshold.artifacts.tarball import read_adv_testing
-from pixel_threshold.steps import tracking
+from pixel_threshold.runs import tracking
 from tests.ray_head import free_port
 from tests.tracking_store import mlflow_server
 

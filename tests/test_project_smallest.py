@@ -16,9 +16,9 @@ from PIL import Image
 from pixel_threshold.artifacts.tarball import AdvTesting, read_adv_testing
 from pixel_threshold.attack.distances import image_distances
 from pixel_threshold.data.datasets import digits
+from pixel_threshold.runs.params import AttackParams, EvaluateParams, TrainParams
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.evaluate import run_evaluate
-from pixel_threshold.steps.params import AttackParams, EvaluateParams, TrainParams
 from pixel_threshold.steps.train import run_train
 from tests.tracking_store import sqlite_experiment
 

@@ -22,12 +22,12 @@ from pixel_threshold.attack.distances import DISTANCES
 from pixel_threshold.data.datasets import digits
 from pixel_threshold.metrics import SUMMARIES
 from pixel_threshold.models import small_cnn
+from pixel_threshold.runs import outcome, tracking
+from pixel_threshold.runs.params import AttackParams, EvaluateParams, MainParams, TrainParams
 from pixel_threshold.steps import attack as attack_step
-from pixel_threshold.steps import outcome, tracking
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.evaluate import run_evaluate
 from pixel_threshold.steps.main import run_main
-from pixel_threshold.steps.params import AttackParams, EvaluateParams, MainParams, TrainParams
 from pixel_threshold.steps.train import run_train
 from tests.tracking_store import sqlite_experiment
 

@@ -24,9 +24,9 @@ from mlflow.entities import Run
 from pixel_threshold.artifacts.tarball import AdvTesting, read_adv_testing
 from pixel_threshold.data.datasets import digits
 from pixel_threshold.models import small_cnn, training
+from pixel_threshold.runs.params import AttackParams
 from pixel_threshold.steps import sharding
 from pixel_threshold.steps.attack import run_attack
-from pixel_threshold.steps.params import AttackParams
 from tests.ray_head import Head, ray_head
 from tests.tracking_store import sqlite_experiment
 

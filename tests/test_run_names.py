@@ -7,7 +7,7 @@ import random
 import pytest
 from mlflow.utils import name_utils
 
-from pixel_threshold.steps import generated_names
+from pixel_threshold.runs import generated_names
 
 
 def test_every_name_mlflow_generates_is_recognised() -> None:

@@ -17,8 +17,8 @@ import pytest
 from pixel_threshold.attack import AttackConfig, ImageResult, PixelThresholdAttack, Sample
 from pixel_threshold.data.datasets import digits
 from pixel_threshold.models import classifier, loading, registry
+from pixel_threshold.runs.params import AttackParams
 from pixel_threshold.steps import sharding
-from pixel_threshold.steps.params import AttackParams
 from pixel_threshold.steps.plan import attack_config
 from tests.ray_head import free_port
 

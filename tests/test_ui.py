@@ -19,9 +19,9 @@ import pytest
 from mlflow import MlflowClient
 
 from pixel_threshold.report import examples
+from pixel_threshold.runs.params import AttackParams, CompareParams, TrainParams
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.compare import run_compare
-from pixel_threshold.steps.params import AttackParams, CompareParams, TrainParams
 from pixel_threshold.steps.train import run_train
 from tests.tracking_store import mlflow_server
 

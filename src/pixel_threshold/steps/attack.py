@@ -31,18 +31,9 @@ from pixel_threshold.attack.distances import DISTANCES, FloatArray, image_distan
 from pixel_threshold.data import datasets
 from pixel_threshold.models import loading
 from pixel_threshold.models.classifier import CompiledClassifier, compile_classifier, predict_labels
-from pixel_threshold.steps import (
-    interrupts,
-    naming,
-    outbox,
-    outcome,
-    pictures,
-    plan,
-    resume,
-    sharding,
-    tracking,
-)
-from pixel_threshold.steps.params import AttackParams
+from pixel_threshold.runs import interrupts, naming, outbox, outcome, tracking
+from pixel_threshold.runs.params import AttackParams
+from pixel_threshold.steps import pictures, plan, resume, sharding
 
 IMAGES_DONE_TAG = "images_done"
 RESUMED_FROM_TAG = "resumed_from"

@@ -33,8 +33,9 @@ from pixel_threshold.attack.config import SMALLEST_TH, resolved_budget
 from pixel_threshold.attack.encodings import ATTACK_TYPES
 from pixel_threshold.attack.strategies import strategy_name
 from pixel_threshold.report import curves, table
-from pixel_threshold.steps import legends, naming, outcome, tracking
-from pixel_threshold.steps.params import CompareParams
+from pixel_threshold.runs import naming, outcome, tracking
+from pixel_threshold.runs.params import CompareParams
+from pixel_threshold.steps import legends
 
 MIN_TH = ("median_min_th", "mean_min_th")
 """A ``th=-1`` attack run's metrics, copied with its ``th_max`` (as resolved)."""

@@ -15,8 +15,9 @@ from pixel_threshold.artifacts import names, tarball
 from pixel_threshold.data import datasets
 from pixel_threshold.models import classifier, loading
 from pixel_threshold.report import confusion
-from pixel_threshold.steps import naming, outcome, plan, tracking
-from pixel_threshold.steps.params import EvaluateParams
+from pixel_threshold.runs import naming, outcome, tracking
+from pixel_threshold.runs.params import EvaluateParams
+from pixel_threshold.steps import plan
 
 
 def run_evaluate(params: EvaluateParams) -> str:

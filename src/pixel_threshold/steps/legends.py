@@ -12,7 +12,7 @@ from typing import Any
 from mlflow.entities import Run
 
 from pixel_threshold.attack.encodings import ATTACK_TYPES
-from pixel_threshold.steps import naming
+from pixel_threshold.runs import naming
 
 SHORT_ID = 8
 """Characters of a run id that tell two runs of one name apart."""

@@ -11,10 +11,11 @@ import dataclasses
 
 import mlflow
 
-from pixel_threshold.steps import compare, naming, outcome, plan, tracking
+from pixel_threshold.runs import naming, outcome, tracking
+from pixel_threshold.runs.params import EvaluateParams, MainParams
+from pixel_threshold.steps import compare, plan
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.evaluate import run_evaluate
-from pixel_threshold.steps.params import EvaluateParams, MainParams
 from pixel_threshold.steps.train import run_train
 
 

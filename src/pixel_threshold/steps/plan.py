@@ -13,7 +13,7 @@ from pixel_threshold.attack.config import AttackConfig, check_budget, resolved_b
 from pixel_threshold.attack.encodings import ATTACK_TYPES
 from pixel_threshold.attack.strategies import strategy
 from pixel_threshold.data import datasets
-from pixel_threshold.steps.params import AttackParams, MainParams, TrainParams
+from pixel_threshold.runs.params import AttackParams, MainParams, TrainParams
 
 INPUT_RANGES: dict[str, tuple[float, float]] = {
     "0,255": (0.0, 255.0),

@@ -15,8 +15,8 @@ from mlflow.entities import Run
 from pixel_threshold.artifacts import manifest, names
 from pixel_threshold.attack import ImageResult, resolved_budget
 from pixel_threshold.data import datasets
-from pixel_threshold.steps import tracking
-from pixel_threshold.steps.params import AttackParams
+from pixel_threshold.runs import tracking
+from pixel_threshold.runs.params import AttackParams
 
 UNCHECKED = ("model", "data", "resume", "ray_address", "shard_size")
 """Parameters not compared as logged: the model and data are compared as resolved

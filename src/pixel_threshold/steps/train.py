@@ -10,8 +10,9 @@ import numpy as np
 
 from pixel_threshold.data import datasets, imagenet
 from pixel_threshold.models import classifier, loading, registry, training
-from pixel_threshold.steps import naming, outcome, plan, tracking
-from pixel_threshold.steps.params import TrainParams
+from pixel_threshold.runs import naming, outcome, tracking
+from pixel_threshold.runs.params import TrainParams
+from pixel_threshold.steps import plan
 
 if TYPE_CHECKING:
     import keras

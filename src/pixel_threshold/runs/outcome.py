@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 import mlflow
 from mlflow.entities import Run
 
-from pixel_threshold.steps import tracking
+from pixel_threshold.runs import tracking
 
 UI_ADDRESS = "http://127.0.0.1:5000"
 """Where ``mlflow ui`` (and ``make ui``) serves a local store by default."""

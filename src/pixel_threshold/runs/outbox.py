@@ -4,7 +4,7 @@ An attack writes everything it logs at its end (artifacts, metrics, tags) into a
 parcel of its own, ``<outbox>/<run id>/``, before it uploads any of it (`send`); the
 parcel is removed once the upload succeeded. If the upload fails (the tracking
 server went down during the attack), the parcel stays, the error names its folder,
-and ``python -m pixel_threshold.steps.outbox [FOLDER ...]`` uploads it later to the same
+and ``python -m pixel_threshold.runs.outbox [FOLDER ...]`` uploads it later to the same
 run and ends that run as the attack would have.
 
 The outbox is ``$PIXEL_THRESHOLD_OUTBOX``, else ``$XDG_DATA_HOME/pixel-threshold/outbox``
@@ -28,7 +28,7 @@ PENDING = "pending.json"
 """What a parcel holds besides its artifacts; written last, so a parcel without it is
 incomplete (the attack stopped while writing it)."""
 ARTIFACTS = "artifacts"
-UPLOAD_COMMAND = "python -m pixel_threshold.steps.outbox"
+UPLOAD_COMMAND = "python -m pixel_threshold.runs.outbox"
 
 
 class UploadFailed(Exception):
@@ -92,7 +92,7 @@ def send(parcel: Parcel, *, end_run: bool = False) -> None:
     import mlflow
     from mlflow.entities import Metric, RunTag
 
-    from pixel_threshold.steps import tracking
+    from pixel_threshold.runs import tracking
 
     parcel.save()
     now = int(time.time() * 1000)

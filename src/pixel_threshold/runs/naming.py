@@ -18,8 +18,8 @@ import mlflow
 
 from pixel_threshold.attack.config import SMALLEST_TH, resolved_budget
 from pixel_threshold.attack.strategies import strategy_name
-from pixel_threshold.steps import generated_names, tracking
-from pixel_threshold.steps.params import AttackParams, MainParams, TrainParams
+from pixel_threshold.runs import generated_names, tracking
+from pixel_threshold.runs.params import AttackParams, MainParams, TrainParams
 
 DEFAULT_LOSS = AttackParams().loss
 

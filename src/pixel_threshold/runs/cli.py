@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import click
 
 from pixel_threshold.artifacts import names
-from pixel_threshold.steps import interrupts, outbox
+from pixel_threshold.runs import interrupts, outbox
 
 P = TypeVar("P")
 MLFLOW_RUN_ID = "MLFLOW_RUN_ID"
@@ -85,7 +85,7 @@ def _check(name: str, params: P, check: Callable[[P], object]) -> None:
         check(params)
     except ValueError as error:
         if os.environ.get(MLFLOW_RUN_ID):
-            from pixel_threshold.steps import tracking
+            from pixel_threshold.runs import tracking
 
             tracking.record_refusal(name, params, error)
         raise click.ClickException(str(error)) from error

@@ -21,7 +21,7 @@ from mlflow.entities import Run, RunStatus
 from mlflow.exceptions import MlflowException
 
 from pixel_threshold.artifacts import names, tarball
-from pixel_threshold.steps import generated_names
+from pixel_threshold.runs import generated_names
 
 STEP_TAG = "step"
 MODEL_URI_TAG = "model_uri"
