@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from pixel_threshold.report import curves
+from pixel_threshold.runs import records
 from pixel_threshold.steps import compare, legends
 from tests.tracking_store import sqlite_experiment
 
@@ -58,7 +59,7 @@ def test_labels_are_run_names_with_a_short_id_only_where_names_repeat(experiment
     for name in ("attack pixel", "attack threshold", "attack pixel"):
         with mlflow.start_run(run_name=name) as run:
             ids.append(run.info.run_id)
-    runs = [mlflow.get_run(run_id) for run_id in ids]
+    runs = [records.LoggedRun.of(mlflow.get_run(run_id)) for run_id in ids]
     assert legends.run_labels(runs) == [
         f"attack pixel ({ids[0][:8]})",
         "attack threshold",

@@ -18,7 +18,7 @@ import mlflow
 
 from pixel_threshold.attack.config import SMALLEST_TH, resolved_budget
 from pixel_threshold.attack.strategies import strategy_name
-from pixel_threshold.runs import generated_names, tracking
+from pixel_threshold.runs import generated_names, records, tracking
 from pixel_threshold.runs.params import AttackParams, MainParams, TrainParams
 
 DEFAULT_LOSS = AttackParams().loss
@@ -46,13 +46,13 @@ def model_name(model_uri: str) -> str:
     file's stem."""
     if model_uri.startswith("models:/"):
         return model_uri.removeprefix("models:/")
-    train_run_id = tracking.model_run_id(model_uri)
-    if train_run_id is None:
+    run_id = tracking.model_run_id(model_uri)
+    if run_id is None:
         return Path(model_uri).stem
-    params = mlflow.get_run(train_run_id).data.params
-    if {"dataset", "architecture"} <= set(params):
-        return f"{dataset_name(params['dataset'])}_{params['architecture']}"
-    return f"run {train_run_id[:8]}"
+    train_run = records.train_run_or_none(run_id)
+    if train_run is None:
+        return f"run {run_id[:8]}"
+    return f"{dataset_name(train_run.params.dataset)}_{train_run.params.architecture}"
 
 
 def train_run_name(params: TrainParams) -> str:

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 import mlflow
 from mlflow.entities import Run
 
-from pixel_threshold.runs import tracking
+from pixel_threshold.runs import records, tracking
 
 UI_ADDRESS = "http://127.0.0.1:5000"
 """Where ``mlflow ui`` (and ``make ui``) serves a local store by default."""
@@ -64,7 +64,7 @@ def _train(run: Run) -> list[str]:
             f"logged model (the run's Logged models, not its Artifacts): "
             f"{where(model.artifact_location)}"
         )
-    name = run.data.params.get("register_model_name")
+    name = records.TrainRun.of(run).params.register_model_name
     if name:
         versions = mlflow.MlflowClient().search_model_versions(
             f"name = '{name}' and run_id = '{run.info.run_id}'"

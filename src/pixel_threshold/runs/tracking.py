@@ -166,7 +166,7 @@ def latest_run(step: str, experiment_id: str) -> Run:
     the experiment, and any other experiment that has one, if there is none."""
     runs = mlflow.search_runs(
         experiment_ids=[experiment_id],
-        filter_string=_finished(step),
+        filter_string=finished_filter(step),
         order_by=["attributes.end_time DESC"],
         max_results=1,
         output_format="list",
@@ -190,7 +190,7 @@ def no_runs_message(wanted: str, step: str, experiment_id: str) -> str:
         if experiment.experiment_id != experiment_id
         and mlflow.search_runs(
             experiment_ids=[experiment.experiment_id],
-            filter_string=_finished(step),
+            filter_string=finished_filter(step),
             max_results=1,
             output_format="list",
         )
@@ -210,7 +210,8 @@ def experiment_label(experiment_id: str) -> str:
     return f"{experiment.name!r} (id {experiment_id})"
 
 
-def _finished(step: str) -> str:
+def finished_filter(step: str) -> str:
+    """The search filter of a step's finished runs."""
     return f"tags.{STEP_TAG} = '{step}' and attributes.status = 'FINISHED'"
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import numpy.typing as npt
-from mlflow.entities import Run, RunStatus
+from mlflow.entities import RunStatus
 from tqdm import tqdm
 
 from pixel_threshold import metrics
@@ -31,7 +31,7 @@ from pixel_threshold.attack.distances import DISTANCES, FloatArray, image_distan
 from pixel_threshold.data import datasets
 from pixel_threshold.models import loading
 from pixel_threshold.models.classifier import CompiledClassifier, compile_classifier, predict_labels
-from pixel_threshold.runs import interrupts, naming, outbox, outcome, tracking
+from pixel_threshold.runs import interrupts, naming, outbox, outcome, records, tracking
 from pixel_threshold.runs.params import AttackParams
 from pixel_threshold.steps import pictures, plan, resume, sharding
 
@@ -124,7 +124,7 @@ def _plan(params: AttackParams, experiment_id: str) -> Planned:
     finished: list[ImageResult] = []
     if resumed is not None:
         finished = resume.finished(resumed, attacked)
-        mlflow.set_tag(RESUMED_FROM_TAG, resumed.info.run_id)
+        mlflow.set_tag(RESUMED_FROM_TAG, resumed.run_id)
     return Planned(params, config, predict, attacked, finished, subject)
 
 
@@ -154,17 +154,16 @@ def _add_smallest_th(
     pictures.write_robustness_curve(parcel.artifacts, results, config.th_max, title=subject)
 
 
-def _model_uri(params: AttackParams, resumed: Run | None, experiment_id: str) -> str:
+def _model_uri(params: AttackParams, resumed: records.AttackRun | None, experiment_id: str) -> str:
     """The model to attack: ``params.model``, else the resumed run's, else the latest
     train run's."""
     if resumed is not None:
-        uri = params.model or resumed.data.tags[tracking.MODEL_URI_TAG]
+        uri = params.model or resumed.model_uri
         resume.check_model(resumed, uri)
         return uri
     if params.model:
         return params.model
-    train_run = tracking.latest_run("train", experiment_id)
-    return f"runs:/{train_run.info.run_id}/{tracking.MODEL_ARTIFACT}"
+    return records.latest_train_run(experiment_id).model_uri
 
 
 def _search(planned: Planned, results: list[ImageResult]) -> float:

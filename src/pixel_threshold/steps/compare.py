@@ -24,16 +24,13 @@ from typing import Any
 
 import mlflow
 import numpy as np
-from mlflow import MlflowClient
-from mlflow.entities import Run
 
 from pixel_threshold import metrics
-from pixel_threshold.artifacts import names, tarball
-from pixel_threshold.attack.config import SMALLEST_TH, resolved_budget
+from pixel_threshold.artifacts import manifest, names, tarball
+from pixel_threshold.attack.config import SMALLEST_TH
 from pixel_threshold.attack.encodings import ATTACK_TYPES
-from pixel_threshold.attack.strategies import strategy_name
 from pixel_threshold.report import curves, table
-from pixel_threshold.runs import naming, outcome, tracking
+from pixel_threshold.runs import naming, outcome, records, tracking
 from pixel_threshold.runs.params import CompareParams
 from pixel_threshold.steps import legends
 
@@ -74,7 +71,7 @@ def run_compare(params: CompareParams) -> str:
     return run_id
 
 
-def attack_runs(params: CompareParams, experiment_id: str) -> list[Run]:
+def attack_runs(params: CompareParams, experiment_id: str) -> list[records.AttackRun]:
     """The runs ``params.run_ids`` names, in that order, else every finished attack run
     of ``params.experiment_name`` (or of ``experiment_id``), oldest first."""
     if params.run_ids:
@@ -86,30 +83,20 @@ def attack_runs(params: CompareParams, experiment_id: str) -> list[Run]:
                 f"expected an existing experiment, got experiment_name={params.experiment_name!r}"
             )
         experiment_id = experiment.experiment_id
-    runs: list[Run] = mlflow.search_runs(
-        experiment_ids=[experiment_id],
-        filter_string=f"tags.{tracking.STEP_TAG} = 'attack' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time ASC"],
-        output_format="list",
-    )
-    if not runs:
-        raise ValueError(tracking.no_runs_message("finished attack runs", "attack", experiment_id))
-    return runs
+    return records.finished_attack_runs(experiment_id)
 
 
-def log_comparison(runs: Sequence[Run]) -> list[dict[str, Any]]:
+def log_comparison(runs: Sequence[records.AttackRun]) -> list[dict[str, Any]]:
     """Log the table and plots of ``runs`` to the active run and print a summary;
     return the table's rows."""
     with tempfile.TemporaryDirectory() as folder:
         rows, labels = [], legends.run_labels(runs)
         query_curves: dict[str, dict[str, curves.Curve]] = {kind: {} for kind in ATTACK_TYPES}
         for run, label in zip(runs, labels, strict=True):
-            manifest = _manifest(run, Path(folder) / run.info.run_id)
-            rows.append(comparison_row(run, manifest))
+            logged = _manifest(run, Path(folder) / run.run_id)
+            rows.append(comparison_row(run, logged))
             query_curves[rows[-1]["attack_type"]][label] = curves.success_by_queries(
-                np.array(manifest["queries"], dtype=np.int64),
-                np.array(manifest["success"]) == "True",
-                np.array(manifest["attacked"]) == "True",
+                logged["queries"], logged["success"], logged["attacked"]
             )
         output = Path(folder) / "comparison"
         output.mkdir()
@@ -167,13 +154,10 @@ def _log_robustness(
 def robustness_curve(run_id: str) -> curves.Curve:
     """A ``th=-1`` run's ``robust_accuracy`` history: th (its steps, 0..th_max) and the
     accuracy at each, both (th_max + 1,); empty for a run without it."""
-    history = sorted(
-        MlflowClient().get_metric_history(run_id, metrics.ROBUST_ACCURACY),
-        key=lambda point: point.step,
-    )
+    history = records.metric_history(run_id, metrics.ROBUST_ACCURACY)
     return (
-        np.array([point.step for point in history], dtype=np.float64),
-        np.array([point.value for point in history], dtype=np.float64),
+        np.array([step for step, _ in history], dtype=np.float64),
+        np.array([value for _, value in history], dtype=np.float64),
     )
 
 
@@ -211,34 +195,30 @@ def _columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
     return {name: [row[name] for row in rows] for name in rows[0]}
 
 
-def comparison_row(run: Run, manifest: dict[str, list[str]]) -> dict[str, Any]:
+def comparison_row(run: records.AttackRun, logged: manifest.Manifest) -> dict[str, Any]:
     """One attack run's row: what ran (``max_iter`` and ``popsize`` as resolved, not
-    the 0 logged for a strategy's default; ``loss`` empty for runs older than it), how
-    well and how fast, with its distances."""
-    params, logged = run.data.params, run.data.metrics
-    images = len(manifest["file"])
-    es = int(params["es"])
-    max_iter, popsize = resolved_budget(es, int(params["max_iter"]), int(params["popsize"]))
-    model_uri = run.data.tags.get(tracking.MODEL_URI_TAG, "")
+    the 0 logged for a strategy's default), how well and how fast, with its distances."""
+    images = len(logged.sources)
+    max_iter, popsize = run.budget
     return {
-        "run_name": run.info.run_name,
-        "model": naming.model_name(model_uri) if model_uri else "",
-        "model_uri": model_uri,
-        "data": naming.dataset_name(run.data.tags.get(tracking.DATA_TAG, params["data"])),
-        "attack_type": params["attack_type"],
-        "th": int(params["th"]),
-        "th_max": logged.get("th_max", math.nan),
-        "es": es,
-        "strategy": strategy_name(es),
-        "loss": params.get("loss", ""),
+        "run_name": run.name,
+        "model": naming.model_name(run.model_uri) if run.model_uri else "",
+        "model_uri": run.model_uri,
+        "data": naming.dataset_name(run.data),
+        "attack_type": run.params.attack_type,
+        "th": run.params.th,
+        "th_max": run.metric("th_max"),
+        "es": run.params.es,
+        "strategy": run.strategy,
+        "loss": run.params.loss,
         "max_iter": max_iter,
         "popsize": popsize,
         "images": images,
-        "images_attacked": manifest["attacked"].count("True"),
-        **{name: logged.get(name, math.nan) for name in COPIED},
-        "seconds_per_image": logged.get("attack_seconds", math.nan) / images,
-        **{name: logged.get(name, math.nan) for name in DISTANCE_SUMMARIES},
-        "attack_run_id": run.info.run_id,
+        "images_attacked": int(logged["attacked"].sum()),
+        **{name: run.metric(name) for name in COPIED},
+        "seconds_per_image": run.metric("attack_seconds") / images,
+        **{name: run.metric(name) for name in DISTANCE_SUMMARIES},
+        "attack_run_id": run.run_id,
     }
 
 
@@ -297,15 +277,16 @@ def _blank(value: float, spec: str) -> str:
     return "" if math.isnan(value) else format(value, spec)
 
 
-def _attack_run(run_id: str) -> Run:
-    run = tracking.named_run(run_id, "attack", param="run_ids")
-    if run.info.status != "FINISHED":
+def _attack_run(run_id: str) -> records.AttackRun:
+    run = records.attack_run(run_id, param="run_ids")
+    if run.status != "FINISHED":
         raise ValueError(
-            f"expected run_ids to name finished attack runs, got {run_id!r} ({run.info.status})"
+            f"expected run_ids to name finished attack runs, got {run_id!r} ({run.status})"
         )
     return run
 
 
-def _manifest(run: Run, folder: Path) -> dict[str, list[str]]:
+def _manifest(run: records.AttackRun, folder: Path) -> manifest.Manifest:
     """The manifest of ``run``'s ``adv_testing.tar.gz``, downloaded into ``folder``."""
-    return tarball.read_manifest(tracking.download_adversarial_set(run.info.run_id, folder))
+    path = tracking.download_adversarial_set(run.run_id, folder)
+    return manifest.read(tarball.read_manifest(path), source=f"attack run {run.run_id}")

@@ -8,14 +8,13 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import numpy.typing as npt
-from mlflow.entities import Run
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from pixel_threshold.artifacts import names, tarball
+from pixel_threshold.artifacts import manifest, names, tarball
 from pixel_threshold.data import datasets
 from pixel_threshold.models import classifier, loading
 from pixel_threshold.report import confusion
-from pixel_threshold.runs import naming, outcome, tracking
+from pixel_threshold.runs import naming, outcome, records, tracking
 from pixel_threshold.runs.params import EvaluateParams
 from pixel_threshold.steps import plan
 
@@ -32,41 +31,39 @@ def run_evaluate(params: EvaluateParams) -> str:
     with tracking.step_run("evaluate") as run:
         tracking.log_params(params)
         attack_run = _attack_run(params.attack_run_id, run.info.experiment_id)
-        naming.name_run(f"evaluate {attack_run.info.run_name}")
+        naming.name_run(f"evaluate {attack_run.name}")
         _check_logged(attack_run)
-        attack_params, tags = attack_run.data.params, attack_run.data.tags
-        model_uri = params.model or tags[tracking.MODEL_URI_TAG]
+        model_uri = params.model or attack_run.model_uri
         mlflow.set_tags(
-            {tracking.ATTACK_RUN_TAG: attack_run.info.run_id, tracking.MODEL_URI_TAG: model_uri}
+            {tracking.ATTACK_RUN_TAG: attack_run.run_id, tracking.MODEL_URI_TAG: model_uri}
         )
         model = loading.load_model(model_uri)
         shape, classes = loading.image_classifier_shape(model, uri=model_uri)
-        adversarial = tracking.read_adversarial_set(attack_run.info.run_id, shape)
-        clean = datasets.attack_set(
-            tags[tracking.DATA_TAG], shape, limit=int(attack_params["limit"])
-        )
+        adversarial = tracking.read_adversarial_set(attack_run.run_id, shape)
+        logged = manifest.read(adversarial.manifest, source=f"attack run {attack_run.run_id}")
+        clean = datasets.attack_set(attack_run.data, shape, limit=attack_run.params.limit)
         if classes != len(clean.class_names):
             raise ValueError(
                 f"expected model={model_uri!r} to have the {len(clean.class_names)} classes of "
-                f"data={tags[tracking.DATA_TAG]!r}, got {classes}"
+                f"data={attack_run.data!r}, got {classes}"
             )
         labels = adversarial.labels
-        indices = adversarial.column("index")
+        indices = logged["index"]
         if indices.min() < 0 or indices.max() >= len(clean.labels):
             raise ValueError(
                 f"expected manifest indices in [0, {len(clean.labels)}) in attack run "
-                f"{attack_run.info.run_id}, got {indices.min()} to {indices.max()}"
+                f"{attack_run.run_id}, got {indices.min()} to {indices.max()}"
             )
         originals = clean.images[indices]
         if not np.array_equal(clean.labels[indices], labels):
             raise ValueError(
-                f"expected the images of data={tags[tracking.DATA_TAG]!r} to have the labels "
-                f"in attack run {attack_run.info.run_id}'s manifest: the data changed"
+                f"expected the images of data={attack_run.data!r} to have the labels "
+                f"in attack run {attack_run.run_id}'s manifest: the data changed"
             )
         predict = classifier.compile_classifier(
             model,
-            batch_size=int(attack_params["batch_size"]),
-            input_range=plan.parse_input_range(attack_params["input_range"]),
+            batch_size=attack_run.params.batch_size,
+            input_range=plan.parse_input_range(attack_run.params.input_range),
             probe=originals,
         )
         class_indices = np.arange(len(clean.class_names))
@@ -76,7 +73,7 @@ def run_evaluate(params: EvaluateParams) -> str:
         }
         mlflow.log_metric(
             "attack_agreement",
-            float(np.mean(predicted["adversarial"] == adversarial.column("label_after"))),
+            float(np.mean(predicted["adversarial"] == logged["label_after"])),
         )
         with tempfile.TemporaryDirectory() as folder:
             for name, guesses in predicted.items():
@@ -101,19 +98,18 @@ def run_evaluate(params: EvaluateParams) -> str:
     return run_id
 
 
-def _check_logged(attack_run: Run) -> None:
-    run_id = attack_run.info.run_id
-    if not tracking.has_adversarial_set(run_id):
+def _check_logged(attack_run: records.AttackRun) -> None:
+    if not tracking.has_adversarial_set(attack_run.run_id):
         raise ValueError(
-            f"expected attack run {run_id} ({attack_run.info.status}) to have logged "
+            f"expected attack run {attack_run.run_id} ({attack_run.status}) to have logged "
             f"{names.ADV_TESTING}, found none"
         )
 
 
-def _attack_run(attack_run_id: str, experiment_id: str) -> Run:
+def _attack_run(attack_run_id: str, experiment_id: str) -> records.AttackRun:
     if not attack_run_id:
-        return tracking.latest_run("attack", experiment_id)
-    return tracking.named_run(attack_run_id, "attack", param="attack_run_id")
+        return records.latest_attack_run(experiment_id)
+    return records.attack_run(attack_run_id, param="attack_run_id")
 
 
 def _scores(

@@ -9,22 +9,21 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mlflow.entities import Run
-
 from pixel_threshold.attack.encodings import ATTACK_TYPES
 from pixel_threshold.runs import naming
+from pixel_threshold.runs.records import LoggedRun
 
 SHORT_ID = 8
 """Characters of a run id that tell two runs of one name apart."""
 
 
-def run_labels(runs: Sequence[Run]) -> list[str]:
+def run_labels(runs: Sequence[LoggedRun]) -> list[str]:
     """A label per run for legends: its name (its id if it has none), with the first 8
     characters of its id when another of ``runs`` has the same name."""
-    names = [run.info.run_name or run.info.run_id for run in runs]
+    names = [run.name or run.run_id for run in runs]
     repeated = Counter(names)
     return [
-        f"{name} ({run.info.run_id[:SHORT_ID]})" if repeated[name] > 1 else name
+        f"{name} ({run.run_id[:SHORT_ID]})" if repeated[name] > 1 else name
         for name, run in zip(names, runs, strict=True)
     ]
 

@@ -11,7 +11,7 @@ import dataclasses
 
 import mlflow
 
-from pixel_threshold.runs import naming, outcome, tracking
+from pixel_threshold.runs import naming, outcome, records, tracking
 from pixel_threshold.runs.params import EvaluateParams, MainParams
 from pixel_threshold.steps import compare, plan
 from pixel_threshold.steps.attack import run_attack
@@ -37,7 +37,7 @@ def run_main(params: MainParams) -> str:
         for attack_params in grid:
             attack_run_id = run_attack(dataclasses.replace(attack_params, model=model))
             run_evaluate(EvaluateParams(attack_run_id=attack_run_id))
-            attack_runs.append(mlflow.get_run(attack_run_id))
+            attack_runs.append(records.read_attack_run(attack_run_id))
         compare.log_comparison(attack_runs)
         mlflow.set_tag(tracking.TRAIN_RUN_TAG, train_run_id)
         run_id: str = run.info.run_id

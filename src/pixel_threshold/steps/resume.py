@@ -8,14 +8,11 @@ one uninterrupted run, and the two together are that run's results.
 from __future__ import annotations
 
 import dataclasses
-import shlex
-
-from mlflow.entities import Run
 
 from pixel_threshold.artifacts import manifest, names
 from pixel_threshold.attack import ImageResult, resolved_budget
 from pixel_threshold.data import datasets
-from pixel_threshold.runs import tracking
+from pixel_threshold.runs import records, tracking
 from pixel_threshold.runs.params import AttackParams
 
 UNCHECKED = ("model", "data", "resume", "ray_address", "shard_size")
@@ -24,34 +21,32 @@ UNCHECKED = ("model", "data", "resume", "ray_address", "shard_size")
 and ``shard_size`` say where images are attacked, not how (a run interrupted here can
 be finished on a cluster)."""
 BUDGET = ("max_iter", "popsize")
-"""Compared as resolved (`resolved_budget`), not as logged."""
+"""Compared as resolved (`records.AttackRun.budget`), not as logged."""
 
 
-def resumed_run(params: AttackParams) -> Run:
+def resumed_run(params: AttackParams) -> records.AttackRun:
     """The attack run ``params.resume`` names, checked to have run with ``params`` and
     to have logged the images it finished.
 
-    Every parameter but those `UNCHECKED` must be as logged (``loss`` too), the budget
-    as resolved: ``max_iter=0`` (the strategy's default) equals the default written out.
+    Every parameter but those `UNCHECKED` must be as the run logged it (read by
+    `records`, so a run of an earlier version compares as it ran), the budget as
+    resolved: ``max_iter=0`` (the strategy's default) equals the default written out.
     """
-    run = tracking.named_run(params.resume, "attack", param="resume")
-    logged = run.data.params
+    run = records.attack_run(params.resume, param="resume")
+    same_budget = resolved_budget(params.es, params.max_iter, params.popsize) == run.budget
     for field in dataclasses.fields(params):
-        if field.name in UNCHECKED:
+        if field.name in UNCHECKED or (field.name in BUDGET and same_budget):
             continue
-        value = getattr(params, field.name)
-        before = logged.get(field.name)
-        if field.name in BUDGET and before is not None and _resolves(logged, params):
-            continue
-        if before is None or not _same(before, value):
+        before, value = getattr(run.params, field.name), getattr(params, field.name)
+        if before != value:
             raise ValueError(
                 f"expected {field.name}={before} as in the resumed run {params.resume}, "
                 f"got {field.name}={value}"
             )
-    if run.data.tags.get(tracking.DATA_TAG) != params.data:
+    if run.data != params.data:
         raise ValueError(
-            f"expected data={run.data.tags.get(tracking.DATA_TAG)!r} as in the resumed run "
-            f"{params.resume}, got data={params.data!r}"
+            f"expected data={run.data!r} as in the resumed run {params.resume}, "
+            f"got data={params.data!r}"
         )
     if not tracking.has_adversarial_set(params.resume):
         raise ValueError(
@@ -61,49 +56,28 @@ def resumed_run(params: AttackParams) -> Run:
     return run
 
 
-def check_model(run: Run, model_uri: str) -> None:
+def check_model(run: records.AttackRun, model_uri: str) -> None:
     """Raise ValueError unless ``model_uri`` is the model the resumed ``run`` attacked."""
-    before = run.data.tags.get(tracking.MODEL_URI_TAG)
-    if model_uri != before:
+    if model_uri != run.model_uri:
         raise ValueError(
-            f"expected model={before!r} as in the resumed run {run.info.run_id}, "
+            f"expected model={run.model_uri!r} as in the resumed run {run.run_id}, "
             f"got model={model_uri!r}"
         )
 
 
-def finished(run: Run, attacked: datasets.ImageSet) -> list[ImageResult]:
+def finished(run: records.AttackRun, attacked: datasets.ImageSet) -> list[ImageResult]:
     """The results ``run`` logged in its (partial) ``adv_testing.tar.gz``, checked to be
     of the same images as ``attacked``."""
-    run_id = run.info.run_id
-    adv = tracking.read_adversarial_set(run_id, attacked.images.shape[1:])
-    if "source" not in adv.manifest:
-        raise ValueError(f"expected a 'source' column in the resumed run {run_id}'s manifest")
-    done = manifest.results(adv, attacked.images)
-    for result, source in zip(done, adv.manifest["source"], strict=True):
+    adv = tracking.read_adversarial_set(run.run_id, attacked.images.shape[1:])
+    logged = manifest.read(adv.manifest, source=f"the resumed run {run.run_id}")
+    done = manifest.results(adv, logged, attacked.images)
+    for result, source in zip(done, logged.sources, strict=True):
         if (
             source != attacked.sources[result.index]
             or result.label != attacked.labels[result.index]
         ):
             raise ValueError(
-                f"expected image {result.index} of the resumed run {run_id} to be "
+                f"expected image {result.index} of the resumed run {run.run_id} to be "
                 f"{attacked.sources[result.index]}, got {source}: the data changed"
             )
     return done
-
-
-def _resolves(logged: dict[str, str], params: AttackParams) -> bool:
-    """Whether the budget ``logged`` resolves to the budget of ``params``."""
-    try:
-        before = resolved_budget(params.es, int(logged["max_iter"]), int(logged["popsize"]))
-    except (KeyError, ValueError):
-        return False
-    return before == resolved_budget(params.es, params.max_iter, params.popsize)
-
-
-def _same(logged: str, value: object) -> bool:
-    if isinstance(value, int):
-        try:
-            return int(logged) == value
-        except ValueError:
-            return False
-    return logged in (str(value), shlex.quote(str(value)))
