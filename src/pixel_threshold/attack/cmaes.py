@@ -1,9 +1,10 @@
-"""CMA-ES through pycma's ask/tell interface, one strategy object per image.
+"""CMA-ES (Hansen, "The CMA Evolution Strategy: A Tutorial", arXiv 1604.00772) through
+pycma's ask/tell interface, one strategy object per image.
 
 pycma samples in an unbounded space; we map the samples into the box with the
 same transformation as pycma's ``bounds`` option, vectorised over the population
-(pycma's own applies it solution by solution: ~8 ms a generation at population
-400), and tell pycma the unbounded samples with the objective of their images.
+(pycma's own applies it solution by solution, a Python loop per generation), and tell
+pycma the unbounded samples with the objective of their images.
 
 pycma's own stopping rules are switched off: on a confident model every
 candidate of a generation can score the same float32 probability, and the
@@ -12,9 +13,8 @@ generation, as they do in ART. The caller's generation budget is the only stop.
 
 pycma's linear algebra (an eigendecomposition of the D x D covariance, D <= 256) runs
 on one BLAS thread: at these sizes OpenBLAS's second thread never helps, and on a
-machine whose cores TensorFlow or other work keep busy it waits for a core (digits CNN,
-``th=-1`` Threshold CMA-ES, 2 loaded cores: 13 ms an eigendecomposition with two
-threads, 0.4 ms with one; 29.4 s for the attack against 8.4 s).
+machine whose cores TensorFlow or other work keep busy it waits for a core
+(docs/benchmarks.md, "Why the core is as it is").
 """
 
 from __future__ import annotations

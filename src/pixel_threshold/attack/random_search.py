@@ -40,16 +40,15 @@ SPARSE_RECOLOUR_SHARE = 0.5
 """On grey images, the share of proposals (after the first step) that keep their pixels
 and give the blocks a swap would have moved new levels, uniform in 0-255. A grey
 image's colour cube has two corners, black and white, and a digit's background is
-already one of them: on the digits CNN at th = 3 and 40,000 queries, corners alone
-fooled 85 of 100, with recolouring 88 (DE 88). Colour images keep Sparse-RS's eight
-corners: recolouring there halved the search over pixels (Lite0, th = 50: 11 of 23
-fooled within 1,000 queries and a median of 548 with it, 12 and 326 without)."""
+already one of them, so corners alone search too little there; colour images keep
+Sparse-RS's eight corners, where recolouring halves the search over pixels
+(docs/benchmarks.md, "Why the core is as it is")."""
 Signs = npt.NDArray[np.int8]
 """Threshold candidates on the vertices of the box: -1 or +1 per value, times th."""
 SQUARE_P_INIT = 0.1
 """The window's first share of the image; it halves at every break. The Square Attack
-starts ImageNet at 5%; on Lite0 here 10% fooled more photos at th = 4 within 1,000
-queries (19 of 23 against 17) and as many at th = 12 (README, Benchmarks)."""
+starts ImageNet at 5%; 10% fools at least as many photos within a small budget here
+(docs/benchmarks.md, "Why the core is as it is")."""
 
 
 def _schedule_step(steps: IntArray, max_iter: int) -> IntArray:

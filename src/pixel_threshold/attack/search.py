@@ -21,13 +21,13 @@ from pixel_threshold.attack.types import Predict
 
 
 class PixelThresholdAttack:
-    """Kotyan & Vargas' Pixel (L0) and Threshold (L-infinity) black-box attacks.
+    """The Pixel (L0) and Threshold (L-infinity) black-box attacks of Kotyan & Vargas,
+    "Adversarial Robustness Assessment: Why both L0 and L-infinity Attacks Are
+    Necessary" (arXiv 1906.06026).
 
-    >>> attack = PixelThresholdAttack(AttackConfig(th=1, es=1))
-    >>> for result in attack.run(samples, predict): ...
-
-    ``predict`` maps float32 (B, H, W, C) pixels in 0-255 to probabilities (B, K)
-    with ``B <= batch_size``.
+    Made with an `AttackConfig` (``PixelThresholdAttack(AttackConfig(th=1, es=1))``), it
+    attacks `Sample`s with `run`, handed the model as ``predict``: a callable from
+    float32 (B, H, W, C) pixels in 0-255 to probabilities (B, K), ``B <= batch_size``.
     """
 
     def __init__(self, config: AttackConfig) -> None:

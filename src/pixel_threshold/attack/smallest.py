@@ -1,7 +1,8 @@
 """Each image's smallest budget (``th=-1``): a walk down from ``th_max``.
 
-The paper's robustness level of an image is the smallest th at which the attack fools
-it. Its authors and ART binary-search th with a full attack at every probe (about
+The paper's robustness level of an image (Kotyan & Vargas, arXiv 1906.06026; the
+minimal-budget curves of Dong et al., CVPR 2020) is the smallest th at which the
+attack fools it. Its authors and ART binary-search th with a full attack at every probe (about
 eight per image, half of them failures that spend the whole budget). Here each image
 walks down instead, and only its last search fails:
 
@@ -63,8 +64,8 @@ GENES_IN_FLIGHT = 1 << 24
 """The most genes (``popsize * D`` an image, D at ``th_max``) the walks in flight hold
 beyond a batch's worth of images: 16M, 128 MB as float64. A tightening asks one
 candidate per image a step, so a few images in flight leave the model's batches
-nearly empty while they tighten: on the digits CNN with DE's 384 members, one image in
-flight cost 77 model calls an image."""
+nearly empty while they tighten, and the run makes many times the model calls
+(docs/benchmarks.md, "Why the core is as it is")."""
 
 
 @dataclass
