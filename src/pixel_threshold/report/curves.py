@@ -12,6 +12,8 @@ import numpy.typing as npt
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from pixel_threshold.attack.encodings import ENCODINGS
+
 Curve = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
 """x (queries) and y (share of attacked images fooled), both (k,)."""
 
@@ -38,11 +40,8 @@ def success_by_queries(
     return x, y
 
 
-PANELS = {
-    "pixel": ("Pixel attack (L0)", "th: pixels changed"),
-    "threshold": ("Threshold attack (L∞)", "th: largest change of a value, 0-255"),
-}
-"""Each attack type's panel title and th axis."""
+PANELS = {kind: (encoding.title, encoding.th_axis) for kind, encoding in ENCODINGS.items()}
+"""Each attack type's panel title and th axis, as its encoding names them."""
 
 
 def queries_plot(path: Path, panels: Mapping[str, Mapping[str, Curve]], *, title: str) -> None:
