@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from pixel_threshold.attack.encodings import encoding_type
-from pixel_threshold.attack.losses import LOSSES
+from pixel_threshold.attack.losses import LOSSES, OUTPUTS
 from pixel_threshold.attack.strategies import STRATEGIES, strategy
 from pixel_threshold.attack.types import PIXEL_LEVELS
 
@@ -63,7 +63,8 @@ class AttackConfig:
     image, each of ``popsize`` queries (DE's initial population is its first step, so
     every strategy spends at most ``max_iter * popsize`` queries). target: a class to
     reach, or None for untargeted. batch_size: rows per model call. seed: makes the run
-    reproducible.
+    reproducible. outputs: what the model's scores are (`losses.OUTPUTS`), known once
+    the model is: the loss is computed from them as they are.
     """
 
     attack_type: str = "pixel"
@@ -76,6 +77,7 @@ class AttackConfig:
     target: int | None = None
     batch_size: int = 400
     seed: int = 0
+    outputs: str = "probabilities"
 
     def __post_init__(self) -> None:
         encoding_type(self.attack_type)
@@ -104,6 +106,8 @@ class AttackConfig:
             raise ValueError(f"expected batch_size >= 1, got batch_size={self.batch_size}")
         if self.seed < 0:
             raise ValueError(f"expected seed >= 0, got seed={self.seed}")
+        if self.outputs not in OUTPUTS:
+            raise ValueError(f"expected outputs in {OUTPUTS}, got outputs={self.outputs!r}")
 
     def fitted(self, shape: tuple[int, int, int]) -> AttackConfig:
         """This configuration on (H, W, C) images: ``th`` checked against them, or with

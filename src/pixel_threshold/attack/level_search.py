@@ -21,7 +21,7 @@ import numpy.typing as npt
 from pixel_threshold.attack.config import AttackConfig
 from pixel_threshold.attack.distances import distances
 from pixel_threshold.attack.encodings import Encoding, make_encoding
-from pixel_threshold.attack.losses import loss, succeeded
+from pixel_threshold.attack.losses import loss, succeeded, true_probability
 from pixel_threshold.attack.model_calls import ModelCalls
 from pixel_threshold.attack.results import ImageResult, Sample
 from pixel_threshold.attack.strategies import make_strategy
@@ -64,22 +64,32 @@ def intake(
             shape = image_shape(block[0])
             config.fitted(shape)
         images = [_checked_pixels(sample, shape) for sample in block]
-        probabilities = calls.probabilities(np.stack(images))
-        config.check_classes(probabilities.shape[1])
-        for sample, image, probs in zip(block, images, probabilities, strict=True):
-            yield _job(sample, image, probs, config.target)
+        scores = calls.scores(np.stack(images))
+        config.check_classes(scores.shape[1])
+        labels = np.array([sample.label for sample in block])
+        _check_labels(block, scores.shape[1])
+        p_true = true_probability(scores, labels, config.outputs)
+        for sample, image, row, probability in zip(block, images, scores, p_true, strict=True):
+            yield _job(sample, image, row, float(probability), config.target)
+
+
+def _check_labels(block: list[Sample], classes: int) -> None:
+    for sample in block:
+        if not 0 <= sample.label < classes:
+            raise ValueError(
+                f"expected labels in [0, {classes}), got label={sample.label} "
+                f"for image {sample.index}"
+            )
 
 
 def _job(
-    sample: Sample, image: npt.NDArray[np.float32], probs: FloatArray, target: int | None
+    sample: Sample,
+    image: npt.NDArray[np.float32],
+    scores: FloatArray,
+    p_true: float,
+    target: int | None,
 ) -> Job | ImageResult:
-    classes = len(probs)
-    if not 0 <= sample.label < classes:
-        raise ValueError(
-            f"expected labels in [0, {classes}), got label={sample.label} for image {sample.index}"
-        )
-    label_before = int(np.argmax(probs))
-    p_true = float(probs[sample.label])
+    label_before = int(np.argmax(scores))
     if label_before != sample.label or sample.label == target:
         return unchanged(sample, p_true, label_before, attacked=False, queries=0, generations=0)
     return Job(sample, image, p_true, label_before)
@@ -160,15 +170,15 @@ class LevelSearch:
         owners = np.repeat(slots, len(genes) // len(slots))
         return Proposal(self.encoding, self._images, slots, owners, genes)
 
-    def settle(self, proposal: Proposal, probs: FloatArray) -> list[ImageResult]:
+    def settle(self, proposal: Proposal, scores: FloatArray) -> list[ImageResult]:
         """Take the model's outputs (M, K) on ``proposal``; the results of the images
         that finished (fooled, or out of budget), whose slots are free again."""
         config = self.config
         slots, genes = proposal.slots, proposal.genes
         popsize = len(genes) // len(slots)
         labels = self._labels[proposal.owners]
-        fitness = loss(config.loss, probs, labels, config.target)
-        predicted = np.argmax(probs, axis=1)
+        fitness = loss(config.loss, scores, labels, config.target, config.outputs)
+        predicted = np.argmax(scores, axis=1)
         success = succeeded(predicted, labels, config.target).reshape(len(slots), popsize)
         self._strategy.tell(slots, fitness)
         self._steps[slots] += 1
@@ -190,7 +200,11 @@ class LevelSearch:
                     self._adversarial(
                         job,
                         genes[row],
-                        float(probs[row, job.sample.label]),
+                        float(
+                            true_probability(scores[row, None], labels[row, None], config.outputs)[
+                                0
+                            ]
+                        ),
                         int(predicted[row]),
                         queries=queries,
                         generations=steps,

@@ -1,12 +1,17 @@
-"""What the search minimises, computed from the model's probabilities: no extra queries.
+"""What the search minimises, computed from the model's outputs: no extra queries.
+
+A model's outputs are ``probabilities``, ``logits`` or ``log_probabilities``
+(`OUTPUTS`); the loss is computed from the best of them.
 
 ``probability`` is the paper's (and ART's) objective: untargeted p(true class),
 targeted 1 - p(target). On a confident model p(true) rounds to exactly 1.0 in
 float32, every candidate scores the same and the search is blind. ``margin`` keeps
 the ordering there: untargeted log p(true) - max over the other classes of log p
 (the logit margin), targeted max over the classes other than the target of log p
-minus log p(target). Both fall as the attack gets closer; a margin below zero means
-the image is fooled.
+minus log p(target). From logits or log-probabilities the margin is the difference of
+two outputs, exact, with no softmax in between; from float32 probabilities it takes
+their logarithm, which saturates once p(true) rounds to 1. Both losses fall as the
+attack gets closer; a margin below zero means the image is fooled.
 """
 
 from __future__ import annotations
@@ -16,26 +21,47 @@ import numpy as np
 from pixel_threshold.attack.types import BoolArray, FloatArray, IntArray
 
 LOSSES = ("margin", "probability")
+OUTPUTS = ("probabilities", "logits", "log_probabilities")
+"""What a model's outputs (B, K) are: probabilities (each row sums to 1), logits (any
+reals, their softmax the probabilities) or log-probabilities."""
 SMALLEST_PROBABILITY = float(np.finfo(np.float32).smallest_subnormal)
 """Probabilities are floored here before the log: a float32 softmax can underflow to 0."""
 
 
-def loss(name: str, probs: FloatArray, labels: IntArray, target: int | None) -> FloatArray:
-    """The loss ``name`` of each row of ``probs`` (M, K) for true ``labels`` (M,), (M,)."""
-    rows = np.arange(len(probs))
+def loss(
+    name: str, scores: FloatArray, labels: IntArray, target: int | None, outputs: str
+) -> FloatArray:
+    """The loss ``name`` of each row of the model's ``scores`` (M, K), of the kind
+    ``outputs``, for true ``labels`` (M,), (M,)."""
+    rows = np.arange(len(scores))
+    ours = labels if target is None else np.full(len(scores), target)
     if name == "probability":
-        if target is None:
-            return probs[rows, labels].astype(np.float64)
-        return 1.0 - probs[:, target].astype(np.float64)
+        probability = true_probability(scores, ours, outputs)
+        return probability if target is None else 1.0 - probability
     if name != "margin":
         raise ValueError(f"expected loss in {LOSSES}, got loss={name!r}")
-    log_probs = np.log(np.maximum(probs.astype(np.float64), SMALLEST_PROBABILITY))
-    ours = labels if target is None else np.full(len(probs), target)
-    own = log_probs[rows, ours]
-    log_probs[rows, ours] = -np.inf
-    others = log_probs.max(axis=1)
+    log_scores = scores.astype(np.float64)  # logits or log-probabilities: margins as they are
+    if outputs == "probabilities":
+        log_scores = np.log(np.maximum(log_scores, SMALLEST_PROBABILITY))
+    own = log_scores[rows, ours]
+    log_scores[rows, ours] = -np.inf
+    others = log_scores.max(axis=1)
     margin: FloatArray = own - others if target is None else others - own
     return margin
+
+
+def true_probability(scores: FloatArray, labels: IntArray, outputs: str) -> FloatArray:
+    """Each row's probability (M,) of its class in ``labels`` (M,), from ``scores``
+    (M, K) of the kind ``outputs``: as given for probabilities, else the float64
+    softmax."""
+    rows = np.arange(len(scores))
+    if outputs == "probabilities":
+        return scores[rows, labels].astype(np.float64)
+    values = scores.astype(np.float64)
+    values -= values.max(axis=1, keepdims=True)
+    log_sum = np.log(np.exp(values).sum(axis=1))
+    probability: FloatArray = np.exp(values[rows, labels] - log_sum)
+    return probability
 
 
 def succeeded(predicted: IntArray, labels: IntArray, target: int | None) -> BoolArray:

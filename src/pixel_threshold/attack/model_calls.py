@@ -41,7 +41,7 @@ class ModelCalls:
         self.batch_size = batch_size
         self._buffer = np.empty(0, dtype=np.float32)
 
-    def probabilities(self, images: npt.NDArray[np.float32]) -> FloatArray:
+    def scores(self, images: npt.NDArray[np.float32]) -> FloatArray:
         """Outputs (M, K) for images (M, H, W, C), in calls of at most ``batch_size``."""
         parts = [
             self._called(images[start : start + self.batch_size])
@@ -83,12 +83,12 @@ class ModelCalls:
             start += rows
 
     def _called(self, images: npt.NDArray[np.float32]) -> FloatArray:
-        probs = np.array(self.classifier(images))  # a copy: a model may reuse its output
-        if probs.ndim != 2 or len(probs) != len(images):
+        scores = np.array(self.classifier(images))  # a copy: a model may reuse its output
+        if scores.ndim != 2 or len(scores) != len(images):
             raise ValueError(
-                f"expected the model to return ({len(images)}, classes) probabilities, "
-                f"got shape {probs.shape}"
+                f"expected the model to return ({len(images)}, classes) scores, "
+                f"got shape {scores.shape}"
             )
-        if not np.all(np.isfinite(probs)):
-            raise ValueError("the model returned non-finite probabilities (NaN or inf)")
-        return probs
+        if not np.all(np.isfinite(scores)):
+            raise ValueError("the model returned non-finite scores (NaN or inf)")
+        return scores

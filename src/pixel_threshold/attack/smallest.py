@@ -51,7 +51,7 @@ from pixel_threshold.attack.level_search import (
     images_in_flight,
     intake,
 )
-from pixel_threshold.attack.losses import succeeded
+from pixel_threshold.attack.losses import succeeded, true_probability
 from pixel_threshold.attack.model_calls import ModelCalls
 from pixel_threshold.attack.results import ImageResult, Sample
 from pixel_threshold.attack.shrinking import Shrink
@@ -258,20 +258,21 @@ class _Tightening:
         return _TighteningProposal(items, candidates)
 
     def settle(
-        self, proposal: _TighteningProposal, probs: FloatArray
+        self, proposal: _TighteningProposal, scores: FloatArray
     ) -> list[tuple[_Walk, ImageResult]]:
         """Take the model's outputs (M, K) on ``proposal``; each tightened walk with its
         result, the queries going to the walk."""
         if proposal.items:
             labels = np.array([item.walk.job.sample.label for item in proposal.items])
-            predicted = np.argmax(probs, axis=1)
+            predicted = np.argmax(scores, axis=1)
+            p_true = true_probability(scores, labels, self.config.outputs)
             fooled = succeeded(predicted, labels, self.config.target)
             for row, item in enumerate(proposal.items):
                 item.queries += 1
                 item.shrink.told(bool(fooled[row]))
                 if fooled[row]:
                     item.current = proposal.candidates[row]
-                    item.p_true = float(probs[row, labels[row]])
+                    item.p_true = float(p_true[row])
                     item.predicted = int(predicted[row])
         done = [item for item in self._items if item.shrink.done]
         self._items = [item for item in self._items if not item.shrink.done]
