@@ -45,7 +45,7 @@ SLOW_STAMP := $(VENV)/.installed-slow
 BENCH_STAMP := $(VENV)/.installed-bench
 
 $(SLOW_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[cpu,dev,imagenet,ray]'
+	$(BIN)/pip install --quiet -e '.[cpu,dev,imagenet,ray,torch]'
 	touch $@
 
 $(BENCH_STAMP): $(STAMP)

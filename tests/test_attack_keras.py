@@ -12,6 +12,7 @@ from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Sample
 from pixel_threshold.data.datasets import Split, digits
 from pixel_threshold.models.classifier import CompiledClassifier
 from pixel_threshold.models.registry import build_model
+from pixel_threshold.models.scoring import probed
 
 from .strategy_cases import each_strategy
 
@@ -78,16 +79,20 @@ def test_compiled_classifier_pads_short_batches(model: keras.Model, split: Split
         predict(np.zeros((25, 8, 8, 1), dtype=np.float32))
 
 
-def test_input_range_and_logits_adapt_foreign_models(model: keras.Model, split: Split) -> None:
+def test_input_range_adapts_foreign_models_and_their_logits_are_detected(
+    model: keras.Model, split: Split
+) -> None:
     """A model that expects 0-1 inputs and returns logits, adapted to the contract."""
     inner = keras.Sequential([keras.Input((8, 8, 1)), *model.layers[2:-1]])
     head = model.layers[-1]
     logits = keras.layers.Dense(10, name="logits")
     foreign = keras.Sequential([inner, logits])
     logits.set_weights(head.get_weights())
-    adapted = CompiledClassifier(foreign, batch_size=8, input_range=(0.0, 1.0), logits=True)
+    adapted = CompiledClassifier(foreign, batch_size=8, input_range=(0.0, 1.0))
     pixels = split.test_images[:8].astype(np.float32)
-    np.testing.assert_allclose(adapted(pixels), model(pixels).numpy(), rtol=1e-4, atol=1e-5)
+    assert probed(adapted, split.test_images, uri="foreign", outputs="") == ("logits", 10)
+    softmax = keras.ops.softmax(adapted(pixels)).numpy()
+    np.testing.assert_allclose(softmax, model(pixels).numpy(), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("es", each_strategy())

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from keras.src.saving.serialization_lib import SafeModeScope
 
-from pixel_threshold.models.classifier import CompiledClassifier, compile_classifier, predict_labels
+from pixel_threshold.models.classifier import CompiledClassifier
+from pixel_threshold.models.conventions import parse_input_range
 from pixel_threshold.models.loading import image_classifier_shape, load_model
 from pixel_threshold.models.registry import build_model
-from pixel_threshold.steps.plan import parse_input_range
+from pixel_threshold.models.scoring import predicted_labels, probed
 
 IMAGES = np.random.default_rng(0).integers(0, 256, size=(20, 8, 8, 1)).astype(np.uint8)
 
@@ -28,18 +29,23 @@ def _dense(activation: str | None) -> keras.Model:
     return keras.Model(inputs, outputs)
 
 
-def test_logits_are_detected_and_turned_into_probabilities() -> None:
+def test_logits_are_detected_and_left_as_they_are() -> None:
     model = _dense(None)
-    probabilities = compile_classifier(model, batch_size=8, input_range=(0, 255), probe=IMAGES)
-    outputs = probabilities(IMAGES[:8].astype(np.float32))
-    np.testing.assert_allclose(outputs.sum(axis=1), 1.0, rtol=1e-5)
+    classifier = CompiledClassifier(model, batch_size=8)
+    assert probed(classifier, IMAGES, uri="dense", outputs="") == ("logits", 4)
     logits = model(IMAGES[:8].astype(np.float32)).numpy()
-    np.testing.assert_allclose(outputs, keras.ops.softmax(logits).numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(classifier(IMAGES[:8].astype(np.float32)), logits, rtol=1e-5)
+    log_softmax = _dense("log_softmax")
+    assert probed(CompiledClassifier(log_softmax, batch_size=8), IMAGES, uri="l", outputs="") == (
+        "log_probabilities",
+        4,
+    )
 
 
 def test_probability_models_are_left_as_they_are() -> None:
     model = _dense("softmax")
-    classifier = compile_classifier(model, batch_size=8, input_range=(0, 255), probe=IMAGES)
+    classifier = CompiledClassifier(model, batch_size=8)
+    assert probed(classifier, IMAGES, uri="dense", outputs="") == ("probabilities", 4)
     np.testing.assert_allclose(
         classifier(IMAGES[:8].astype(np.float32)),
         model(IMAGES[:8].astype(np.float32)).numpy(),
@@ -50,9 +56,9 @@ def test_probability_models_are_left_as_they_are() -> None:
 
 def test_predict_labels_goes_batch_by_batch() -> None:
     model = _dense("softmax")
-    classifier = compile_classifier(model, batch_size=7, input_range=(0, 255), probe=IMAGES)
+    classifier = CompiledClassifier(model, batch_size=7)
     expected = np.argmax(model(IMAGES.astype(np.float32)).numpy(), axis=1)
-    assert predict_labels(classifier, IMAGES).tolist() == expected.tolist()
+    assert predicted_labels(classifier, IMAGES).tolist() == expected.tolist()
 
 
 def test_build_model_starts_from_a_weights_file(tmp_path: Path) -> None:
@@ -135,6 +141,6 @@ def test_a_model_returning_nan_is_refused() -> None:
     nan = keras.layers.Lambda(lambda x: keras.ops.log(x - 1000.0))(keras.layers.Flatten()(inputs))
     model = keras.Model(inputs, keras.layers.Dense(4)(nan))
     with pytest.raises(ValueError, match="finite outputs from the model, got NaN or inf"):
-        compile_classifier(model, batch_size=8, input_range=(0, 255), probe=IMAGES)
+        probed(CompiledClassifier(model, batch_size=8), IMAGES, uri="nan", outputs="")
     with pytest.raises(ValueError, match="NaN or inf for 8 of 8"):
-        predict_labels(CompiledClassifier(model, batch_size=8), IMAGES)
+        predicted_labels(CompiledClassifier(model, batch_size=8), IMAGES)

@@ -490,7 +490,7 @@ def test_models_that_do_not_fit_are_refused(
         experiment,
         run_attack,
         AttackParams(model=f"runs:/{run.info.run_id}/model"),
-        "to be a Keras model .MLflow keras flavour., got flavours python_function",
+        "as a pyfunc model: ModuleNotFoundError: No module named 'x'",
     )
 
 
@@ -571,24 +571,30 @@ RESUMABLE_SMALLEST = AttackParams(
 )
 
 
+class _Interrupting:
+    """A classifier that raises KeyboardInterrupt (Ctrl-C) on call ``calls + 1``."""
+
+    def __init__(self, classifier: Any, calls: int) -> None:
+        self.classifier, self.calls, self.made = classifier, calls, 0
+        self.kind, self.batch_size = classifier.kind, classifier.batch_size
+        self.image_shape = classifier.image_shape
+
+    def __call__(self, pixels: Any) -> Any:
+        self.made += 1
+        if self.made > self.calls:
+            raise KeyboardInterrupt
+        return self.classifier(pixels)
+
+
 def _interrupt_after(calls: int, patch: pytest.MonkeyPatch) -> None:
-    """Make the attack's model raise KeyboardInterrupt (Ctrl-C) on call ``calls + 1``."""
-    compile_classifier = attack_step.compile_classifier
-
-    def interrupting(*args: Any, **kwargs: Any) -> Callable[[Any], Any]:
-        classifier = compile_classifier(*args, **kwargs)
-        made = 0
-
-        def predict(pixels: Any) -> Any:
-            nonlocal made
-            made += 1
-            if made > calls:
-                raise KeyboardInterrupt
-            return classifier(pixels)
-
-        return predict
-
-    patch.setattr(attack_step, "compile_classifier", interrupting)
+    """Make the attack's model raise KeyboardInterrupt on the attack's call ``calls + 1``
+    (the probe of its first images comes before them)."""
+    load_classifier = attack_step.loading.load_classifier
+    patch.setattr(
+        attack_step.loading,
+        "load_classifier",
+        lambda *args, **kwargs: _Interrupting(load_classifier(*args, **kwargs), calls + 1),
+    )
 
 
 def _without(columns: dict[str, list[str]], *names: str) -> dict[str, list[str]]:

@@ -64,7 +64,8 @@ def test_a_worker_loads_the_model_once_and_attacks_its_shards_as_a_local_run(
         digest=hashlib.sha256(model_file).hexdigest(),
         batch_size=60,
         input_range=(0.0, 255.0),
-        logits=False,
+        mean=(),
+        std=(),
     )
     loads = []
     load_model = loading.load_model
@@ -148,7 +149,7 @@ def test_a_task_holds_a_gpu_when_the_cluster_has_some_else_a_cpu(
     resources: dict[str, float], slots: int, gpus: int
 ) -> None:
     ray = FakeRay(resources)
-    worker_model = sharding.WorkerModel("digest", 60, (0.0, 255.0), False)
+    worker_model = sharding.WorkerModel("digest", 60, (0.0, 255.0), (), ())
     search = sharding.ShardedSearch(ray, CONFIG, b"model", worker_model, shard_size=5)
     assert search.slots == slots
     assert ray.task_options == {

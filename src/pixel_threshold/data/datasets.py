@@ -131,6 +131,15 @@ def check_data(data: str, *, param: str = "data") -> None:
         _folder(data, param=param)
 
 
+def natural_shape(data: str, *, param: str = "data") -> tuple[int, int, int]:
+    """The (H, W, C) of ``data``'s images as they are: a built-in dataset's, or a folder's
+    first readable image's (for a model that does not say what size it takes)."""
+    if data in BUILTIN:
+        height, width, channels = BUILTIN[data]().test_images.shape[1:]
+        return (int(height), int(width), int(channels))
+    return first_image_shape(_folder(data, param=param))
+
+
 def attack_set(
     data: str, shape: Sequence[int], *, limit: int | None, param: str = "data"
 ) -> ImageSet:

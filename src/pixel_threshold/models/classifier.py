@@ -1,6 +1,6 @@
 """The model contract's side of a Keras model: float32 (B, H, W, C) raw pixels in 0-255 to
-class probabilities (B, K), through a compiled forward pass at padded batch shapes.
-Models from elsewhere are adapted by ``input_range`` and ``logits``."""
+class scores (B, K), through a compiled forward pass at padded batch shapes. Models from
+elsewhere are adapted by ``input_range`` and a per-channel ``mean`` and ``std``."""
 
 from __future__ import annotations
 
@@ -19,9 +19,12 @@ class CompiledClassifier:
     shape. Inputs are zero-padded to the next power of two (at most ``batch_size``),
     so at most ``log2(batch_size) + 2`` graphs are traced, once each, and a short
     call (a small population, the last images of a run) never pays for a full batch.
-    ``input_range`` maps 0-255 pixels to what the model expects; ``logits=True``
-    applies a softmax to the outputs.
+    ``input_range`` maps 0-255 pixels to what the model expects, then ``mean`` and
+    ``std`` (per channel, in that range; empty: none) normalise them, in the graph.
+    The outputs are the model's own (probabilities for the models ``train`` builds).
     """
+
+    kind = "keras"
 
     def __init__(
         self,
@@ -29,22 +32,29 @@ class CompiledClassifier:
         *,
         batch_size: int,
         input_range: tuple[float, float] = (0.0, 255.0),
-        logits: bool = False,
+        mean: tuple[float, ...] = (),
+        std: tuple[float, ...] = (),
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"expected batch_size >= 1, got batch_size={batch_size}")
         self.model = model
         self.batch_size = batch_size
-        self.logits = logits
         self.input_range = input_range
+        self.mean, self.std = mean, std
         self.input_shape = tuple(int(d) for d in model.input_shape[1:])
+        height, width, channels = self.input_shape
+        self.image_shape: tuple[int, int, int] | None = (height, width, channels)
         low, high = input_range
         scale = (high - low) / 255.0
+        offset = tf.constant(mean or (0.0,), tf.float32)
+        spread = tf.constant(std or (1.0,), tf.float32)
 
         @tf.function  # type: ignore[untyped-decorator]
         def forward(pixels: tf.Tensor) -> tf.Tensor:
-            outputs = model(pixels * scale + low, training=False)
-            return tf.nn.softmax(outputs) if logits else outputs
+            inputs = pixels * scale + low
+            if mean:
+                inputs = (inputs - offset) / spread
+            return model(inputs, training=False)
 
         self._forward = forward
         self._graphs: dict[int, Any] = {}
@@ -59,7 +69,7 @@ class CompiledClassifier:
         return min(self.batch_size, 1 << max(count - 1, 0).bit_length())
 
     def __call__(self, pixels: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Probabilities (m, K) for float32 pixels (m, H, W, C), ``m <= batch_size``."""
+        """Scores (m, K) for float32 pixels (m, H, W, C), ``m <= batch_size``."""
         count = len(pixels)
         if count > self.batch_size:
             raise ValueError(f"expected at most {self.batch_size} images a call, got {count}")
@@ -76,24 +86,6 @@ class CompiledClassifier:
         return outputs[:count]
 
 
-def compile_classifier(
-    model: keras.Model,
-    *,
-    batch_size: int,
-    input_range: tuple[float, float],
-    probe: npt.NDArray[Any],
-) -> CompiledClassifier:
-    """``model`` as a probability classifier, treating its outputs as logits when they
-    are not probabilities on the ``probe`` images (N, H, W, C) in 0-255."""
-    classifier = CompiledClassifier(model, batch_size=batch_size, input_range=input_range)
-    outputs = classifier(probe[:batch_size].astype(np.float32))
-    _check_finite(outputs)
-    sums = outputs.sum(axis=1)
-    if np.all((outputs >= 0) & (outputs <= 1)) and np.allclose(sums, 1.0, atol=1e-3):
-        return classifier
-    return CompiledClassifier(model, batch_size=batch_size, input_range=input_range, logits=True)
-
-
 def predict_probabilities(
     classifier: CompiledClassifier, images: npt.NDArray[Any]
 ) -> npt.NDArray[np.float32]:
@@ -104,18 +96,6 @@ def predict_probabilities(
         for start in range(0, len(images), classifier.batch_size)
     ]
     return np.concatenate(chunks)
-
-
-def predict_labels(
-    classifier: CompiledClassifier, images: npt.NDArray[Any]
-) -> npt.NDArray[np.int64]:
-    """Predicted classes (N,) of (N, H, W, C) 0-255 images, ``batch_size`` images a call.
-
-    Deterministic for given images, order and ``batch_size``: the attack and
-    ``evaluate`` both score adversarial images this way, so they agree exactly.
-    """
-    labels: npt.NDArray[np.int64] = np.argmax(predict_probabilities(classifier, images), axis=1)
-    return labels
 
 
 def _check_finite(outputs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

@@ -1,5 +1,6 @@
-"""Loading classifiers: from an MLflow URI or a ``.keras`` file, always in Keras' safe
-mode; the shape a classifier takes; logging a model to MLflow."""
+"""Loading classifiers of every kind (`sources`): Keras models from an MLflow URI or a
+``.keras`` file, always in Keras' safe mode, and the other kinds through their backends
+(`backends`); the shape a Keras classifier takes; logging a model to MLflow."""
 
 from __future__ import annotations
 
@@ -15,8 +16,83 @@ import numpy.typing as npt
 import tensorflow as tf
 from keras.src.saving.serialization_lib import SafeModeScope
 
+from pixel_threshold.models.classifier import CompiledClassifier
+from pixel_threshold.models.conventions import AUTO, InputConventions, conventions
+from pixel_threshold.models.options import ModelOptions
+from pixel_threshold.models.scoring import Classifier
+from pixel_threshold.models.sources import ModelSource, model_source
+
 SAFE_LOAD = {"compile": False, "safe_mode": True}
 """How every Keras model is loaded: no optimizer state, no Python code from the file."""
+
+
+def load_classifier(uri: str, options: ModelOptions) -> Classifier:
+    """The model ``uri`` names, of whatever kind (`sources.model_source`), as a
+    `scoring.Classifier`. Raises ValueError, naming ``model`` or the parameter at fault,
+    for a model it cannot load or call as asked."""
+    source = model_source(uri)
+    fixed = conventions(
+        input_range=options.input_range,
+        mean=options.mean,
+        std=options.std,
+        layout=options.layout or "NHWC",
+        dtype=options.dtype,
+    )
+    asked = InputConventions(fixed.input_range, fixed.mean, fixed.std, options.layout, fixed.dtype)
+    if source.kind == "keras":
+        return _keras(source, asked, options.batch_size)
+    return _backend(source, asked, options)
+
+
+def _keras(source: ModelSource, asked: InputConventions, batch_size: int) -> Classifier:
+    if asked.layout not in (AUTO, "NHWC") or asked.dtype != "float32":
+        raise ValueError(
+            f"expected layout NHWC and dtype float32 for the Keras model={source.uri!r}, got "
+            f"layout={asked.layout!r}, dtype={asked.dtype!r}"
+        )
+    model = load_model(source.uri)
+    image_classifier_shape(model, uri=source.uri)
+    return CompiledClassifier(
+        model, batch_size=batch_size, input_range=asked.input_range, mean=asked.mean, std=asked.std
+    )
+
+
+def _backend(source: ModelSource, asked: InputConventions, options: ModelOptions) -> Classifier:
+    """The backend of ``source``'s kind; an error of its runtime while loading becomes a
+    ValueError naming ``model`` and the kind."""
+    try:
+        return _load_backend(source, asked, options)
+    except ValueError:
+        raise
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ValueError(
+            f"cannot load model={source.uri!r} as a {source.kind} model: "
+            f"{type(error).__name__}: {reason}"
+        ) from error
+
+
+def _load_backend(
+    source: ModelSource, asked: InputConventions, options: ModelOptions
+) -> Classifier:
+    batch_size = options.batch_size
+    if source.kind == "onnx":
+        from pixel_threshold.models.backends import onnx_runtime
+
+        return onnx_runtime.load(source, asked, batch_size=batch_size, device=options.device)
+    if source.kind == "pytorch":
+        from pixel_threshold.models.backends import pytorch
+
+        return pytorch.load(source, asked, batch_size=batch_size, device=options.device)
+    if source.kind == "http":
+        from pixel_threshold.models.backends import http
+
+        return http.load(source.uri, asked, batch_size=batch_size)
+    from pixel_threshold.models.backends import sklearn_pyfunc
+
+    if source.kind == "sklearn":
+        return sklearn_pyfunc.load_sklearn(source, asked, batch_size=batch_size)
+    return sklearn_pyfunc.load_pyfunc(source, asked, batch_size=batch_size)
 
 
 def load_model(uri: str) -> keras.Model:
@@ -27,7 +103,7 @@ def load_model(uri: str) -> keras.Model:
     Raises ValueError, naming ``model``, for a URI that does not resolve, a run or
     version that holds no Keras model, or a file that is not a Keras model.
     """
-    if uri.startswith(("runs:/", "models:/")):
+    if uri.startswith(("runs:/", "models:/")) or (Path(uri) / "MLmodel").is_file():
         import mlflow.keras
         from mlflow.exceptions import MlflowException
 

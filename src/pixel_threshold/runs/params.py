@@ -47,8 +47,10 @@ class AttackParams:
 
     model: str = _param(
         "",
-        "runs:/..., models:/name/version, models:/name@alias or a .keras file "
-        "('' = the model of the latest finished train run of the experiment)",
+        "runs:/..., models:/name/version, models:/name@alias, a folder with an MLmodel file "
+        "(keras, pytorch, onnx, sklearn or pyfunc), a .keras, .onnx or TorchScript .pt file, "
+        "or an http(s):// scoring URL ('' = the model of the latest finished train run of "
+        "the experiment)",
     )
     data: str = _param(
         "digits",
@@ -87,6 +89,23 @@ class AttackParams:
     limit: int = _param(100, "attack the first `limit` images")
     batch_size: int = _param(400, "images per model call")
     input_range: str = _param("0,255", "what the model expects: 0,255 / 0,1 / -1,1")
+    mean: str = _param(
+        "", "per-channel mean subtracted after input_range, e.g. 0.485,0.456,0.406 ('' = none)"
+    )
+    std: str = _param("", "per-channel std divided by after the mean, e.g. 0.229,0.224,0.225")
+    layout: str = _param(
+        "",
+        "the model's input layout: NHWC, NCHW or flat (H, W, C order) ('' = from its "
+        "signature, else its kind's: NCHW for pytorch, flat for sklearn, NHWC otherwise)",
+    )
+    dtype: str = _param("float32", "the model's input type: float32, float64, float16 or uint8")
+    outputs: str = _param(
+        "",
+        "what the model returns: probabilities, logits or log_probabilities ('' = detected "
+        "on the first images: rows in [0, 1] summing to 1, rows <= 0 whose exponentials "
+        "sum to 1, else logits)",
+    )
+    device: str = _param("cpu", "where a pytorch or onnx model runs: cpu, cuda, cuda:1, ...")
     seed: int = _param(0, "seed of the search")
     resume: str = _param(
         "",

@@ -25,6 +25,14 @@ from pixel_threshold.runs import generated_names
 
 STEP_TAG = "step"
 MODEL_URI_TAG = "model_uri"
+MODEL_KIND_TAG = "model_kind"
+"""keras, pytorch, onnx, sklearn, pyfunc or http (`models.sources`)."""
+MODEL_OUTPUTS_TAG = "model_outputs"
+"""What the attacked model returns: probabilities, logits or log_probabilities."""
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_DEVELOPMENT = "custom_model_development"
+"""The experiment kind under which MLflow's UI lists runs as "Training runs" (its GenAI
+view, "Evaluation runs", is what an experiment without the tag gets)."""
 DATA_TAG = "data"
 """The attacked data exactly as given (``mlflow run`` logs parameters shell-quoted)."""
 TRAIN_RUN_TAG = "train_run_id"
@@ -55,6 +63,7 @@ def step_run(step: str) -> Iterator[mlflow.ActiveRun]:
         check_server(mlflow.get_tracking_uri())
     with mlflow.start_run(nested=nested) as run:
         mlflow.set_tag(STEP_TAG, step)
+        _mark_model_development(run.info.experiment_id)
         try:
             yield run
         except KeyboardInterrupt:
@@ -64,6 +73,32 @@ def step_run(step: str) -> Iterator[mlflow.ActiveRun]:
             record_failure(run.info.run_id, step, error)
             _end_failed(run.info.run_id)
             raise
+
+
+def _mark_model_development(experiment_id: str) -> None:
+    """Tag the experiment as model development, so that MLflow's UI lists its runs as
+    training runs; an experiment whose kind someone set keeps it."""
+    experiment = mlflow.get_experiment(experiment_id)
+    if EXPERIMENT_KIND_TAG not in experiment.tags:
+        mlflow.MlflowClient().set_experiment_tag(
+            experiment_id, EXPERIMENT_KIND_TAG, MODEL_DEVELOPMENT
+        )
+
+
+def log_attacked_data(attacked: Any, data: str) -> None:
+    """The attacked images and labels as the run's dataset input (the runs table's
+    Dataset column), named after ``data``."""
+    from mlflow.data.numpy_dataset import from_numpy
+
+    dataset = from_numpy(
+        attacked.images, targets=attacked.labels, source=_dataset_source(data), name=data
+    )
+    mlflow.log_input(dataset, context="attack")
+
+
+def _dataset_source(data: str) -> str:
+    path = Path(data)
+    return str(path.resolve()) if path.exists() else data
 
 
 def _end_failed(run_id: str) -> None:

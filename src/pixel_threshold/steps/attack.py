@@ -11,6 +11,7 @@ run also logs ``th_max`` (as resolved), ``robust_accuracy`` (one value per th),
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Sequence
@@ -29,8 +30,8 @@ from pixel_threshold.artifacts import manifest, names, tarball
 from pixel_threshold.attack import SMALLEST_TH, AttackConfig, ImageResult, Sample
 from pixel_threshold.attack.distances import DISTANCES, FloatArray, image_distances
 from pixel_threshold.data import datasets
-from pixel_threshold.models import loading
-from pixel_threshold.models.classifier import CompiledClassifier, compile_classifier, predict_labels
+from pixel_threshold.models import loading, scoring
+from pixel_threshold.models.scoring import Classifier, predicted_labels
 from pixel_threshold.runs import interrupts, naming, outbox, outcome, records, tracking
 from pixel_threshold.runs.params import AttackParams
 from pixel_threshold.steps import pictures, plan, resume, sharding
@@ -53,7 +54,7 @@ class Planned:
 
     params: AttackParams
     config: AttackConfig
-    predict: CompiledClassifier
+    predict: Classifier
     attacked: datasets.ImageSet
     finished: list[ImageResult]
     subject: str
@@ -91,13 +92,18 @@ def _plan(params: AttackParams, experiment_id: str) -> Planned:
     mlflow.log_metric(QUERY_BUDGET, config.max_iter * config.popsize)
     resumed = resume.resumed_run(params) if params.resume else None
     model_uri = _model_uri(params, resumed, experiment_id)
-    model = loading.load_model(model_uri)
-    shape, classes = loading.image_classifier_shape(model, uri=model_uri)
+    predict = loading.load_classifier(model_uri, plan.model_options(params))
+    shape = predict.image_shape or datasets.natural_shape(params.data)
     config = config.fitted(shape)
-    config.check_classes(classes)
     if config.th == SMALLEST_TH:
         mlflow.log_metric(TH_MAX, config.th_max)
-    mlflow.set_tags({tracking.MODEL_URI_TAG: model_uri, tracking.DATA_TAG: params.data})
+    mlflow.set_tags(
+        {
+            tracking.MODEL_URI_TAG: model_uri,
+            tracking.MODEL_KIND_TAG: predict.kind,
+            tracking.DATA_TAG: params.data,
+        }
+    )
     subject = naming.attack_run_name(params, naming.model_name(model_uri), th_max=config.th_max)
     naming.name_run(subject)
     train_run_id = tracking.model_run_id(model_uri)
@@ -105,6 +111,13 @@ def _plan(params: AttackParams, experiment_id: str) -> Planned:
         mlflow.set_tag(tracking.TRAIN_RUN_TAG, train_run_id)
     attacked = datasets.attack_set(params.data, shape, limit=params.limit)
     tracking.log_skipped_images(attacked.skipped)
+    tracking.log_attacked_data(attacked, params.data)
+    outputs, classes = scoring.probed(
+        predict, attacked.images, uri=model_uri, outputs=params.outputs
+    )
+    config = dataclasses.replace(config, outputs=outputs)
+    config.check_classes(classes)
+    mlflow.set_tag(tracking.MODEL_OUTPUTS_TAG, outputs)
     if classes != len(attacked.class_names):
         raise ValueError(
             f"expected data={params.data!r} to have the model's {classes} classes, "
@@ -115,12 +128,6 @@ def _plan(params: AttackParams, experiment_id: str) -> Planned:
             f"expected images to attack of classes other than target={config.target}, "
             f"got only images of class {config.target}"
         )
-    predict = compile_classifier(
-        model,
-        batch_size=config.batch_size,
-        input_range=plan.parse_input_range(params.input_range),
-        probe=attacked.images,
-    )
     finished: list[ImageResult] = []
     if resumed is not None:
         finished = resume.finished(resumed, attacked)
@@ -134,7 +141,7 @@ def _log(run_id: str, planned: Planned, results: list[ImageResult], seconds: flo
     parcel = outbox.new_parcel(run_id, mlflow.get_tracking_uri())
     adversarials, distances = _write_adversarial_set(parcel, planned.attacked, results, planned)
     # Scored again as evaluate will score them: the search's batches had other shapes.
-    adversarial_labels = predict_labels(planned.predict, adversarials)
+    adversarial_labels = predicted_labels(planned.predict, adversarials)
     parcel.metrics |= metrics.attack_metrics(results, adversarial_labels, distances, seconds)
     if planned.config.th == SMALLEST_TH:
         _add_smallest_th(parcel, planned.config, results, planned.subject)

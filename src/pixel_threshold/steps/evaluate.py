@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from pixel_threshold.artifacts import manifest, names, tarball
 from pixel_threshold.data import datasets
-from pixel_threshold.models import classifier, loading
+from pixel_threshold.models import loading, scoring
 from pixel_threshold.report import confusion
 from pixel_threshold.runs import naming, outcome, records, tracking
 from pixel_threshold.runs.params import EvaluateParams
@@ -37,16 +38,12 @@ def run_evaluate(params: EvaluateParams) -> str:
         mlflow.set_tags(
             {tracking.ATTACK_RUN_TAG: attack_run.run_id, tracking.MODEL_URI_TAG: model_uri}
         )
-        model = loading.load_model(model_uri)
-        shape, classes = loading.image_classifier_shape(model, uri=model_uri)
+        options = plan.model_options(dataclasses.replace(attack_run.params, model=model_uri))
+        predict = loading.load_classifier(model_uri, options)
+        shape = predict.image_shape or datasets.natural_shape(attack_run.data)
         adversarial = tracking.read_adversarial_set(attack_run.run_id, shape)
         logged = manifest.read(adversarial.manifest, source=f"attack run {attack_run.run_id}")
         clean = datasets.attack_set(attack_run.data, shape, limit=attack_run.params.limit)
-        if classes != len(clean.class_names):
-            raise ValueError(
-                f"expected model={model_uri!r} to have the {len(clean.class_names)} classes of "
-                f"data={attack_run.data!r}, got {classes}"
-            )
         labels = adversarial.labels
         indices = logged["index"]
         if indices.min() < 0 or indices.max() >= len(clean.labels):
@@ -60,16 +57,18 @@ def run_evaluate(params: EvaluateParams) -> str:
                 f"expected the images of data={attack_run.data!r} to have the labels "
                 f"in attack run {attack_run.run_id}'s manifest: the data changed"
             )
-        predict = classifier.compile_classifier(
-            model,
-            batch_size=attack_run.params.batch_size,
-            input_range=plan.parse_input_range(attack_run.params.input_range),
-            probe=originals,
+        _, classes = scoring.probed(
+            predict, originals, uri=model_uri, outputs=attack_run.params.outputs
         )
+        if classes != len(clean.class_names):
+            raise ValueError(
+                f"expected model={model_uri!r} to have the {len(clean.class_names)} classes of "
+                f"data={attack_run.data!r}, got {classes}"
+            )
         class_indices = np.arange(len(clean.class_names))
         predicted = {
-            "clean": classifier.predict_labels(predict, originals),
-            "adversarial": classifier.predict_labels(predict, adversarial.images),
+            "clean": scoring.predicted_labels(predict, originals),
+            "adversarial": scoring.predicted_labels(predict, adversarial.images),
         }
         mlflow.log_metric(
             "attack_agreement",

@@ -11,25 +11,14 @@ from __future__ import annotations
 
 from pixel_threshold.attack.config import AttackConfig, check_budget, resolved_budget
 from pixel_threshold.attack.encodings import ATTACK_TYPES
+from pixel_threshold.attack.losses import OUTPUTS
 from pixel_threshold.attack.strategies import strategy
 from pixel_threshold.data import datasets
+from pixel_threshold.models import conventions
+from pixel_threshold.models.options import ModelOptions
 from pixel_threshold.runs.params import AttackParams, MainParams, TrainParams
 
-INPUT_RANGES: dict[str, tuple[float, float]] = {
-    "0,255": (0.0, 255.0),
-    "0,1": (0.0, 1.0),
-    "-1,1": (-1.0, 1.0),
-}
 UNTARGETED = -1
-
-
-def parse_input_range(input_range: str) -> tuple[float, float]:
-    """The pixel range a model expects, from its name (``0,255``, ``0,1`` or ``-1,1``)."""
-    if input_range not in INPUT_RANGES:
-        raise ValueError(
-            f"expected input_range in ({' / '.join(INPUT_RANGES)}), got input_range={input_range!r}"
-        )
-    return INPUT_RANGES[input_range]
 
 
 def attack_config(params: AttackParams) -> AttackConfig:
@@ -41,7 +30,11 @@ def attack_config(params: AttackParams) -> AttackConfig:
         raise ValueError(
             f"expected target >= 0 or {UNTARGETED} (untargeted), got target={params.target}"
         )
-    parse_input_range(params.input_range)
+    model_options(params)
+    if params.outputs and params.outputs not in OUTPUTS:
+        raise ValueError(
+            f"expected outputs in {OUTPUTS} or '' (detected), got outputs={params.outputs!r}"
+        )
     if params.shard_size < 1:
         raise ValueError(f"expected shard_size >= 1, got shard_size={params.shard_size}")
     max_iter, popsize = resolved_budget(params.es, params.max_iter, params.popsize)
@@ -56,6 +49,27 @@ def attack_config(params: AttackParams) -> AttackConfig:
         target=None if params.target == UNTARGETED else params.target,
         batch_size=params.batch_size,
         seed=params.seed,
+    )
+
+
+def model_options(params: AttackParams) -> ModelOptions:
+    """How the attack calls its model, from ``params``; raises ValueError naming a bad
+    ``input_range``, ``mean``, ``std``, ``layout`` or ``dtype``."""
+    conventions.conventions(
+        input_range=params.input_range,
+        mean=params.mean,
+        std=params.std,
+        layout=params.layout or "NHWC",
+        dtype=params.dtype,
+    )
+    return ModelOptions(
+        batch_size=params.batch_size,
+        input_range=params.input_range,
+        mean=params.mean,
+        std=params.std,
+        layout=params.layout,
+        dtype=params.dtype,
+        device=params.device,
     )
 
 

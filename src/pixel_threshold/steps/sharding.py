@@ -33,6 +33,7 @@ import pixel_threshold
 from pixel_threshold.attack import AttackConfig, ImageResult, PixelThresholdAttack, Sample
 from pixel_threshold.models import loading
 from pixel_threshold.models.classifier import CompiledClassifier
+from pixel_threshold.models.scoring import Classifier
 
 Search = Callable[[Iterable[Sample]], Iterator[ImageResult]]
 """Attacks samples; yields each image's result once it is final, in any order."""
@@ -68,7 +69,8 @@ class WorkerModel:
     digest: str
     batch_size: int
     input_range: tuple[float, float]
-    logits: bool
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
 
 
 _loaded: dict[WorkerModel, CompiledClassifier] = {}
@@ -94,7 +96,8 @@ def worker_classifier(model_file: bytes, model: WorkerModel) -> CompiledClassifi
             keras_model,
             batch_size=model.batch_size,
             input_range=model.input_range,
-            logits=model.logits,
+            mean=model.mean,
+            std=model.std,
         )
     return classifier
 
@@ -102,7 +105,7 @@ def worker_classifier(model_file: bytes, model: WorkerModel) -> CompiledClassifi
 @contextmanager
 def searching(
     config: AttackConfig,
-    classifier: CompiledClassifier,
+    classifier: Classifier,
     *,
     ray_address: str = "",
     shard_size: int = 10,
@@ -111,20 +114,28 @@ def searching(
     a ``ray_address``, shards of ``shard_size`` images on that Ray cluster, connected for
     the block, each worker calling the classifier's model as ``classifier`` does.
 
-    Raises ValueError, naming ``ray_address``, if Ray is not installed or no cluster
-    answers there. A block left early (an error, Ctrl-C) cancels the shards in flight.
+    Raises ValueError, naming ``ray_address``, if Ray is not installed, no cluster
+    answers there, or the model is not a Keras one (the kind shards ship today). A block
+    left early (an error, Ctrl-C) cancels the shards in flight.
     """
     if not ray_address:
         yield partial(PixelThresholdAttack(config).run, predict=classifier)
         return
     ray = _connect(ray_address)
     try:
+        if not isinstance(classifier, CompiledClassifier):
+            raise ValueError(
+                f"expected a Keras model with ray_address={ray_address!r} (the kind Ray "
+                f"shards ship today), got a {classifier.kind} model: attack it here "
+                "(ray_address='')"
+            )
         model_file = loading.keras_bytes(classifier.model)
         worker_model = WorkerModel(
             digest=hashlib.sha256(model_file).hexdigest(),
             batch_size=config.batch_size,
             input_range=classifier.input_range,
-            logits=classifier.logits,
+            mean=classifier.mean,
+            std=classifier.std,
         )
         search = ShardedSearch(ray, config, model_file, worker_model, shard_size=shard_size)
         try:

@@ -98,9 +98,7 @@ def _wrap(params: TrainParams) -> tuple[keras.Model, datasets.ImageSet]:
         _check_pretrained_data(params, evaluated, pretrained)
     tracking.log_skipped_images(skipped)
     model = _build(params, evaluated)
-    predict = classifier.compile_classifier(
-        model, batch_size=params.batch_size, input_range=(0.0, 255.0), probe=evaluated.images
-    )
+    predict = classifier.CompiledClassifier(model, batch_size=params.batch_size)
     probabilities = classifier.predict_probabilities(predict, evaluated.images)
     rows = np.arange(len(evaluated.labels))
     true_class = np.clip(probabilities[rows, evaluated.labels], 1e-7, 1.0)

@@ -1,0 +1,72 @@
+"""What kind of model a ``model`` parameter names, read from the URL scheme, the
+MLmodel file or the file suffix: never guessed.
+
+- ``http://...``, ``https://...``: http, a scoring server (MLflow's ``/invocations``);
+- ``runs:/``, ``models:/``, a folder with an MLmodel file: by its flavours, in this
+  order: keras, pytorch, onnx, sklearn; else python_function (pyfunc);
+- a ``.keras`` file: keras; ``.onnx``: onnx; ``.pt``: pytorch (TorchScript).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+KINDS = ("keras", "pytorch", "onnx", "sklearn", "pyfunc", "http")
+FLAVOURS = (("keras", "keras"), ("pytorch", "pytorch"), ("onnx", "onnx"), ("sklearn", "sklearn"))
+"""MLflow flavours in the order they are preferred, and the kind each loads as; a model
+with none of them but ``python_function`` is a pyfunc."""
+SUFFIXES = {".keras": "keras", ".onnx": "onnx", ".pt": "pytorch"}
+MLMODEL = "MLmodel"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model's kind and where it is: a URI MLflow resolves, a local path, or a URL;
+    ``mlflow`` says whether MLflow loads it (its flavours gave the kind)."""
+
+    uri: str
+    kind: str
+    mlflow: bool
+
+
+def model_source(uri: str) -> ModelSource:
+    """The kind of the model ``uri`` names; raises ValueError, naming ``model``, if it
+    names none this tool loads."""
+    if uri.startswith(("http://", "https://")):
+        return ModelSource(uri, "http", mlflow=False)
+    path = Path(uri)
+    if uri.startswith(("runs:/", "models:/")) or (path / MLMODEL).is_file():
+        return ModelSource(uri, _kind_of_flavours(uri, _flavours(uri)), mlflow=True)
+    kind = SUFFIXES.get(path.suffix)
+    if kind is not None and path.is_file():
+        return ModelSource(uri, kind, mlflow=False)
+    raise ValueError(
+        "expected model to be runs:/<run_id>/<path>, models:/<name>/<version>, "
+        "models:/<name>@<alias>, a folder with an MLmodel file, an existing .keras, .onnx "
+        f"or TorchScript .pt file, or an http(s):// scoring URL, got model={uri!r}"
+    )
+
+
+def _flavours(uri: str) -> dict[str, dict[str, object]]:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        flavours: dict[str, dict[str, object]] = mlflow.models.get_model_info(uri).flavors
+    except (MlflowException, OSError) as error:
+        message = getattr(error, "message", None) or str(error)
+        raise ValueError(f"cannot load model={uri!r}: {message.strip().splitlines()[0]}") from error
+    return flavours
+
+
+def _kind_of_flavours(uri: str, flavours: dict[str, dict[str, object]]) -> str:
+    for flavour, kind in FLAVOURS:
+        if flavour in flavours:
+            return kind
+    if "python_function" in flavours:
+        return "pyfunc"
+    raise ValueError(
+        f"expected model={uri!r} to have a flavour this tool loads (keras, pytorch, onnx, "
+        f"sklearn or python_function), got {', '.join(sorted(flavours))}"
+    )
