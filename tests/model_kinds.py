@@ -1,0 +1,78 @@
+"""Real models of every kind, trained on the built-in digits in seconds: a scikit-learn
+MLP (logged with MLflow's sklearn flavour, converted to ONNX as a file and as MLflow's
+onnx flavour), a custom pyfunc and a small PyTorch CNN (TorchScript and MLflow's pytorch
+flavour)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+
+from pixel_threshold.data.datasets import digits
+
+MLP_TRUSTED = ["sklearn.neural_network._stochastic_optimizers.AdamOptimizer"]
+
+
+def digits_mlp() -> Any:
+    """An MLP on the digits' 64 values scaled to 0-1 (``input_range=0,1``, flat)."""
+    from sklearn.neural_network import MLPClassifier
+
+    split = digits()
+    features = split.train_images.reshape(len(split.train_images), -1) / 255.0
+    mlp = MLPClassifier(hidden_layer_sizes=(32,), max_iter=300, random_state=0)
+    return mlp.fit(features.astype(np.float32), split.train_labels)
+
+
+def log_sklearn(mlp: Any) -> str:
+    """``mlp`` logged with the sklearn flavour in a run of its own; its model URI."""
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            mlp, name="model", skops_trusted_types=MLP_TRUSTED, pyfunc_predict_fn="predict_proba"
+        )
+    uri: str = info.model_uri
+    return uri
+
+
+def mlp_onnx(mlp: Any) -> Any:
+    """``mlp`` in ONNX: float inputs of 64 values, probabilities as a tensor (no ZipMap)."""
+    from skl2onnx import to_onnx
+
+    sample = np.zeros((1, 64), dtype=np.float32)
+    return to_onnx(mlp, sample, options={id(mlp): {"zipmap": False}}, target_opset=17)
+
+
+def save_onnx(mlp: Any, folder: Path) -> str:
+    path = folder / "digits_mlp.onnx"
+    path.write_bytes(mlp_onnx(mlp).SerializeToString())
+    return str(path)
+
+
+def log_onnx(mlp: Any) -> str:
+    with mlflow.start_run():
+        info = mlflow.onnx.log_model(mlp_onnx(mlp), name="model")
+    uri: str = info.model_uri
+    return uri
+
+
+class MeanBrightness(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """A custom pyfunc over NHWC images: logits from a fixed linear map of the pixels."""
+
+    def __init__(self, weights: np.ndarray) -> None:
+        self.weights = weights
+
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> np.ndarray:
+        pixels = np.asarray(model_input, dtype=np.float64).reshape(len(model_input), -1)
+        return pixels @ self.weights
+
+
+def log_pyfunc(mlp: Any) -> str:
+    """A pyfunc whose logits are the MLP's first layer through its output layer, on
+    0-1 NHWC images: a model only its own code can run."""
+    weights = mlp.coefs_[0] @ mlp.coefs_[1]
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="model", python_model=MeanBrightness(weights))
+    uri: str = info.model_uri
+    return uri
