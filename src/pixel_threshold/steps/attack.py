@@ -1,8 +1,10 @@
 """Step ``attack``: attack the first ``limit`` images of a dataset, log the adversarial set.
 
 Interrupted (Ctrl-C, SIGTERM), it logs the images it finished as a partial
-``adv_testing.tar.gz``, tags the run ``images_done`` and ends it KILLED; an attack
-with ``resume`` set to that run's id and the same parameters finishes the rest.
+``adv_testing.tar.gz``, tags the run ``images_done`` and ends it KILLED; when the model
+fails during the search (a scoring server that stops answering), it does the same and
+the run ends FAILED with the error. An attack with ``resume`` set to that run's id and
+the same parameters finishes the rest.
 
 With ``th=-1`` each image's smallest fooling th in ``1..th_max`` is searched, and the
 run also logs ``th_max`` (as resolved), ``robust_accuracy`` (one value per th),
@@ -77,7 +79,11 @@ def run_attack(params: AttackParams) -> str:
             seconds = _search(planned, results)
         except KeyboardInterrupt:
             with interrupts.signals_ignored():
-                _log_interrupted(run_id, planned, results)
+                _log_unfinished(run_id, planned, results, RunStatus.KILLED, "interrupted")
+            raise
+        except Exception:  # the model failed (a server down): keep what is done, then fail
+            with interrupts.signals_ignored():
+                _log_unfinished(run_id, planned, results, RunStatus.FAILED, "failed")
             raise
         _log(run_id, planned, results, seconds)
     outcome.print_outcome(run_id)
@@ -215,14 +221,17 @@ def _searched(
     return seconds
 
 
-def _log_interrupted(run_id: str, planned: Planned, results: list[ImageResult]) -> None:
-    """Log the finished ``results`` (any order) as a partial adversarial set, tag the
-    run with how many images were done, and say how to finish it."""
+def _log_unfinished(
+    run_id: str, planned: Planned, results: list[ImageResult], status: int, stopped: str
+) -> None:
+    """Log the finished ``results`` (any order) of an attack that was interrupted or
+    failed (``status``, KILLED or FAILED) as a partial adversarial set, tag the run with
+    how many images were done, and say how to finish it."""
     attacked = planned.attacked
     results.sort(key=lambda result: result.index)
     done = f"{len(results)} of {len(attacked.labels)}"
     parcel = outbox.new_parcel(run_id, mlflow.get_tracking_uri())
-    parcel.status = RunStatus.to_string(RunStatus.KILLED)
+    parcel.status = RunStatus.to_string(status)
     parcel.tags[IMAGES_DONE_TAG] = done
     if results:
         done_images = attacked.subset([result.index for result in results])
@@ -234,7 +243,7 @@ def _log_interrupted(run_id: str, planned: Planned, results: list[ImageResult]) 
         if results
         else "nothing to resume"
     )
-    print(f"attack interrupted with {done} images done: {advice}", file=sys.stderr)
+    print(f"attack {stopped} with {done} images done: {advice}", file=sys.stderr)
 
 
 def _write_adversarial_set(
