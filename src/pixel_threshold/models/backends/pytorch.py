@@ -32,7 +32,8 @@ def load(
         raise ValueError(
             f"cannot load model={source.uri!r} on device={device!r}: {error}"
         ) from error
-    module.eval()
+    if isinstance(module, torch.nn.Module) and not isinstance(module, torch.fx.GraphModule):
+        module.eval()  # an exported program (MLflow's pt2) is already in inference form
     layout = conventions.layout if conventions.layout != AUTO else LAYOUT
     fitted = InputConventions(
         conventions.input_range, conventions.mean, conventions.std, layout, conventions.dtype
