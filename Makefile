@@ -28,7 +28,8 @@ IMAGENET_PARAMS := -P dataset=imagenet-sample -P architecture=efficientnet_lite0
 SMOKE_PARAMS := -P th_values=1 -P es_values=1 -P limit=10 -P epochs=1 -P max_iter=5 -P popsize=20
 UI_PORT ?= 5000
 
-.PHONY: install test test-slow test-ui lint bench bench-search bench-smallest clean demo ui \
+.PHONY: install test test-slow test-ui lint bench bench-search bench-smallest bench-backends \
+	clean demo ui \
 	imagenet-demo smoke
 
 install: $(STAMP)
@@ -94,6 +95,12 @@ bench: $(BENCH_STAMP)
 
 bench-search: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.strength $(SEARCH_ARGS)  # e.g. SEARCH_ARGS="--lite0-images 0"
+
+# `make bench-backends`: every kind of model (Keras, scikit-learn, ONNX, pyfunc, PyTorch,
+# an mlflow models serve endpoint) against its own forward pass.
+bench-backends: $(BENCH_STAMP)
+	$(BIN)/pip install --quiet -e '.[cpu,dev,imagenet,bench,torch]'
+	$(BIN)/python -m benchmarks.backends $(BACKENDS_ARGS)  # writes benchmarks/output/
 
 bench-smallest: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.smallest $(SMALLEST_ARGS)  # e.g. SMALLEST_ARGS="--art-max-iter 3"

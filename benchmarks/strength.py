@@ -19,12 +19,12 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks.cases import Case, digits_case, lite0_case
+from benchmarks.cases import digits_case, lite0_case
 from benchmarks.run import compiled
 from benchmarks.timing import Row, median_seconds
 from pixel_threshold.attack import (
@@ -65,7 +65,20 @@ def replay_seconds(predict: Predict, shape: Sequence[int], calls: Counter[int]) 
     return total
 
 
-def strength_row(case: Case, predict: Predict, config: AttackConfig, setting: str) -> Row:
+class Attacked(Protocol):
+    """Images a model classifies correctly, by name (a `cases.Case`, or any model's)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def images(self) -> npt.NDArray[np.uint8]: ...
+
+    @property
+    def labels(self) -> npt.NDArray[np.int64]: ...
+
+
+def strength_row(case: Attacked, predict: Predict, config: AttackConfig, setting: str) -> Row:
     """Attack every image of ``case`` with ``config``; success, queries and timing."""
     samples = [
         Sample(index, image, int(label))

@@ -9,11 +9,25 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import mlflow.onnx
+import mlflow.pyfunc
+import mlflow.pytorch
+import mlflow.sklearn
 import numpy as np
 
 from pixel_threshold.data.datasets import digits
 
 MLP_TRUSTED = ["sklearn.neural_network._stochastic_optimizers.AdamOptimizer"]
+
+
+def digits_keras_cnn() -> Any:
+    """The small CNN ``train`` builds, trained on the digits (3 epochs, seed 0)."""
+    from pixel_threshold.models import registry, training
+
+    split = digits()
+    model = registry.build_model("small_cnn", (8, 8, 1), 10, seed=0)
+    training.train_classifier(model, split.train_images, split.train_labels, epochs=3, seed=0)
+    return model
 
 
 def digits_mlp() -> Any:
@@ -57,7 +71,7 @@ def log_onnx(mlp: Any) -> str:
     return uri
 
 
-class MeanBrightness(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class MeanBrightness(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
     """A custom pyfunc over NHWC images: logits from a fixed linear map of the pixels."""
 
     def __init__(self, weights: np.ndarray) -> None:
@@ -65,7 +79,8 @@ class MeanBrightness(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
 
     def predict(self, context: Any, model_input: Any, params: Any = None) -> np.ndarray:
         pixels = np.asarray(model_input, dtype=np.float64).reshape(len(model_input), -1)
-        return pixels @ self.weights
+        logits: np.ndarray = pixels @ self.weights
+        return logits
 
 
 def log_pyfunc(mlp: Any) -> str:
@@ -102,7 +117,7 @@ def digits_torch_cnn() -> Any:
             loss = torch.nn.functional.cross_entropy(
                 model(features[start : start + 128]), labels[start : start + 128]
             )
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
     return model.eval()
 

@@ -1,0 +1,177 @@
+"""`make bench-backends`: every kind of model at the speed of its own runtime.
+
+For each backend, a model trained on the digits (the Keras small CNN; a scikit-learn MLP
+in scikit-learn, in ONNX Runtime and behind ``mlflow models serve``; a custom pyfunc; a
+PyTorch CNN as TorchScript) is attacked through `load_classifier`, as the attack step
+does, and timed against ``model_only``: the same backend's forward pass replaying the
+same calls (sizes and count) in the same run. Then the HTTP endpoint's queries per
+second at batch 1, 64 and 400 against the in-process MLP's.
+
+Writes JSON rows to ``--output`` (untracked by default) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import numpy.typing as npt
+
+from benchmarks.strength import strength_row
+from benchmarks.timing import Row, median_seconds
+from pixel_threshold.attack import AttackConfig
+from pixel_threshold.data.datasets import digits
+from pixel_threshold.models import loading, scoring
+from pixel_threshold.models.options import ModelOptions
+from tests import model_kinds
+from tests.ray_head import free_port
+
+OUTPUT = Path("benchmarks/output/backends.json")
+SETTINGS = {
+    "es=2 pixel th=3, 1,000 queries": AttackConfig(th=3, es=2, max_iter=1_000, popsize=1),
+    "es=1 pixel th=3, 10 x 100": AttackConfig(th=3, es=1, max_iter=10, popsize=100),
+}
+
+
+@dataclass(frozen=True)
+class Correct:
+    """The first test images a model classifies correctly."""
+
+    name: str
+    images: npt.NDArray[np.uint8]
+    labels: npt.NDArray[np.int64]
+
+
+def correct(name: str, classifier: scoring.Classifier, count: int) -> Correct:
+    split = digits()
+    predicted = scoring.predicted_labels(classifier, split.test_images)
+    keep = np.flatnonzero(predicted == split.test_labels)[:count]
+    return Correct(name, split.test_images[keep], split.test_labels[keep])
+
+
+@contextmanager
+def served(uri: str) -> Iterator[str]:
+    """``mlflow models serve`` of ``uri`` on a free port, for the block."""
+    port = free_port()
+    bin_dir = Path(sys.executable).parent
+    server = subprocess.Popen(
+        [
+            str(bin_dir / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            uri,
+            "--env-manager",
+            "local",
+            "-p",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ],
+        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"{url}/ping", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def models(folder: Path) -> dict[str, tuple[str, dict[str, str]]]:
+    """Each backend's model URI and the parameters it is attacked with."""
+    mlp = model_kinds.digits_mlp()
+    keras_file = folder / "digits_cnn.keras"
+    model_kinds.digits_keras_cnn().save(keras_file)
+    scaled = {"input_range": "0,1"}
+    return {
+        "keras": (str(keras_file), {}),
+        "sklearn": (model_kinds.log_sklearn(mlp), scaled),
+        "onnx": (model_kinds.save_onnx(mlp, folder), scaled),
+        "pyfunc": (model_kinds.log_pyfunc(mlp), scaled),
+        "pytorch": (
+            model_kinds.save_torchscript(model_kinds.digits_torch_cnn(), folder),
+            {"input_range": "0,1", "mean": "0.5", "std": "0.25"},
+        ),
+    }
+
+
+def backend_rows(uri: str, kind: str, options: dict[str, str], images: int) -> list[Row]:
+    classifier = loading.load_classifier(uri, ModelOptions(batch_size=400, **options))
+    case = correct(kind, classifier, images)
+    outputs, _ = scoring.probed(classifier, case.images, uri=uri, outputs="")
+    rows = []
+    for setting, config in SETTINGS.items():
+        fitted = AttackConfig(**{**config.__dict__, "outputs": outputs})
+        rows.append({"backend": kind, **strength_row(case, classifier, fitted, setting)})
+    return rows
+
+
+def http_rows(uri: str, options: dict[str, str]) -> list[Row]:
+    """Queries per second of the served MLP at batch 1, 64 and 400, against the same
+    MLP in-process."""
+    pixels = digits().test_images[:400].astype(np.float32)
+    rows = []
+    with served(uri) as url:
+        for batch in (1, 64, 400):
+            for name, model in (("http", url), ("in-process", uri)):
+                classifier = loading.load_classifier(
+                    model, ModelOptions(batch_size=batch, layout="flat", **options)
+                )
+                seconds = median_seconds(lambda: classifier(pixels[:batch]), 9)  # noqa: B023
+                rows.append(
+                    {"endpoint": name, "batch": batch, "queries_per_second": batch / seconds}
+                )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as folder:
+        mlflow.set_tracking_uri(f"sqlite:///{folder}/mlflow.db")
+        zoo = models(Path(folder))
+        for kind, (uri, options) in zoo.items():
+            for row in backend_rows(uri, kind, options, args.images):
+                rows.append(row)
+                print(
+                    f"{kind:<9}{row['setting']:<34}fooled {row['fooled']}/{row['images']}  "
+                    f"{row['seconds']:.2f} s, model_only {row['model_only_seconds']:.2f} s, "
+                    f"ours/model_only {row['ours_over_model_only']:.2f}",
+                    flush=True,
+                )
+        for row in http_rows(*zoo["sklearn"]):
+            rows.append(row)
+            print(
+                f"{row['endpoint']:<11}batch {row['batch']:<4}{row['queries_per_second']:,.0f} q/s"
+            )
+    args.output.write_text(json.dumps(rows, indent=1) + "\n")
+    print(f"\nwrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
