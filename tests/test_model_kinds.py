@@ -20,9 +20,10 @@ from pixel_threshold.data.datasets import digits
 from pixel_threshold.models import loading
 from pixel_threshold.models.options import ModelOptions
 from pixel_threshold.runs import tracking
-from pixel_threshold.runs.params import AttackParams, EvaluateParams
+from pixel_threshold.runs.params import AttackParams, EvaluateParams, MainParams
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.evaluate import run_evaluate
+from pixel_threshold.steps.main import run_main
 from tests import model_kinds
 from tests.tracking_store import sqlite_experiment
 
@@ -102,3 +103,30 @@ def test_one_network_in_two_runtimes_gives_the_same_attack(
     }
     assert outcomes["sklearn"] == outcomes["onnx"]
     assert any(success for _, success, _, _ in outcomes["onnx"])
+
+
+def test_main_attacks_a_model_of_its_own_without_training(
+    experiment: str, mlp: Any, tmp_path: Path
+) -> None:
+    model = model_kinds.save_onnx(mlp, tmp_path)
+    parent = run_main(
+        MainParams(
+            model=model,
+            input_range="0,1",
+            th_values="2",
+            es_values="1,2",
+            limit=10,
+            max_iter=5,
+            popsize=20,
+        )
+    )
+    children = mlflow.search_runs(
+        experiment_ids=[experiment],
+        filter_string=f"tags.mlflow.parentRunId = '{parent}'",
+        order_by=["attributes.start_time ASC"],
+        output_format="list",
+    )
+    assert [child.data.tags[tracking.STEP_TAG] for child in children] == ["attack", "evaluate"] * 2
+    assert all(child.info.status == "FINISHED" for child in children)
+    assert {child.data.tags[tracking.MODEL_URI_TAG] for child in children} == {model}
+    assert tracking.TRAIN_RUN_TAG not in mlflow.get_run(parent).data.tags

@@ -27,6 +27,7 @@ from pixel_threshold.models import small_cnn, training
 from pixel_threshold.runs.params import AttackParams
 from pixel_threshold.steps import sharding
 from pixel_threshold.steps.attack import run_attack
+from tests import model_kinds
 from tests.ray_head import Head, ray_head
 from tests.tracking_store import sqlite_experiment
 
@@ -210,3 +211,23 @@ def test_an_interrupted_sharded_attack_keeps_its_finished_shards_and_resumes(
     assert resumed.data.tags["resumed_from"] == killed.info.run_id
     assert _files(resumed, tmp_path / "resumed") == _files(local, tmp_path / "local")
     assert _untimed(resumed) == _untimed(local)
+
+
+def test_a_model_of_another_kind_is_loaded_by_each_worker_itself(
+    head: Head, params: AttackParams, tmp_path: Path
+) -> None:
+    """An ONNX model (the digits MLP in ONNX Runtime): each worker loads the file itself;
+    the sharded run's adversarial set and metrics equal a local run's."""
+    onnx_params = dataclasses.replace(
+        params,
+        model=model_kinds.save_onnx(model_kinds.digits_mlp(), tmp_path),
+        input_range="0,1",
+        es=2,
+        max_iter=100,
+        popsize=1,
+    )
+    here = mlflow.get_run(run_attack(onnx_params))
+    sharded = mlflow.get_run(run_attack(_sharded(onnx_params, head)))
+    assert sharded.data.tags["model_kind"] == "onnx"
+    assert _files(sharded, tmp_path / "sharded") == _files(here, tmp_path / "here")
+    assert _untimed(sharded) == _untimed(here)

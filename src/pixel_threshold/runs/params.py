@@ -161,6 +161,18 @@ class MainParams:
     dataset: str = _param("digits", "train's dataset, and every attack's data")
     architecture: str = _param("small_cnn", "train's architecture")
     weights: str = _param("none", "train's initial weights (epochs=0 wraps pretrained ones)")
+    model: str = _param(
+        "",
+        "attack this model instead of training one (any kind attack takes; '' = train); "
+        "the parameters below say how to call it, as attack's do",
+    )
+    input_range: str = _param("0,255", "every attack's input_range")
+    mean: str = _param("", "every attack's mean")
+    std: str = _param("", "every attack's std")
+    layout: str = _param("", "every attack's layout")
+    dtype: str = _param("float32", "every attack's dtype")
+    outputs: str = _param("", "every attack's outputs")
+    device: str = _param("cpu", "every attack's device")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -60,6 +60,7 @@ class Planned:
     attacked: datasets.ImageSet
     finished: list[ImageResult]
     subject: str
+    model_uri: str
 
 
 def run_attack(params: AttackParams) -> str:
@@ -138,7 +139,7 @@ def _plan(params: AttackParams, experiment_id: str) -> Planned:
     if resumed is not None:
         finished = resume.finished(resumed, attacked)
         mlflow.set_tag(RESUMED_FROM_TAG, resumed.run_id)
-    return Planned(params, config, predict, attacked, finished, subject)
+    return Planned(params, config, predict, attacked, finished, subject, model_uri)
 
 
 def _log(run_id: str, planned: Planned, results: list[ImageResult], seconds: float) -> None:
@@ -185,7 +186,12 @@ def _search(planned: Planned, results: list[ImageResult]) -> float:
     index; return the attack's wall time in seconds."""
     params, config, attacked = planned.params, planned.config, planned.attacked
     with sharding.searching(
-        config, planned.predict, ray_address=params.ray_address, shard_size=params.shard_size
+        config,
+        planned.predict,
+        ray_address=params.ray_address,
+        shard_size=params.shard_size,
+        model_uri=planned.model_uri,
+        options=plan.model_options(params),
     ) as search:
         return _searched(config, attacked, search, results)
 

@@ -1,5 +1,5 @@
-"""Step ``main``: train once, attack every (attack type, th, es), evaluate each, compare
-them.
+"""Step ``main``: train once (or take the ``model`` given), attack every (attack type,
+th, es), evaluate each, compare them.
 
 Every attack gets the same query budget per image: ``max_iter x popsize``, spent by
 the random search (``es=2``) one query a step.
@@ -20,7 +20,8 @@ from pixel_threshold.steps.train import run_train
 
 
 def run_main(params: MainParams) -> str:
-    """Child runs train, then attack and evaluate per (attack type, th, es), every
+    """Child runs train (none with a ``model`` of its own), then attack and evaluate per
+    (attack type, th, es), every
     attack with ``th_max``; log the comparison of the attack runs (``steps.compare``)
     to this parent run; return its id.
 
@@ -31,15 +32,16 @@ def run_main(params: MainParams) -> str:
         tracking.log_params(params)
         naming.name_run(naming.main_run_name(params))
         grid = plan.main_grid(params)
-        train_run_id = run_train(plan.main_train(params))
-        model = f"runs:/{train_run_id}/{tracking.MODEL_ARTIFACT}"
+        train_run_id = None if params.model else run_train(plan.main_train(params))
+        model = params.model or f"runs:/{train_run_id}/{tracking.MODEL_ARTIFACT}"
         attack_runs = []
         for attack_params in grid:
             attack_run_id = run_attack(dataclasses.replace(attack_params, model=model))
             run_evaluate(EvaluateParams(attack_run_id=attack_run_id))
             attack_runs.append(records.read_attack_run(attack_run_id))
         compare.log_comparison(attack_runs)
-        mlflow.set_tag(tracking.TRAIN_RUN_TAG, train_run_id)
+        if train_run_id is not None:
+            mlflow.set_tag(tracking.TRAIN_RUN_TAG, train_run_id)
         run_id: str = run.info.run_id
     outcome.print_outcome(run_id)
     return run_id

@@ -158,6 +158,14 @@ def main_grid(params: MainParams) -> list[AttackParams]:
             limit=params.limit,
             seed=params.seed,
             data=params.dataset,
+            model=params.model,
+            input_range=params.input_range,
+            mean=params.mean,
+            std=params.std,
+            layout=params.layout,
+            dtype=params.dtype,
+            outputs=params.outputs,
+            device=params.device,
         )
         for attack_type in parse_attack_types(params.attack_type)
         for th in parse_ints("th_values", params.th_values)
@@ -170,6 +178,8 @@ def main_grid(params: MainParams) -> list[AttackParams]:
 
 
 def check_main(params: MainParams) -> None:
-    """Every check of ``main``'s train run and attacks that needs no model."""
-    main_train(params)
+    """Every check of ``main``'s train run (unless it attacks a ``model`` of its own)
+    and attacks that needs no model."""
+    if not params.model:
+        main_train(params)
     main_grid(params)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -32,7 +33,9 @@ from typing import Any
 import pixel_threshold
 from pixel_threshold.attack import AttackConfig, ImageResult, PixelThresholdAttack, Sample
 from pixel_threshold.models import loading
+from pixel_threshold.models.backends.http import TOKEN_VARIABLE
 from pixel_threshold.models.classifier import CompiledClassifier
+from pixel_threshold.models.options import ModelOptions
 from pixel_threshold.models.scoring import Classifier
 
 Search = Callable[[Iterable[Sample]], Iterator[ImageResult]]
@@ -49,6 +52,7 @@ CONNECT_SECONDS = 10
 WAIT_SECONDS = 0.5
 """The driver's longest wait for a shard at a time, so that it reacts to Ctrl-C and
 SIGTERM within that."""
+TRACKING_URI = "MLFLOW_TRACKING_URI"
 WORKER_ENV = {
     "TF_NUM_INTRAOP_THREADS": "1",
     "TF_NUM_INTEROP_THREADS": "1",
@@ -61,19 +65,21 @@ core in every process)."""
 
 @dataclass(frozen=True)
 class WorkerModel:
-    """How a worker calls the model: as the driver's compiled classifier does.
-
-    ``digest`` (the sha256 of the ``.keras`` file) names the model in a worker's cache.
-    """
+    """How a worker gets and calls the model: a Keras model from the bytes of its
+    ``.keras`` file (``digest``, their sha256, names it in a worker's cache), called as
+    the driver's compiled classifier is; any other kind loaded by the worker itself from
+    ``uri`` with ``options``, as the driver loaded it."""
 
     digest: str
     batch_size: int
-    input_range: tuple[float, float]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
+    input_range: tuple[float, float] = (0.0, 255.0)
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    uri: str = ""
+    options: ModelOptions | None = None
 
 
-_loaded: dict[WorkerModel, CompiledClassifier] = {}
+_loaded: dict[WorkerModel, Classifier] = {}
 """A worker process's classifier, loaded by the first shard it attacks."""
 
 
@@ -85,10 +91,13 @@ def attack_shard(
     return list(PixelThresholdAttack(config).run(shard, worker_classifier(model_file, model)))
 
 
-def worker_classifier(model_file: bytes, model: WorkerModel) -> CompiledClassifier:
-    """The classifier of ``model``: loaded from ``model_file`` on a process's first call,
-    the same object on the next ones."""
+def worker_classifier(model_file: bytes, model: WorkerModel) -> Classifier:
+    """The classifier of ``model``: loaded on a process's first call (from
+    ``model_file``, or by its URI), the same object on the next ones."""
     classifier = _loaded.get(model)
+    if classifier is None and model.options is not None:
+        _loaded.clear()
+        classifier = _loaded[model] = loading.load_classifier(model.uri, model.options)
     if classifier is None:
         keras_model = loading.load_keras_bytes(model_file)
         _loaded.clear()
@@ -109,34 +118,39 @@ def searching(
     *,
     ray_address: str = "",
     shard_size: int = 10,
+    model_uri: str = "",
+    options: ModelOptions | None = None,
 ) -> Iterator[Search]:
     """The search of an attack with ``config``: the core on ``classifier`` here, or, with
     a ``ray_address``, shards of ``shard_size`` images on that Ray cluster, connected for
-    the block, each worker calling the classifier's model as ``classifier`` does.
+    the block, each worker calling the classifier's model as ``classifier`` does: a Keras
+    model sent as its file's bytes, any other kind loaded by each worker from
+    ``model_uri`` with ``options`` (for ``runs:/`` and ``models:/`` URIs the workers
+    reach the driver's tracking URI; an endpoint's token goes to them in their
+    environment).
 
-    Raises ValueError, naming ``ray_address``, if Ray is not installed, no cluster
-    answers there, or the model is not a Keras one (the kind shards ship today). A block
-    left early (an error, Ctrl-C) cancels the shards in flight.
+    Raises ValueError, naming ``ray_address``, if Ray is not installed or no cluster
+    answers there. A block left early (an error, Ctrl-C) cancels the shards in flight.
     """
     if not ray_address:
         yield partial(PixelThresholdAttack(config).run, predict=classifier)
         return
     ray = _connect(ray_address)
     try:
-        if not isinstance(classifier, CompiledClassifier):
-            raise ValueError(
-                f"expected a Keras model with ray_address={ray_address!r} (the kind Ray "
-                f"shards ship today), got a {classifier.kind} model: attack it here "
-                "(ray_address='')"
+        if isinstance(classifier, CompiledClassifier):
+            model_file = loading.keras_bytes(classifier.model)
+            worker_model = WorkerModel(
+                digest=hashlib.sha256(model_file).hexdigest(),
+                batch_size=config.batch_size,
+                input_range=classifier.input_range,
+                mean=classifier.mean,
+                std=classifier.std,
             )
-        model_file = loading.keras_bytes(classifier.model)
-        worker_model = WorkerModel(
-            digest=hashlib.sha256(model_file).hexdigest(),
-            batch_size=config.batch_size,
-            input_range=classifier.input_range,
-            mean=classifier.mean,
-            std=classifier.std,
-        )
+        else:
+            model_file = b""
+            worker_model = WorkerModel(
+                digest="", batch_size=config.batch_size, uri=model_uri, options=options
+            )
         search = ShardedSearch(ray, config, model_file, worker_model, shard_size=shard_size)
         try:
             yield search
@@ -158,7 +172,7 @@ def _connect(address: str) -> Any:
     try:
         ray.init(
             address=address,
-            runtime_env={"py_modules": [pixel_threshold], "env_vars": WORKER_ENV},
+            runtime_env={"py_modules": [pixel_threshold], "env_vars": _worker_env()},
             logging_level=logging.WARNING,
         )
     except (ConnectionError, ValueError) as error:
@@ -166,6 +180,15 @@ def _connect(address: str) -> Any:
             f"cannot connect to a Ray cluster at ray_address={address!r}: {error}"
         ) from error
     return ray
+
+
+def _worker_env() -> dict[str, str]:
+    """`WORKER_ENV`, and what a worker needs to load a model itself: the tracking URI,
+    an endpoint's token."""
+    passed = {
+        name: os.environ[name] for name in (TRACKING_URI, TOKEN_VARIABLE) if os.environ.get(name)
+    }
+    return {**WORKER_ENV, **passed}
 
 
 def _check_listening(address: str) -> None:
