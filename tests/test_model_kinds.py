@@ -130,3 +130,19 @@ def test_main_attacks_a_model_of_its_own_without_training(
     assert all(child.info.status == "FINISHED" for child in children)
     assert {child.data.tags[tracking.MODEL_URI_TAG] for child in children} == {model}
     assert tracking.TRAIN_RUN_TAG not in mlflow.get_run(parent).data.tags
+
+
+def test_the_run_shows_its_model_kind_and_data_and_sits_under_training_runs(
+    experiment: str, mlp: Any, tmp_path: Path
+) -> None:
+    """The UI's Dataset column reads the run's dataset input; MLflow's UI lists an
+    experiment tagged custom_model_development under "Training runs"."""
+    attack = mlflow.get_run(
+        run_attack(AttackParams(model=model_kinds.save_onnx(mlp, tmp_path), **ATTACK))
+    )
+    [dataset_input] = attack.inputs.dataset_inputs
+    assert dataset_input.dataset.name == "digits"
+    assert [tag.value for tag in dataset_input.tags] == ["attack"]
+    assert attack.data.tags[tracking.MODEL_KIND_TAG] == "onnx"
+    kind = mlflow.get_experiment(experiment).tags[tracking.EXPERIMENT_KIND_TAG]
+    assert kind == tracking.MODEL_DEVELOPMENT
