@@ -87,11 +87,14 @@ lint: install
 
 # `make bench`: speed against ART and the forward pass, then attack strength per query
 # (every strategy and loss at equal budgets, digits CNN and Lite0 on imagenet-sample), then
-# each image's smallest th (th=-1) against ART's th=None on the digits CNN.
+# each image's smallest th (th=-1) against ART's th=None on the digits CNN, then every kind of
+# model against its own forward pass (benchmarks/backends.py).
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)  # e.g. BENCH_ARGS="--lite0-images 5"
 	$(BIN)/python -m benchmarks.strength $(SEARCH_ARGS)  # writes benchmarks/output/
 	$(BIN)/python -m benchmarks.smallest $(SMALLEST_ARGS)  # writes benchmarks/output/
+	$(BIN)/pip install --quiet -e '.[cpu,dev,imagenet,bench,torch]'
+	$(BIN)/python -m benchmarks.backends $(BACKENDS_ARGS)  # writes benchmarks/output/
 
 bench-search: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.strength $(SEARCH_ARGS)  # e.g. SEARCH_ARGS="--lite0-images 0"

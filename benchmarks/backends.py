@@ -5,7 +5,10 @@ in scikit-learn, in ONNX Runtime and behind ``mlflow models serve``; a custom py
 PyTorch CNN as TorchScript) is attacked through `load_classifier`, as the attack step
 does, and timed against ``model_only``: the same backend's forward pass replaying the
 same calls (sizes and count) in the same run. Then the HTTP endpoint's queries per
-second at batch 1, 64 and 400 against the in-process MLP's.
+second at batch 1, 64 and 400 against the in-process MLP's. Last, EfficientNet-Lite0 (ImageNet
+weights) in Keras/TensorFlow against the same network exported to ONNX (Keras' own ONNX
+export, through tf2onnx: the ``bench`` extra) in ONNX Runtime, on the imagenet-sample
+photos it gets right: queries per second each, at the same attack.
 
 Writes JSON rows to ``--output`` (untracked by default) and prints a table.
 """
@@ -32,7 +35,7 @@ import numpy.typing as npt
 from benchmarks.strength import strength_row
 from benchmarks.timing import Row, median_seconds
 from pixel_threshold.attack import AttackConfig
-from pixel_threshold.data.datasets import digits
+from pixel_threshold.data.datasets import Split, digits, imagenet_sample
 from pixel_threshold.models import loading, scoring
 from pixel_threshold.models.options import ModelOptions
 from tests import model_kinds
@@ -54,8 +57,10 @@ class Correct:
     labels: npt.NDArray[np.int64]
 
 
-def correct(name: str, classifier: scoring.Classifier, count: int) -> Correct:
-    split = digits()
+def correct(
+    name: str, classifier: scoring.Classifier, count: int, split: Split | None = None
+) -> Correct:
+    split = split or digits()
     predicted = scoring.predicted_labels(classifier, split.test_images)
     keep = np.flatnonzero(predicted == split.test_labels)[:count]
     return Correct(name, split.test_images[keep], split.test_labels[keep])
@@ -145,9 +150,36 @@ def http_rows(uri: str, options: dict[str, str]) -> list[Row]:
     return rows
 
 
+LITE0_SETTING = AttackConfig(attack_type="threshold", th=4, es=2, max_iter=100, popsize=1)
+
+
+def lite0_rows(folder: Path, images: int) -> list[Row]:
+    """Lite0 in Keras/TensorFlow and in ONNX Runtime, the same attack on each."""
+    from pixel_threshold.models.imagenet import lite0
+
+    model = lite0.pretrained()
+    keras_file, onnx_file = folder / "lite0.keras", folder / "lite0.onnx"
+    model.save(keras_file)
+    model(np.zeros((1, *model.input_shape[1:]), dtype=np.float32))  # export needs a call
+    model.export(str(onnx_file), format="onnx")
+    rows = []
+    for kind, uri in (("keras", keras_file), ("onnx", onnx_file)):
+        classifier = loading.load_classifier(str(uri), ModelOptions(batch_size=64))
+        case = correct(f"lite0 {kind}", classifier, images, imagenet_sample())
+        outputs, _ = scoring.probed(classifier, case.images, uri=str(uri), outputs="")
+        config = AttackConfig(**{**LITE0_SETTING.__dict__, "batch_size": 64, "outputs": outputs})
+        row = strength_row(case, classifier, config, "es=2 threshold th=4, 100 queries")
+        queries = row["queries_per_image"] * row["images"]
+        rows.append(
+            {"backend": f"lite0 {kind}", **row, "queries_per_second": queries / row["seconds"]}
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--lite0-images", type=int, default=23, help="0 skips Lite0")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
     args.output.parent.mkdir(parents=True, exist_ok=True)
