@@ -17,14 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +32,7 @@ from pixel_threshold.data.datasets import Split, digits, imagenet_sample
 from pixel_threshold.models import loading, scoring
 from pixel_threshold.models.options import ModelOptions
 from tests import model_kinds
-from tests.ray_head import free_port
+from tests.tracking_store import model_server
 
 OUTPUT = Path("benchmarks/output/backends.json")
 SETTINGS = {
@@ -64,43 +57,6 @@ def correct(
     predicted = scoring.predicted_labels(classifier, split.test_images)
     keep = np.flatnonzero(predicted == split.test_labels)[:count]
     return Correct(name, split.test_images[keep], split.test_labels[keep])
-
-
-@contextmanager
-def served(uri: str) -> Iterator[str]:
-    """``mlflow models serve`` of ``uri`` on a free port, for the block."""
-    port = free_port()
-    bin_dir = Path(sys.executable).parent
-    server = subprocess.Popen(
-        [
-            str(bin_dir / "mlflow"),
-            "models",
-            "serve",
-            "-m",
-            uri,
-            "--env-manager",
-            "local",
-            "-p",
-            str(port),
-            "--host",
-            "127.0.0.1",
-        ],
-        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(f"{url}/ping", timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def models(folder: Path) -> dict[str, tuple[str, dict[str, str]]]:
@@ -137,9 +93,9 @@ def http_rows(uri: str, options: dict[str, str]) -> list[Row]:
     MLP in-process."""
     pixels = digits().test_images[:400].astype(np.float32)
     rows = []
-    with served(uri) as url:
+    with tempfile.TemporaryDirectory() as folder, model_server(uri, Path(folder) / "log") as up:
         for batch in (1, 64, 400):
-            for name, model in (("http", url), ("in-process", uri)):
+            for name, model in (("http", up.url), ("in-process", uri)):
                 classifier = loading.load_classifier(
                     model, ModelOptions(batch_size=batch, layout="flat", **options)
                 )

@@ -5,11 +5,6 @@ model served by ``mlflow models serve`` (a server the test starts)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +17,7 @@ from pixel_threshold.runs.params import AttackParams, EvaluateParams
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.evaluate import run_evaluate
 from tests import model_kinds
-from tests.ray_head import free_port
-from tests.tracking_store import sqlite_experiment
+from tests.tracking_store import model_server, sqlite_experiment
 
 pytestmark = pytest.mark.slow
 TORCHVISION_STYLE = {"input_range": "0,1", "mean": "0.5", "std": "0.25"}
@@ -62,44 +56,11 @@ def test_a_torchvision_style_pytorch_model_with_parameters_alone(
 
 
 @pytest.fixture
-def served(experiment: str) -> Iterator[str]:
+def served(experiment: str, tmp_path: Path) -> Iterator[str]:
     """``mlflow models serve`` of the digits MLP (sklearn flavour, predict_proba)."""
     uri = model_kinds.log_sklearn(model_kinds.digits_mlp())
-    port = free_port()
-    bin_dir = Path(sys.executable).parent
-    server = subprocess.Popen(
-        [
-            str(bin_dir / "mlflow"),
-            "models",
-            "serve",
-            "-m",
-            uri,
-            "--env-manager",
-            "local",
-            "-p",
-            str(port),
-            "--host",
-            "127.0.0.1",
-        ],
-        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{url}/ping", timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise AssertionError("mlflow models serve did not answer /ping within 120 s")
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with model_server(uri, tmp_path / "serve.log") as server:
+        yield server.url
 
 
 def test_a_model_served_by_mlflow_models_serve(served: str) -> None:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,17 +57,49 @@ def mlflow_server(
     """``mlflow server`` of ``backend_uri`` on 127.0.0.1 at a free port, one worker,
     proxying artifacts to ``artifacts`` if given, its output in ``log``; yields it once
     ``/health`` answers and stops it after (if it still runs)."""
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri]
+    command = ["server", "--backend-store-uri", backend_uri]
     command += ["--artifacts-destination", str(artifacts)] if artifacts else []
+    with _serving(command, "/health", log, port_option="--port", extra=["--workers", "1"]) as up:
+        yield up
+
+
+@contextmanager
+def model_server(model_uri: str, log: Path) -> Iterator[Server]:
+    """``mlflow models serve`` of ``model_uri`` (this environment: ``--env-manager
+    local``) on 127.0.0.1 at a free port, its output in ``log``; yields it once ``/ping``
+    answers and stops it after."""
+    command = ["models", "serve", "-m", model_uri, "--env-manager", "local"]
+    with _serving(command, "/ping", log, port_option="-p") as up:
+        yield up
+
+
+@contextmanager
+def _serving(
+    command: list[str], health: str, log: Path, *, port_option: str, extra: Sequence[str] = ()
+) -> Iterator[Server]:
     port = free_port()
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    bin_dir = str(Path(sys.executable).parent)
     with open(log, "w") as output:
         process = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                *command,
+                "--host",
+                "127.0.0.1",
+                port_option,
+                str(port),
+                *extra,
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
         )
     server = Server(f"http://127.0.0.1:{port}", process)
     try:
-        _wait_until_up(server, log)
+        _wait_until_up(server, health, log)
         yield server
     finally:
         if process.poll() is None:
@@ -78,17 +110,15 @@ def mlflow_server(
                 server.kill()
 
 
-def _wait_until_up(server: Server, log: Path) -> None:
+def _wait_until_up(server: Server, health: str, log: Path) -> None:
     deadline = time.monotonic() + SERVER_START_SECONDS
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            pytest.fail(
-                f"mlflow server exited with {server.process.returncode}:\n{log.read_text()}"
-            )
+            pytest.fail(f"mlflow exited with {server.process.returncode}:\n{log.read_text()}")
         try:
-            with urllib.request.urlopen(f"{server.url}/health", timeout=5) as answer:
+            with urllib.request.urlopen(f"{server.url}{health}", timeout=5) as answer:
                 if answer.status == 200:
                     return
         except OSError:
             time.sleep(1)
-    pytest.fail(f"mlflow server did not answer at {server.url} within 120 s:\n{log.read_text()}")
+    pytest.fail(f"mlflow did not answer at {server.url} within 120 s:\n{log.read_text()}")

@@ -95,8 +95,8 @@ def parse_channels(name: str, text: str) -> tuple[float, ...]:
 def conventions(
     *, input_range: str, mean: str, std: str, layout: str, dtype: str
 ) -> InputConventions:
-    """Checked `InputConventions` from the parameters (``layout`` resolved already).
-    Raises ValueError naming a bad one."""
+    """Checked `InputConventions` from the parameters (an empty ``layout``: the model's
+    own, for its backend to resolve). Raises ValueError naming a bad one."""
     means, stds = parse_channels("mean", mean), parse_channels("std", std)
     if len(means) != len(stds):
         raise ValueError(
@@ -106,8 +106,6 @@ def conventions(
     if any(value <= 0 for value in stds):
         raise ValueError(f"expected std > 0, got std={std!r}")
     check_layout(layout)
-    if layout == AUTO:
-        raise ValueError("expected a resolved layout, got none")
     if dtype not in DTYPES:
         raise ValueError(f"expected dtype in {DTYPES}, got dtype={dtype!r}")
     limits = parse_input_range(input_range)

@@ -17,7 +17,7 @@ import tensorflow as tf
 from keras.src.saving.serialization_lib import SafeModeScope
 
 from pixel_threshold.models.classifier import CompiledClassifier
-from pixel_threshold.models.conventions import AUTO, InputConventions, conventions
+from pixel_threshold.models.conventions import AUTO, InputConventions
 from pixel_threshold.models.options import ModelOptions
 from pixel_threshold.models.scoring import Classifier
 from pixel_threshold.models.sources import ModelSource, model_source
@@ -31,14 +31,7 @@ def load_classifier(uri: str, options: ModelOptions) -> Classifier:
     `scoring.Classifier`. Raises ValueError, naming ``model`` or the parameter at fault,
     for a model it cannot load or call as asked."""
     source = model_source(uri)
-    fixed = conventions(
-        input_range=options.input_range,
-        mean=options.mean,
-        std=options.std,
-        layout=options.layout or "NHWC",
-        dtype=options.dtype,
-    )
-    asked = InputConventions(fixed.input_range, fixed.mean, fixed.std, options.layout, fixed.dtype)
+    asked = options.conventions()
     if source.kind == "keras":
         return _keras(source, asked, options.batch_size)
     return _backend(source, asked, options)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pixel_threshold.models.conventions import AUTO
+from pixel_threshold.models.conventions import AUTO, InputConventions, conventions
 
 
 @dataclass(frozen=True)
@@ -19,3 +19,14 @@ class ModelOptions:
     layout: str = AUTO
     dtype: str = "float32"
     device: str = "cpu"
+
+    def conventions(self) -> InputConventions:
+        """The input conventions asked for, checked; raises ValueError naming a bad
+        ``input_range``, ``mean``, ``std``, ``layout`` or ``dtype``."""
+        return conventions(
+            input_range=self.input_range,
+            mean=self.mean,
+            std=self.std,
+            layout=self.layout,
+            dtype=self.dtype,
+        )

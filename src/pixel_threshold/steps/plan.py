@@ -14,7 +14,6 @@ from pixel_threshold.attack.encodings import ATTACK_TYPES
 from pixel_threshold.attack.losses import OUTPUTS
 from pixel_threshold.attack.strategies import strategy
 from pixel_threshold.data import datasets
-from pixel_threshold.models import conventions
 from pixel_threshold.models.options import ModelOptions
 from pixel_threshold.runs.params import AttackParams, MainParams, TrainParams
 
@@ -55,14 +54,7 @@ def attack_config(params: AttackParams) -> AttackConfig:
 def model_options(params: AttackParams) -> ModelOptions:
     """How the attack calls its model, from ``params``; raises ValueError naming a bad
     ``input_range``, ``mean``, ``std``, ``layout`` or ``dtype``."""
-    conventions.conventions(
-        input_range=params.input_range,
-        mean=params.mean,
-        std=params.std,
-        layout=params.layout or "NHWC",
-        dtype=params.dtype,
-    )
-    return ModelOptions(
+    options = ModelOptions(
         batch_size=params.batch_size,
         input_range=params.input_range,
         mean=params.mean,
@@ -71,6 +63,8 @@ def model_options(params: AttackParams) -> ModelOptions:
         dtype=params.dtype,
         device=params.device,
     )
+    options.conventions()
+    return options
 
 
 def check_attack(params: AttackParams) -> AttackConfig:

@@ -11,6 +11,7 @@ parameter, tag or artifact.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -118,8 +119,6 @@ def load(url: str, conventions: InputConventions, *, batch_size: int) -> Forward
     """The endpoint at ``url``; it says nothing of its input, so the layout is NHWC
     unless given."""
     layout = conventions.layout if conventions.layout != AUTO else "NHWC"
-    fitted = InputConventions(
-        conventions.input_range, conventions.mean, conventions.std, layout, conventions.dtype
-    )
+    fitted = dataclasses.replace(conventions, layout=layout)
     endpoint = Endpoint(scoring_url(url), rows_per_request=max(1, -(-batch_size // IN_FLIGHT)))
     return Forward(endpoint, kind="http", conventions=fitted, batch_size=batch_size)

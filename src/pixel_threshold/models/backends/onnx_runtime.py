@@ -3,6 +3,7 @@ the CPU (CUDA's execution provider with ``device=cuda`` where it is installed)."
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy.typing as npt
@@ -53,9 +54,7 @@ def load(
         raise ValueError(
             f"expected model={source.uri!r} to take float or uint8 tensors, got {model_input.type}"
         )
-    fitted = InputConventions(
-        conventions.input_range, conventions.mean, conventions.std, layout, dtype
-    )
+    fitted = dataclasses.replace(conventions, layout=layout, dtype=dtype)
 
     def run(inputs: npt.NDArray[Any]) -> Any:
         return session.run([output], {model_input.name: inputs})[0]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy.typing as npt
@@ -35,9 +36,7 @@ def load(
     if isinstance(module, torch.nn.Module) and not isinstance(module, torch.fx.GraphModule):
         module.eval()  # an exported program (MLflow's pt2) is already in inference form
     layout = conventions.layout if conventions.layout != AUTO else LAYOUT
-    fitted = InputConventions(
-        conventions.input_range, conventions.mean, conventions.std, layout, conventions.dtype
-    )
+    fitted = dataclasses.replace(conventions, layout=layout)
 
     def run(inputs: npt.NDArray[Any]) -> Any:
         with torch.inference_mode():

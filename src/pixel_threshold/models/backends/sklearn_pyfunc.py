@@ -4,6 +4,7 @@ returns a score per class."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -28,9 +29,7 @@ def load_sklearn(source: ModelSource, conventions: InputConventions, *, batch_si
             "LogisticRegression, and log it with mlflow.sklearn.log_model"
         )
     layout = conventions.layout if conventions.layout != AUTO else "flat"
-    fitted = InputConventions(
-        conventions.input_range, conventions.mean, conventions.std, layout, conventions.dtype
-    )
+    fitted = dataclasses.replace(conventions, layout=layout)
     return Forward(
         estimator.predict_proba, kind="sklearn", conventions=fitted, batch_size=batch_size
     )
@@ -43,9 +42,7 @@ def load_pyfunc(source: ModelSource, conventions: InputConventions, *, batch_siz
 
     model = mlflow.pyfunc.load_model(source.uri)
     layout = conventions.layout if conventions.layout != AUTO else _signature_layout(model)
-    fitted = InputConventions(
-        conventions.input_range, conventions.mean, conventions.std, layout, conventions.dtype
-    )
+    fitted = dataclasses.replace(conventions, layout=layout)
 
     def run(inputs: npt.NDArray[Any]) -> Any:
         return np.asarray(model.predict(inputs))
