@@ -22,7 +22,7 @@ import yaml
 from mlflow.projects._project_spec import load_project
 
 from pixel_threshold.artifacts import names
-from pixel_threshold.runs.cli import option_name
+from pixel_threshold.runs.cli import option_name, parameter_fields
 from pixel_threshold.runs.params import (
     AttackParams,
     CompareParams,
@@ -83,7 +83,7 @@ def test_every_parameter_reaches_its_click_option(name: str) -> None:
 @pytest.mark.parametrize("name", ENTRY_POINTS)
 def test_mlproject_declares_the_parameters_and_defaults_of_the_entry_point(name: str) -> None:
     declared = load_project(ROOT).get_entry_point(name).parameters
-    defaults = {field.name: field.default for field in dataclasses.fields(ENTRY_POINTS[name])}
+    defaults = {field.name: field.default for field in parameter_fields(ENTRY_POINTS[name])}
     assert list(declared) == list(defaults)
     assert _parse(name, {}) == defaults
 

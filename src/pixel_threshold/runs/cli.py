@@ -72,10 +72,24 @@ def command(
             show_default=True,
             help=field.metadata["help"],
         )
-        for field in dataclasses.fields(typing.cast(Any, params_type))
+        for field in parameter_fields(params_type)
     ]
     text = f"{params_type.__doc__} {names.described(name)}".strip()
     return click.Command(name, callback=callback, params=options, help=text)
+
+
+def parameter_fields(params_type: type[Any]) -> list[dataclasses.Field[Any]]:
+    """An entry point's parameters in the order of its options and MLproject: the fields
+    of its params dataclass, its own before those it inherits (`--model`
+    before `ModelCall`'s `--input-range`)."""
+    fields = dataclasses.fields(params_type)
+    inherited = {
+        field.name
+        for base in params_type.__mro__[1:]
+        if dataclasses.is_dataclass(base)
+        for field in dataclasses.fields(base)
+    }
+    return sorted(fields, key=lambda field: field.name in inherited)
 
 
 def _check(name: str, params: P, check: Callable[[P], object]) -> None:

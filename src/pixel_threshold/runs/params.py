@@ -42,7 +42,32 @@ class TrainParams:
 
 
 @dataclass(frozen=True, kw_only=True)
-class AttackParams:
+class ModelCall:
+    """How a model is called: what it expects of its input, what it returns, where it
+    runs (the parameters of `attack`, and of `main` for a model of its own)."""
+
+    input_range: str = _param("0,255", "what the model expects: 0,255 / 0,1 / -1,1")
+    mean: str = _param(
+        "", "per-channel mean subtracted after input_range, e.g. 0.485,0.456,0.406 ('' = none)"
+    )
+    std: str = _param("", "per-channel std divided by after the mean, e.g. 0.229,0.224,0.225")
+    layout: str = _param(
+        "",
+        "the model's input layout: NHWC, NCHW or flat (H, W, C order) ('' = from its "
+        "signature, else its kind's: NCHW for pytorch, flat for sklearn, NHWC otherwise)",
+    )
+    dtype: str = _param("float32", "the model's input type: float32, float64, float16 or uint8")
+    outputs: str = _param(
+        "",
+        "what the model returns: probabilities, logits or log_probabilities ('' = detected "
+        "on the first images: rows in [0, 1] summing to 1, rows <= 0 whose exponentials "
+        "sum to 1, else logits)",
+    )
+    device: str = _param("cpu", "where a pytorch or onnx model runs: cpu, cuda, cuda:1, ...")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttackParams(ModelCall):
     """Attack a classifier."""
 
     model: str = _param(
@@ -88,24 +113,6 @@ class AttackParams:
     target: int = _param(-1, "class to reach (-1 = untargeted)")
     limit: int = _param(100, "attack the first `limit` images")
     batch_size: int = _param(400, "images per model call")
-    input_range: str = _param("0,255", "what the model expects: 0,255 / 0,1 / -1,1")
-    mean: str = _param(
-        "", "per-channel mean subtracted after input_range, e.g. 0.485,0.456,0.406 ('' = none)"
-    )
-    std: str = _param("", "per-channel std divided by after the mean, e.g. 0.229,0.224,0.225")
-    layout: str = _param(
-        "",
-        "the model's input layout: NHWC, NCHW or flat (H, W, C order) ('' = from its "
-        "signature, else its kind's: NCHW for pytorch, flat for sklearn, NHWC otherwise)",
-    )
-    dtype: str = _param("float32", "the model's input type: float32, float64, float16 or uint8")
-    outputs: str = _param(
-        "",
-        "what the model returns: probabilities, logits or log_probabilities ('' = detected "
-        "on the first images: rows in [0, 1] summing to 1, rows <= 0 whose exponentials "
-        "sum to 1, else logits)",
-    )
-    device: str = _param("cpu", "where a pytorch or onnx model runs: cpu, cuda, cuda:1, ...")
     seed: int = _param(0, "seed of the search")
     resume: str = _param(
         "",
@@ -131,7 +138,7 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True, kw_only=True)
-class MainParams:
+class MainParams(ModelCall):
     """Train once, attack every (attack type, th, es), evaluate each: child runs of one
     parent run."""
 
@@ -166,13 +173,6 @@ class MainParams:
         "attack this model instead of training one (any kind attack takes; '' = train); "
         "the parameters below say how to call it, as attack's do",
     )
-    input_range: str = _param("0,255", "every attack's input_range")
-    mean: str = _param("", "every attack's mean")
-    std: str = _param("", "every attack's std")
-    layout: str = _param("", "every attack's layout")
-    dtype: str = _param("float32", "every attack's dtype")
-    outputs: str = _param("", "every attack's outputs")
-    device: str = _param("cpu", "every attack's device")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,13 +9,16 @@ same checks again, so that in-process calls (``main``, tests) are held to them t
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from pixel_threshold.attack.config import AttackConfig, check_budget, resolved_budget
 from pixel_threshold.attack.encodings import ATTACK_TYPES
 from pixel_threshold.attack.losses import OUTPUTS
 from pixel_threshold.attack.strategies import strategy
 from pixel_threshold.data import datasets
 from pixel_threshold.models.options import ModelOptions
-from pixel_threshold.runs.params import AttackParams, MainParams, TrainParams
+from pixel_threshold.runs.params import AttackParams, MainParams, ModelCall, TrainParams
 
 UNTARGETED = -1
 
@@ -49,6 +52,12 @@ def attack_config(params: AttackParams) -> AttackConfig:
         batch_size=params.batch_size,
         seed=params.seed,
     )
+
+
+def model_call(params: ModelCall) -> dict[str, Any]:
+    """The `ModelCall` parameters of ``params``, by name (what ``main`` hands on to
+    every attack)."""
+    return {field.name: getattr(params, field.name) for field in dataclasses.fields(ModelCall)}
 
 
 def model_options(params: AttackParams) -> ModelOptions:
@@ -153,13 +162,7 @@ def main_grid(params: MainParams) -> list[AttackParams]:
             seed=params.seed,
             data=params.dataset,
             model=params.model,
-            input_range=params.input_range,
-            mean=params.mean,
-            std=params.std,
-            layout=params.layout,
-            dtype=params.dtype,
-            outputs=params.outputs,
-            device=params.device,
+            **model_call(params),
         )
         for attack_type in parse_attack_types(params.attack_type)
         for th in parse_ints("th_values", params.th_values)
