@@ -1,18 +1,17 @@
 """Bad parameters answer at once: the entry points check them before TensorFlow or
-MLflow is imported, and a plain script starts no run for them."""
+MLflow is imported (what took the time), and a plain script starts no run for them.
+No wall time is asserted: the imports are."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK_SECONDS = 3.0
 
 
 @pytest.mark.parametrize(
@@ -32,7 +31,6 @@ def test_a_bad_parameter_answers_before_tensorflow_or_mlflow_is_imported(
 ) -> None:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     script = ROOT / "entrypoints" / f"{entry_point}.py"
-    start = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-X", "importtime", str(script), option],
         cwd=tmp_path,
@@ -41,11 +39,9 @@ def test_a_bad_parameter_answers_before_tensorflow_or_mlflow_is_imported(
         text=True,
         timeout=60,
     )
-    seconds = time.monotonic() - start
     assert done.returncode == 1
     assert f"Error: {message}" in done.stderr
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
     assert "numpy" in imported  # -X importtime reports every module
     assert not {"tensorflow", "keras", "mlflow"} & imported
     assert not (tmp_path / "mlflow.db").exists()  # no run: nothing was started
-    assert seconds < QUICK_SECONDS
