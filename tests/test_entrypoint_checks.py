@@ -45,3 +45,23 @@ def test_a_bad_parameter_answers_before_tensorflow_or_mlflow_is_imported(
     assert "numpy" in imported  # -X importtime reports every module
     assert not {"tensorflow", "keras", "mlflow"} & imported
     assert not (tmp_path / "mlflow.db").exists()  # no run: nothing was started
+
+
+@pytest.mark.parametrize(("entry_point", "alias"), [("attack", "--dataset"), ("train", "--data")])
+def test_the_data_parameter_answers_to_the_other_step_s_name(
+    entry_point: str, alias: str, tmp_path: Path
+) -> None:
+    """train's ``dataset`` and attack's ``data`` are one thing: each step takes both names."""
+    script = ROOT / "entrypoints" / f"{entry_point}.py"
+    done = subprocess.run(
+        [sys.executable, str(script), f"{alias}={tmp_path / 'nothing'}", "--epochs=-1"]
+        if entry_point == "train"
+        else [sys.executable, str(script), f"{alias}={tmp_path / 'nothing'}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "No such option" not in done.stderr
+    assert "Error: expected" in done.stderr

@@ -191,7 +191,9 @@ def test_registered_model_by_alias_and_latest_attack_by_default(train_run: Run) 
     attack_id = run_attack(
         AttackParams(model="models:/steps-digits@champion", limit=4, max_iter=2, popsize=10)
     )
-    assert mlflow.get_run(attack_id).data.tags[tracking.TRAIN_RUN_TAG] == train_run.info.run_id
+    tags = mlflow.get_run(attack_id).data.tags
+    assert tags[tracking.TRAIN_RUN_TAG] == train_run.info.run_id
+    assert tags[tracking.MODEL_VERSION_TAG] == "1"  # the alias, resolved
     evaluate_id = run_evaluate(EvaluateParams())
     assert mlflow.get_run(evaluate_id).data.tags[tracking.ATTACK_RUN_TAG] == attack_id
 
@@ -525,7 +527,9 @@ def test_evaluate_needs_an_adversarial_set_with_a_manifest(
     )
 
 
-def test_unreadable_images_are_counted_listed_and_skipped(experiment: str, tmp_path: Path) -> None:
+def test_unreadable_images_are_counted_listed_and_skipped(
+    experiment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     for name in ("a", "b"):
         (tmp_path / "data" / name).mkdir(parents=True)
         for number in range(2):
@@ -540,6 +544,9 @@ def test_unreadable_images_are_counted_listed_and_skipped(experiment: str, tmp_p
         )
     )
     assert run.data.metrics["skipped_images"] == 1
+    assert (
+        "skipped 1 unreadable image (a/0_broken.png): skipped_images.csv lists each with its reason"
+    ) in capsys.readouterr().out
     listed = mlflow.artifacts.download_artifacts(
         run_id=run.info.run_id, artifact_path="skipped_images.csv", dst_path=str(tmp_path)
     )
@@ -754,6 +761,12 @@ def test_an_attack_and_its_evaluation_print_their_outcome(
     )
     assert (Path(artifacts.split()[1]) / "adv_testing.tar.gz").is_file()
     assert f"#/experiments/{attack.info.experiment_id}/runs/{attack_id}" in printed
+    tags = attack.data.tags  # what ran, resolved, where a reader finds it
+    assert (tags["strategy"], tags["budget"]) == ("differential evolution", "10x50")
+    assert (
+        f"model {tags['model_uri']}, keras returning probabilities; differential evolution "
+        "10x50 (max_iter x popsize)"
+    ) in printed
     evaluate_id = run_evaluate(EvaluateParams(attack_run_id=attack_id))
     printed = capsys.readouterr().out
     evaluate = mlflow.get_run(evaluate_id).data.metrics

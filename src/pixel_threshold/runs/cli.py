@@ -66,7 +66,7 @@ def command(
 
     options: list[click.Parameter] = [
         click.Option(
-            [option_name(field.name)],
+            [option_name(field.name), *_alias(field)],
             type=types[field.name],
             default=field.default,
             show_default=True,
@@ -76,6 +76,11 @@ def command(
     ]
     text = f"{params_type.__doc__} {names.described(name)}".strip()
     return click.Command(name, callback=callback, params=options, help=text)
+
+
+def _alias(field: dataclasses.Field[Any]) -> list[str]:
+    alias = field.metadata.get("alias", "")
+    return [option_name(alias)] if alias else []
 
 
 def parameter_fields(params_type: type[Any]) -> list[dataclasses.Field[Any]]:

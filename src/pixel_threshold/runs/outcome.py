@@ -8,6 +8,8 @@ logged.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Callable, Mapping
 from urllib.parse import unquote, urlparse
@@ -15,6 +17,7 @@ from urllib.parse import unquote, urlparse
 import mlflow
 from mlflow.entities import Run
 
+from pixel_threshold.artifacts import names
 from pixel_threshold.runs import records, tracking
 
 UI_ADDRESS = "http://127.0.0.1:5000"
@@ -93,7 +96,30 @@ def _attack(run: Run) -> list[str]:
             f"{_figure(metrics.get('mean_min_th'), '.1f')} over the fooled "
             f"(th_max {_figure(metrics.get('th_max'), 'g')})"
         )
+    tags = run.data.tags
+    version = tags.get(tracking.MODEL_VERSION_TAG)
+    lines.append(
+        f"model {tags.get(tracking.MODEL_URI_TAG, '')}"
+        + (f" (version {version})" if version else "")
+        + f", {tags.get(tracking.MODEL_KIND_TAG, '')} returning "
+        f"{tags.get(tracking.MODEL_OUTPUTS_TAG, '')}; {tags.get(tracking.STRATEGY_TAG, '')} "
+        f"{tags.get(tracking.BUDGET_TAG, '')} (max_iter x popsize)"
+    )
+    skipped = int(metrics.get("skipped_images", 0))
+    if skipped:
+        lines.append(_skipped(run.info.run_id, skipped))
     return lines
+
+
+def _skipped(run_id: str, count: int) -> str:
+    """``skipped 3 unreadable images (a.png, b.png, c.png): skipped_images.csv``."""
+    text = mlflow.artifacts.load_text(f"runs:/{run_id}/{names.SKIPPED_IMAGES}")
+    files = [row["file"] for row in csv.DictReader(io.StringIO(text))]
+    shown = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
+    return (
+        f"skipped {count} unreadable image{'' if count == 1 else 's'} ({shown}): "
+        f"{names.SKIPPED_IMAGES} lists each with its reason"
+    )
 
 
 def _evaluate(run: Run) -> list[str]:

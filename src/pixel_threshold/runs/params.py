@@ -13,8 +13,11 @@ from typing import Any
 from pixel_threshold.attack import strategies
 
 
-def _param(default: Any, text: str) -> Any:
-    return field(default=default, metadata={"help": text})
+def _param(default: Any, text: str, *, alias: str = "") -> Any:
+    """A parameter's default and help; ``alias``: another option name it answers to
+    (``--data`` for train's and main's ``--dataset``, ``--dataset`` for attack's
+    ``--data``), so the name a user tried first on another step works too."""
+    return field(default=default, metadata={"help": text, "alias": alias})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,7 +25,9 @@ class TrainParams:
     """Train a classifier; logs the model as ``model`` (Keras flavour, with signature)."""
 
     dataset: str = _param(
-        "digits", "built-in dataset name (digits, imagenet-sample) or a folder of class folders"
+        "digits",
+        "built-in dataset name (digits, imagenet-sample) or a folder of class folders",
+        alias="data",
     )
     architecture: str = _param(
         "small_cnn",
@@ -81,6 +86,7 @@ class AttackParams(ModelCall):
         "digits",
         "built-in dataset name (digits, imagenet-sample: its test split) or a folder of "
         "class folders",
+        alias="dataset",
     )
     attack_type: str = _param("pixel", "pixel (L0: change at most th pixels) or threshold (L-inf)")
     th: int = _param(
@@ -165,7 +171,7 @@ class MainParams(ModelCall):
         400, "candidates per generation in every attack (1 for a strategy of one-query steps)"
     )
     loss: str = _param("margin", "every attack's loss: margin or probability")
-    dataset: str = _param("digits", "train's dataset, and every attack's data")
+    dataset: str = _param("digits", "train's dataset, and every attack's data", alias="data")
     architecture: str = _param("small_cnn", "train's architecture")
     weights: str = _param("none", "train's initial weights (epochs=0 wraps pretrained ones)")
     model: str = _param(

@@ -29,6 +29,12 @@ MODEL_KIND_TAG = "model_kind"
 """keras, pytorch, onnx, sklearn, pyfunc or http (`models.sources`)."""
 MODEL_OUTPUTS_TAG = "model_outputs"
 """What the attacked model returns: probabilities, logits or log_probabilities."""
+STRATEGY_TAG = "strategy"
+BUDGET_TAG = "budget"
+"""The budget that ran, resolved: ``<max_iter>x<popsize>`` (the params say 0 for a
+strategy's default)."""
+MODEL_VERSION_TAG = "model_version"
+"""A registered model's version, resolved (``models:/name@alias`` says no number)."""
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_DEVELOPMENT = "custom_model_development"
 """The experiment kind under which MLflow's UI lists runs as "Training runs" (its GenAI
@@ -284,6 +290,19 @@ def read_adversarial_set(run_id: str, shape: Sequence[int]) -> tarball.AdvTestin
     with tempfile.TemporaryDirectory() as folder:
         path = download_adversarial_set(run_id, Path(folder))
         return tarball.read_adv_testing(path, Path(folder) / "extracted", shape=shape)
+
+
+def model_version_tags(model_uri: str) -> dict[str, str]:
+    """``model_version`` of a ``models:/name/version`` or ``models:/name@alias`` URI, as
+    the registry resolves it now; none for another URI."""
+    if not model_uri.startswith("models:/"):
+        return {}
+    name, _, rest = model_uri.removeprefix("models:/").partition("/")
+    client = mlflow.MlflowClient()
+    if "@" in name:
+        name, alias = name.split("@", 1)
+        return {MODEL_VERSION_TAG: str(client.get_model_version_by_alias(name, alias).version)}
+    return {MODEL_VERSION_TAG: rest.split("/")[0]} if rest else {}
 
 
 def model_run_id(model_uri: str) -> str | None:

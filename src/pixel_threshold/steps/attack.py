@@ -31,6 +31,7 @@ from pixel_threshold import metrics
 from pixel_threshold.artifacts import manifest, names, tarball
 from pixel_threshold.attack import SMALLEST_TH, AttackConfig, ImageResult, Sample
 from pixel_threshold.attack.distances import DISTANCES, FloatArray, image_distances
+from pixel_threshold.attack.strategies import strategy_name
 from pixel_threshold.data import datasets
 from pixel_threshold.models import loading, scoring
 from pixel_threshold.models.scoring import Classifier, predicted_labels
@@ -109,6 +110,9 @@ def _plan(params: AttackParams, experiment_id: str) -> Planned:
             tracking.MODEL_URI_TAG: model_uri,
             tracking.MODEL_KIND_TAG: predict.kind,
             tracking.DATA_TAG: params.data,
+            tracking.STRATEGY_TAG: strategy_name(config.es),
+            tracking.BUDGET_TAG: f"{config.max_iter}x{config.popsize}",
+            **tracking.model_version_tags(model_uri),
         }
     )
     subject = naming.attack_run_name(params, naming.model_name(model_uri), th_max=config.th_max)
