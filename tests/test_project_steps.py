@@ -595,12 +595,12 @@ class _Interrupting:
 
 def _interrupt_after(calls: int, patch: pytest.MonkeyPatch) -> None:
     """Make the attack's model raise KeyboardInterrupt on the attack's call ``calls + 1``
-    (the probe of its first images comes before them)."""
+    (the probe of its first images and the measure of its rate come before them)."""
     load_classifier = attack_step.loading.load_classifier
     patch.setattr(
         attack_step.loading,
         "load_classifier",
-        lambda *args, **kwargs: _Interrupting(load_classifier(*args, **kwargs), calls + 1),
+        lambda *args, **kwargs: _Interrupting(load_classifier(*args, **kwargs), calls + 2),
     )
 
 
@@ -784,3 +784,21 @@ def test_the_train_outcome_says_where_the_model_is(train_run: Run) -> None:
     assert (model_files / "MLmodel").is_file()  # the logged model, outside the run's artifacts
     assert f"runs:/{train_run.info.run_id}/model = models:/m-" in model_line
     assert "  registered as models:/steps-digits/1" in lines
+
+
+def test_an_attack_prints_its_plan_and_refuses_a_budget_nobody_can_finish(
+    experiment: str, train_run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """es=2 with popsize 1,000,000 is 10^10 queries an image: refused with the numbers
+    before any query, unless max_hours=0 says to run it anyway."""
+    with pytest.raises(ValueError) as refused:
+        run_attack(AttackParams(es=2, popsize=1_000_000, limit=20))
+    message = str(refused.value)
+    assert message.startswith("expected an attack that can finish within max_hours=24, got about")
+    assert "20 images x 10,000,000,000 queries (max_iter=10000 x popsize=1000000)" in message
+    assert "or set max_hours=0 to run it anyway" in message
+    failed = _latest_run(experiment)
+    assert failed.info.status == "FAILED" and "images_attacked" not in failed.data.metrics
+    run_attack(AttackParams(es=1, limit=6, **SMALL))
+    printed = capsys.readouterr().out
+    assert "attack plan: 6 images, at most 500 queries each (3,000 in all" in printed

@@ -133,6 +133,11 @@ class AttackParams(ModelCall):
         "needs pip install '.[ray]'",
     )
     shard_size: int = _param(10, "images per Ray task when ray_address is set")
+    max_hours: float = _param(
+        24.0,
+        "refuse an attack whose budget would take longer than this at the rate the model "
+        "answers its first calls (0 = no limit)",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -128,6 +128,7 @@ def _plan(params: AttackParams, experiment_id: str) -> Planned:
     )
     config = dataclasses.replace(config, outputs=outputs)
     config.check_classes(classes)
+    _check_plan(params, config, attacked.images, predict)
     mlflow.set_tag(tracking.MODEL_OUTPUTS_TAG, outputs)
     if classes != len(attacked.class_names):
         raise ValueError(
@@ -144,6 +145,44 @@ def _plan(params: AttackParams, experiment_id: str) -> Planned:
         finished = resume.finished(resumed, attacked)
         mlflow.set_tag(RESUMED_FROM_TAG, resumed.run_id)
     return Planned(params, config, predict, attacked, finished, subject, model_uri)
+
+
+def _check_plan(
+    params: AttackParams, config: AttackConfig, images: npt.NDArray[np.uint8], predict: Classifier
+) -> None:
+    """Print what the attack will spend: images, the budget an image and in all, and the
+    time that takes at the rate the model answers a full call (measured once, after the
+    probe's warm-up); refuse, with those numbers, a budget longer than ``max_hours``."""
+    batch = images[: config.batch_size].astype(np.float32)
+    start = time.perf_counter()
+    predict(batch)
+    rate = len(batch) / max(time.perf_counter() - start, 1e-9)
+    per_search = config.max_iter * config.popsize
+    total = len(images) * per_search
+    hours = total / rate / 3600
+    searches = "a search (th=-1 runs several an image)" if config.th == SMALLEST_TH else "each"
+    print(
+        f"attack plan: {len(images)} images, at most {per_search:,} queries {searches} "
+        f"({total:,} in all for one search an image), the model answering ~{rate:,.0f} "
+        f"queries/s: at most {_duration(hours)}",
+        flush=True,
+    )
+    if params.max_hours and hours > params.max_hours:
+        raise ValueError(
+            f"expected an attack that can finish within max_hours={params.max_hours:g}, got "
+            f"about {_duration(hours)}: {len(images)} images x {per_search:,} queries "
+            f"(max_iter={config.max_iter} x popsize={config.popsize}) = {total:,} queries at "
+            f"~{rate:,.0f} queries/s; lower limit, max_iter or popsize, or set max_hours=0 "
+            "to run it anyway"
+        )
+
+
+def _duration(hours: float) -> str:
+    if hours >= 48:
+        return f"{hours / 24:,.0f} days"
+    if hours >= 1:
+        return f"{hours:.1f} h"
+    return f"{hours * 60:.1f} min"
 
 
 def _log(run_id: str, planned: Planned, results: list[ImageResult], seconds: float) -> None:
@@ -224,7 +263,12 @@ def _searched(
             successes += result.success
             queries += result.queries
             rate = queries / max(time.perf_counter() - start, 1e-9)
-            bar.set_postfix(successes=successes, queries_per_s=f"{rate:.0f}", refresh=False)
+            bar.set_postfix(
+                successes=successes,
+                queries=f"{queries:,}",
+                queries_per_s=f"{rate:.0f}",
+                refresh=False,
+            )
             bar.update()
     seconds = time.perf_counter() - start
     results.sort(key=lambda result: result.index)

@@ -39,6 +39,8 @@ def attack_config(params: AttackParams) -> AttackConfig:
         )
     if params.shard_size < 1:
         raise ValueError(f"expected shard_size >= 1, got shard_size={params.shard_size}")
+    if not params.max_hours >= 0:
+        raise ValueError(f"expected max_hours >= 0 (0: no limit), got max_hours={params.max_hours}")
     max_iter, popsize = resolved_budget(params.es, params.max_iter, params.popsize)
     return AttackConfig(
         attack_type=params.attack_type,
