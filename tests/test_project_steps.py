@@ -800,5 +800,5 @@ def test_an_attack_prints_its_plan_and_refuses_a_budget_nobody_can_finish(
     failed = _latest_run(experiment)
     assert failed.info.status == "FAILED" and "images_attacked" not in failed.data.metrics
     run_attack(AttackParams(es=1, limit=6, **SMALL))
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err
     assert "attack plan: 6 images, at most 500 queries each (3,000 in all" in printed

@@ -165,6 +165,7 @@ def _check_plan(
         f"attack plan: {len(images)} images, at most {per_search:,} queries {searches} "
         f"({total:,} in all for one search an image), the model answering ~{rate:,.0f} "
         f"queries/s: at most {_duration(hours)}",
+        file=sys.stderr,  # beside the progress bar; stdout holds the outcome
         flush=True,
     )
     if params.max_hours and hours > params.max_hours:
