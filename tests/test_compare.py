@@ -112,6 +112,22 @@ def test_robustness_levels_put_a_model_s_pixel_and_threshold_runs_side_by_side()
     assert compare.robustness_levels([_row("pixel", "fixed", th=1)]) == []
 
 
+def test_the_printed_table_says_when_runs_are_not_comparable() -> None:
+    rows = [
+        _row("pixel", "p1", th=1),
+        _row("pixel", "p2", th=1, data="photos", images=20, max_iter=100, popsize=400),
+    ]
+    for row in rows:
+        row |= {"success_rate": 0.5, "success_rate_ci_low": 0.3, "success_rate_ci_high": 0.7}
+        row |= {"adversarial_accuracy": 0.4, "attack_seconds": 1.0}
+    lines = compare.summary(rows).splitlines()
+    assert "photos (20)" in lines[2] and "100x400" in lines[2]
+    assert lines[-1].startswith(
+        "note: these runs differ in data and budget (queries an image): compare their"
+    )
+    assert not compare.summary(rows[:1]).splitlines()[-1].startswith("note:")
+
+
 def test_printed_tables_show_the_smallest_th_of_th_minus_one_runs_only() -> None:
     rows = [
         _row("pixel", "p1", success_rate=0.9, adversarial_accuracy=0.05),
@@ -122,9 +138,13 @@ def test_printed_tables_show_the_smallest_th_of_th_minus_one_runs_only() -> None
     header, smallest, fixed = (_spaced(line) for line in compare.summary(rows).splitlines())
     assert header.startswith("attack th es success rate")
     assert "min th: median mean seconds" in header
-    assert header.endswith(" seconds model run id")
-    assert smallest == "pixel -1 1 0.90 [0.40, 0.95] 0.05 2.0 2.5 3.0 digits_small_cnn p1"
-    assert fixed == "threshold 8 1 0.50 [0.40, 0.95] 0.45 3.0 digits_small_cnn t1"
+    assert header.endswith(" seconds data (images) budget model run id")
+    assert smallest == (
+        "pixel -1 1 0.90 [0.40, 0.95] 0.05 2.0 2.5 3.0 digits (100) 30x100 digits_small_cnn p1"
+    )
+    assert fixed == (
+        "threshold 8 1 0.50 [0.40, 0.95] 0.45 3.0 digits (100) 30x100 digits_small_cnn t1"
+    )
     levels = compare.robustness_levels(
         [*rows[:1], _row("threshold", "t1", median_min_th=256.0, mean_min_th=math.nan)]
     )

@@ -225,24 +225,46 @@ def comparison_row(run: records.AttackRun, logged: manifest.Manifest) -> dict[st
 def summary(rows: Sequence[dict[str, Any]]) -> str:
     """The comparison as a short text table: per run its attack type, th, es, success
     rate and its 95% interval, adversarial accuracy, each image's smallest th (median
-    and mean, ``th=-1`` runs), attack time, model (`model_labels`) and run id."""
+    and mean, ``th=-1`` runs), attack time, data and images, budget (``max_iter`` x
+    ``popsize``), model (`model_labels`) and run id; then, when the runs differ in data,
+    budget or model, a note that says so."""
     models = legends.model_labels(rows)
     width = max(len("model"), *(len(model) for model in models))
+    data = [f"{row['data']} ({row['images']})" for row in rows]
+    data_width = max(len("data (images)"), *(len(text) for text in data))
     header = f"{'attack':<10}{'th':>4} {'es':>3}  {'success rate [95% CI]':<24}"
     lines = [
         header + f"{'adv. accuracy':>14}{'min th: median':>16}{'mean':>7}{'seconds':>9}  "
-        f"{'model':<{width}}  run id"
+        f"{'data (images)':<{data_width}}  {'budget':<12}{'model':<{width}}  run id"
     ]
-    for row, model in zip(rows, models, strict=True):
+    for row, model, source in zip(rows, models, data, strict=True):
         interval = f"[{row['success_rate_ci_low']:.2f}, {row['success_rate_ci_high']:.2f}]"
         median, mean = (_blank(row[name], ".1f") for name in MIN_TH)
+        budget = f"{row['max_iter']}x{row['popsize']}"
         lines.append(
             f"{row['attack_type']:<10}{row['th']:>4} {row['es']:>3}  "
             f"{row['success_rate']:<6.2f}{interval:<18}{row['adversarial_accuracy']:>14.2f}"
-            f"{median:>16}{mean:>7}{row['attack_seconds']:>9.1f}  {model:<{width}}  "
-            f"{row['attack_run_id']}"
+            f"{median:>16}{mean:>7}{row['attack_seconds']:>9.1f}  {source:<{data_width}}  "
+            f"{budget:<12}{model:<{width}}  {row['attack_run_id']}"
         )
-    return "\n".join(lines)
+    return "\n".join([*lines, *_not_comparable(rows, models)])
+
+
+def _not_comparable(rows: Sequence[Mapping[str, Any]], models: Sequence[str]) -> list[str]:
+    """A note naming what differs between the rows among data, budget and model; none
+    when every row shares them."""
+    differing = {
+        "data": {(row["data"], row["images"]) for row in rows},
+        "budget (queries an image)": {row["max_iter"] * row["popsize"] for row in rows},
+        "model": set(models),
+    }
+    apart = [what for what, values in differing.items() if len(values) > 1]
+    if not apart:
+        return []
+    return [
+        f"note: these runs differ in {' and '.join(apart)}: compare their success rates "
+        "with care (same data, budget and model make rows comparable)"
+    ]
 
 
 def levels_summary(levels: Sequence[Mapping[str, Any]]) -> str:
