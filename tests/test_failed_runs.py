@@ -94,3 +94,24 @@ def test_no_train_run_names_the_experiment_and_the_one_that_has_it(
         "run the attack entry point first"
     )
     assert "use the experiment" not in str(raised.value)  # no experiment has attack runs
+
+
+def test_the_no_train_run_hint_leaves_out_models_that_cannot_take_the_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    imagenet = client.create_experiment("imagenet-demo")
+    train = client.create_run(imagenet, tags={tracking.STEP_TAG: "train"})
+    client.log_param(train.info.run_id, "dataset", "imagenet-sample")
+    client.set_terminated(train.info.run_id, "FINISHED")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "0")
+    with pytest.raises(ValueError) as raised:
+        run_attack(AttackParams(data="digits"))
+    message = str(raised.value)
+    assert "use the experiment" not in message
+    assert message.endswith(
+        "run the train entry point first (no other experiment's would do: 'imagenet-demo': "
+        "its model takes (224, 224, 3) images (imagenet-sample), data='digits' has (8, 8, 1))"
+    )

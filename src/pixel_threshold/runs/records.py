@@ -15,7 +15,7 @@ import dataclasses
 import math
 import shlex
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -194,9 +194,14 @@ def read_attack_run(run_id: str) -> AttackRun:
     return AttackRun.of(mlflow.get_run(run_id))
 
 
-def latest_train_run(experiment_id: str) -> TrainRun:
-    """The experiment's train run that finished last (`tracking.latest_run`)."""
-    return TrainRun.of(tracking.latest_run("train", experiment_id))
+def latest_train_run(
+    experiment_id: str, *, fits: Callable[[TrainRun], str] | None = None
+) -> TrainRun:
+    """The experiment's train run that finished last (`tracking.latest_run`); when there
+    is none, the error suggests other experiments whose latest train run ``fits`` (an
+    empty answer: it fits; else why not)."""
+    tracked = None if fits is None else (lambda run: fits(TrainRun.of(run)))
+    return TrainRun.of(tracking.latest_run("train", experiment_id, fits=tracked))
 
 
 def train_run_or_none(run_id: str) -> TrainRun | None:

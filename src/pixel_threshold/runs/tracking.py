@@ -11,7 +11,7 @@ import dataclasses
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ from mlflow.exceptions import MlflowException
 from pixel_threshold.artifacts import names, tarball
 from pixel_threshold.runs import generated_names
 
+Fits = Callable[[Run], str]
+"""Why a run's model does not fit what a step needs; empty when it fits."""
 STEP_TAG = "step"
 MODEL_URI_TAG = "model_uri"
 MODEL_KIND_TAG = "model_kind"
@@ -202,9 +204,10 @@ def log_skipped_images(skipped: Sequence[tuple[str, str]]) -> None:
             mlflow.log_artifacts(folder)
 
 
-def latest_run(step: str, experiment_id: str) -> Run:
+def latest_run(step: str, experiment_id: str, *, fits: Fits | None = None) -> Run:
     """The ``step`` run of the experiment that finished last; raises ValueError naming
-    the experiment, and any other experiment that has one, if there is none."""
+    the experiment, and any other experiment whose latest such run ``fits``
+    (`no_runs_message`), if there is none."""
     runs = mlflow.search_runs(
         experiment_ids=[experiment_id],
         filter_string=finished_filter(step),
@@ -213,35 +216,43 @@ def latest_run(step: str, experiment_id: str) -> Run:
         output_format="list",
     )
     if not runs:
-        raise ValueError(no_runs_message(f"a finished {step} run", step, experiment_id))
+        raise ValueError(no_runs_message(f"a finished {step} run", step, experiment_id, fits))
     run: Run = runs[0]
     return run
 
 
-def no_runs_message(wanted: str, step: str, experiment_id: str) -> str:
+def no_runs_message(wanted: str, step: str, experiment_id: str, fits: Fits | None = None) -> str:
     """Why ``wanted`` (finished ``step`` runs) was not found in the experiment, and
-    the fix: run ``step`` there, or use an experiment that has such runs."""
+    the fix: run ``step`` there, or use an experiment whose latest such run ``fits``
+    (``fits`` says why the others do not: ``(run) -> ''`` when it fits, else why not)."""
     message = (
         f"expected {wanted} in experiment {experiment_label(experiment_id)}, found none: "
         f"run the {step} entry point first"
     )
-    others = [
-        experiment.name
-        for experiment in mlflow.search_experiments()
-        if experiment.experiment_id != experiment_id
-        and mlflow.search_runs(
+    others, unfit = [], []
+    for experiment in mlflow.search_experiments():
+        if experiment.experiment_id == experiment_id:
+            continue
+        runs = mlflow.search_runs(
             experiment_ids=[experiment.experiment_id],
             filter_string=finished_filter(step),
+            order_by=["attributes.end_time DESC"],
             max_results=1,
             output_format="list",
         )
-    ]
+        why_not = fits(runs[0]) if runs and fits is not None else ""
+        if runs and not why_not:
+            others.append(experiment.name)
+        elif runs:
+            unfit.append(f"{experiment.name!r}: {why_not}")
     if others:
         listed = ", ".join(repr(name) for name in others)
         message += (
             f", or use the experiment that has them ({listed}): mlflow run --experiment-name "
             f"{others[0]} ... (a plain script: MLFLOW_EXPERIMENT_NAME={others[0]})"
         )
+    elif unfit:
+        message += f" (no other experiment's would do: {'; '.join(unfit)})"
     return message
 
 

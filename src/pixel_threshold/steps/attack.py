@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,7 +221,27 @@ def _model_uri(params: AttackParams, resumed: records.AttackRun | None, experime
         return uri
     if params.model:
         return params.model
-    return records.latest_train_run(experiment_id).model_uri
+    return records.latest_train_run(experiment_id, fits=_trained_on(params.data)).model_uri
+
+
+def _trained_on(data: str) -> Callable[[records.TrainRun], str]:
+    """Whether a train run's model takes ``data``'s images: trained on data of the same
+    image shape (a pretrained ImageNet model: the photos' 224x224x3)."""
+    shape = datasets.natural_shape(data)
+
+    def why_not(run: records.TrainRun) -> str:
+        try:
+            trained = datasets.natural_shape(run.params.dataset)
+        except ValueError:
+            return f"its dataset {run.params.dataset!r} is not here to check"
+        if trained != shape and run.params.dataset != data:
+            return (
+                f"its model takes {trained} images ({run.params.dataset}), data={data!r} "
+                f"has {shape}"
+            )
+        return ""
+
+    return why_not
 
 
 def _search(planned: Planned, results: list[ImageResult]) -> float:
