@@ -196,3 +196,38 @@ def test_mixed_sizes_and_modes_are_converted(tmp_path: Path) -> None:
     assert (gray[3] == 255).all()  # bilevel 1 is white
     assert (gray[4] == round(40_000 / 257)).all()  # 16-bit scaled, not clipped to 255
     assert Image.open(tmp_path / "c" / "4_sixteen_bit.png").mode == "I;16"
+
+
+def _banded(path: Path) -> Path:
+    """A 40x20 photo: red bands 10 wide at the left and right, green between."""
+    pixels = np.zeros((20, 40, 3), dtype=np.uint8)
+    pixels[:, :10, 0] = pixels[:, 30:, 0] = 255
+    pixels[:, 10:30, 1] = 255
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def test_crop_keeps_the_centre_of_a_photo_of_another_shape(tmp_path: Path) -> None:
+    """Scaled to cover 10x10 (20x10), the centre kept: only the green middle, undistorted."""
+    loaded = read_images([_banded(tmp_path / "wide.png")], (10, 10, 3), resize="crop")
+    assert loaded.resized == 1
+    red, green = loaded.images[0, :, :, 0], loaded.images[0, :, :, 1]
+    assert red.max() < 64 and np.all(red[:, 1:-1] == 0)  # no band: a resampled fringe at most
+    assert green.min() > 200
+
+
+def test_stretch_squeezes_the_whole_photo_in(tmp_path: Path) -> None:
+    loaded = read_images([_banded(tmp_path / "wide.png")], (10, 10, 3), resize="stretch")
+    assert loaded.resized == 1
+    row = loaded.images[0, 5]
+    assert row[0, 0] > 200 and row[-1, 0] > 200 and row[5, 1] > 200  # red, green, red
+
+
+def test_refuse_names_the_photo_and_its_size(tmp_path: Path) -> None:
+    path = _banded(tmp_path / "wide.png")
+    with pytest.raises(
+        ValueError,
+        match=r"expected images of 10x10 for the model \(resize=refuse\), got .*wide.png of 40x20",
+    ):
+        read_images([path], (10, 10, 3), resize="refuse")
+    assert read_images([path], (20, 40, 3), resize="refuse").resized == 0  # its own size

@@ -57,6 +57,8 @@ def test_a_version_1_run_reads_as_a_typed_record(experiment: str, model_file: st
         popsize=0,
         seed=3,
         batch_size=4,
+        loss="margin",
+        resize="stretch",  # not logged in version 1: what it did, folders stretched
     )
     assert run.budget == (50, 1) and run.strategy == "random search"
     assert (run.model_uri, run.data, run.train_run_id) == (model_file, "digits", None)

@@ -43,6 +43,7 @@ ATTACK_METRICS = {
     "attack_seconds",
     "queries_per_second",
     "skipped_images",
+    "resized_images",
     "query_budget",
 } | {f"{name}_{summary}" for name in DISTANCES for summary in SUMMARIES}
 SMALL = {"max_iter": 10, "popsize": 50}
@@ -802,3 +803,26 @@ def test_an_attack_prints_its_plan_and_refuses_a_budget_nobody_can_finish(
     run_attack(AttackParams(es=1, limit=6, **SMALL))
     printed = capsys.readouterr().err
     assert "attack plan: 6 images, at most 500 queries each (3,000 in all" in printed
+
+
+def test_a_folder_s_photos_of_another_shape_are_resized_as_asked_and_evaluated_alike(
+    experiment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(3)
+    for name in ("a", "b"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for number in range(3):
+            pixels = rng.integers(0, 256, size=(8, 12, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "data" / name / f"{number}.png")
+    small_cnn.small_cnn((6, 6, 3), 2, seed=1).save(tmp_path / "model.keras")
+    params = AttackParams(model=str(tmp_path / "model.keras"), data=str(tmp_path / "data"), **SMALL)
+    attack = mlflow.get_run(run_attack(params))
+    assert attack.data.params["resize"] == "crop" and attack.data.metrics["resized_images"] == 6
+    assert "resized 6 images to the model's size by resize=crop" in capsys.readouterr().out
+    evaluated = mlflow.get_run(run_evaluate(EvaluateParams(attack_run_id=attack.info.run_id)))
+    assert evaluated.data.metrics["attack_agreement"] == 1.0
+    assert (
+        evaluated.data.metrics["clean_accuracy"] == attack.data.metrics["clean_accuracy"]
+    )  # the same crops
+    with pytest.raises(ValueError, match=r"expected images of 6x6 for the model \(resize=refuse\)"):
+        run_attack(dataclasses.replace(params, resize="refuse"))

@@ -55,6 +55,8 @@ class ImageSet:
     class_names: tuple[str, ...]
     sources: tuple[str, ...]
     skipped: tuple[Skipped, ...] = ()
+    resized: int = 0
+    """How many images were resized to the model's size (`folders.RESIZES`)."""
 
     def subset(self, rows: Sequence[int]) -> ImageSet:
         """The images at ``rows``, in that order (no skipped files)."""
@@ -141,13 +143,19 @@ def natural_shape(data: str, *, param: str = "data") -> tuple[int, int, int]:
 
 
 def attack_set(
-    data: str, shape: Sequence[int], *, limit: int | None, param: str = "data"
+    data: str,
+    shape: Sequence[int],
+    *,
+    limit: int | None,
+    param: str = "data",
+    resize: str = "crop",
 ) -> ImageSet:
     """The attacked set: the first ``limit`` images of ``data`` (all if None), as
     (N, H, W, C) = ``shape``; errors name the parameter ``param``.
 
     A built-in dataset gives its test split, which must already have ``shape``; a
-    folder gives its images sorted by path, converted and resized to ``shape``.
+    folder gives its images sorted by path, converted and resized to ``shape`` as
+    ``resize`` says (`folders.RESIZES`).
     """
     if limit is not None and limit < 1:
         raise ValueError(f"expected limit >= 1, got limit={limit}")
@@ -166,7 +174,7 @@ def attack_set(
             tuple(f"{data}/test/{row}" for row in range(count)),
         )
     folder = _folder(data, param=param)
-    loaded = read_images(folder.paths, shape, limit=limit)
+    loaded = read_images(folder.paths, shape, limit=limit, resize=resize)
     if not loaded.read:
         raise nothing_readable(param, folder.root, loaded.skipped)
     return ImageSet(
@@ -175,6 +183,7 @@ def attack_set(
         folder.class_names,
         tuple(folder.relative(folder.paths[position]) for position in loaded.read),
         folder.relative_skipped(loaded.skipped),
+        loaded.resized,
     )
 
 

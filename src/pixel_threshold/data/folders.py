@@ -30,17 +30,26 @@ UNREADABLE = (OSError, ValueError, EOFError, SyntaxError, Image.DecompressionBom
 """What Pillow raises for a file that is not an image it can decode: unknown format,
 truncated or corrupt data, or more pixels than its decompression-bomb limit."""
 Skipped = tuple[str, str]
+RESIZES = ("crop", "stretch", "refuse")
+"""How an image of another size than the model's becomes its size (``resize``): ``crop``
+scales it so that it covers the size, keeping its aspect ratio, and keeps the centre (as
+ImageNet models are evaluated: nothing is distorted, the borders are cut); ``stretch``
+scales width and height each to fit (the whole image, distorted); ``refuse`` stops with
+the image named. The resize is part of the threat model: the attacked image is the
+resized one."""
 """An image file that could not be read: (its path, the reason)."""
 
 
 @dataclass(frozen=True)
 class ReadImages:
     """Image files read as (N, H, W, C) uint8: ``read`` holds each image's position in
-    the list of paths, ``skipped`` the unreadable files before the last one read."""
+    the list of paths, ``skipped`` the unreadable files before the last one read,
+    ``resized`` how many images were not of the size asked for."""
 
     images: npt.NDArray[np.uint8]
     read: tuple[int, ...]
     skipped: tuple[Skipped, ...]
+    resized: int = 0
 
 
 @dataclass(frozen=True)
@@ -96,27 +105,53 @@ def image_folder(root: str | Path, *, param: str = "data") -> ImageFolder:
 
 
 def read_images(
-    paths: Sequence[Path], shape: Sequence[int], *, limit: int | None = None
+    paths: Sequence[Path],
+    shape: Sequence[int],
+    *,
+    limit: int | None = None,
+    resize: str = "crop",
 ) -> ReadImages:
     """Read image files in order as (N, H, W, C) uint8 for ``shape`` (H, W, C), C 1 or
-    3, skipping those that cannot be read, until ``limit`` images are read (all if None).
-    """
+    3, skipping those that cannot be read, until ``limit`` images are read (all if None);
+    an image of another size is resized as ``resize`` says (`RESIZES`)."""
+    if resize not in RESIZES:
+        raise ValueError(f"expected resize in {RESIZES}, got resize={resize!r}")
     height, width, channels = _image_shape(shape)
     wanted = len(paths) if limit is None else min(limit, len(paths))
     images = np.empty((wanted, height, width, channels), dtype=np.uint8)
     read: list[int] = []
     skipped: list[Skipped] = []
+    resized = 0
     for position, path in enumerate(paths):
         if len(read) == wanted:
             break
         try:
-            pixels = _read_image(path, (height, width, channels))
+            image = _read_image(path, channels)
         except UNREADABLE as error:
             skipped.append((str(path), _reason(error)))
             continue
-        images[len(read)] = pixels
+        if image.size != (width, height):
+            if resize == "refuse":
+                raise ValueError(
+                    f"expected images of {width}x{height} for the model (resize=refuse), got "
+                    f"{path} of {image.width}x{image.height}: resize=crop or resize=stretch "
+                    "resizes them"
+                )
+            image = _resized(image, width, height, resize)
+            resized += 1
+        images[len(read)] = np.asarray(image).reshape(height, width, channels)
         read.append(position)
-    return ReadImages(images[: len(read)], tuple(read), tuple(skipped))
+    return ReadImages(images[: len(read)], tuple(read), tuple(skipped), resized)
+
+
+def _resized(image: Image.Image, width: int, height: int, resize: str) -> Image.Image:
+    if resize == "stretch":
+        return image.resize((width, height), Image.Resampling.BILINEAR)
+    scale = max(width / image.width, height / image.height)
+    covering = (max(width, round(image.width * scale)), max(height, round(image.height * scale)))
+    scaled = image.resize(covering, Image.Resampling.BILINEAR)
+    left, top = (covering[0] - width) // 2, (covering[1] - height) // 2
+    return scaled.crop((left, top, left + width, top + height))
 
 
 def _image_shape(shape: Sequence[int]) -> tuple[int, int, int]:
@@ -125,19 +160,15 @@ def _image_shape(shape: Sequence[int]) -> tuple[int, int, int]:
     return int(shape[0]), int(shape[1]), int(shape[2])
 
 
-def _read_image(path: Path, shape: tuple[int, int, int]) -> npt.NDArray[np.uint8]:
-    """One image file as (H, W, C) uint8; raises one of ``UNREADABLE`` if it cannot."""
-    height, width, channels = shape
+def _read_image(path: Path, channels: int) -> Image.Image:
+    """One image file, 8-bit grey or RGB; raises one of ``UNREADABLE`` if it cannot."""
     with Image.open(path) as image:
         image.load()
         eight_bit: Image.Image = image
         if image.mode in WIDE_MODES:
             wide = np.round(np.asarray(image, dtype=np.float64) / 257.0)
             eight_bit = Image.fromarray(np.clip(wide, 0, 255).astype(np.uint8))
-        converted = eight_bit.convert("L" if channels == 1 else "RGB")
-    if converted.size != (width, height):
-        converted = converted.resize((width, height), Image.Resampling.BILINEAR)
-    return np.asarray(converted).reshape(height, width, channels)
+        return eight_bit.convert("L" if channels == 1 else "RGB")
 
 
 def _reason(error: Exception) -> str:

@@ -105,6 +105,12 @@ def _attack(run: Run) -> list[str]:
         f"{tags.get(tracking.MODEL_OUTPUTS_TAG, '')}; {tags.get(tracking.STRATEGY_TAG, '')} "
         f"{tags.get(tracking.BUDGET_TAG, '')} (max_iter x popsize)"
     )
+    resized = int(metrics.get("resized_images", 0))
+    if resized:
+        lines.append(
+            f"resized {resized} image{'' if resized == 1 else 's'} to the model's size by "
+            f"resize={run.data.params.get('resize', 'stretch')}"
+        )
     skipped = int(metrics.get("skipped_images", 0))
     if skipped:
         lines.append(_skipped(run.info.run_id, skipped))

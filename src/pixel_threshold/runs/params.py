@@ -88,6 +88,12 @@ class AttackParams(ModelCall):
         "class folders",
         alias="dataset",
     )
+    resize: str = _param(
+        "crop",
+        "how a folder's image of another size than the model's is made its size: crop "
+        "(scale to cover it, keep the centre: no distortion), stretch (scale each side) or "
+        "refuse (stop, naming the image)",
+    )
     attack_type: str = _param("pixel", "pixel (L0: change at most th pixels) or threshold (L-inf)")
     th: int = _param(
         1,

@@ -30,12 +30,13 @@ from pixel_threshold.runs.params import AttackParams, TrainParams
 
 P = TypeVar("P")
 EARLIER_VERSIONS: Mapping[type, Mapping[str, Any]] = {
-    AttackParams: {"loss": "probability"},
+    AttackParams: {"loss": "probability", "resize": "stretch"},
 }
 """What runs logged by earlier versions ran with, for parameters they did not log:
 attack runs from before the ``loss`` parameter (2026-12-02) minimised p(true), today's
-``loss=probability``. A parameter missing from a run and not listed here takes its
-default, which is what those versions ran with."""
+``loss=probability``; before ``resize`` (2026-12-06) a folder's images were stretched.
+A parameter missing from a run and not listed here takes its default, which is what
+those versions ran with."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -41,6 +41,8 @@ from pixel_threshold.steps import pictures, plan, resume, sharding
 
 IMAGES_DONE_TAG = "images_done"
 RESUMED_FROM_TAG = "resumed_from"
+RESIZED_IMAGES = "resized_images"
+"""How many attacked images were resized to the model's size, as ``resize`` says."""
 QUERY_BUDGET = "query_budget"
 """The metric of an image's most queries, ``max_iter x popsize`` as resolved (the
 params are logged as given: 0 for a strategy's default)."""
@@ -120,8 +122,9 @@ def _plan(params: AttackParams, experiment_id: str) -> Planned:
     train_run_id = tracking.model_run_id(model_uri)
     if train_run_id is not None:
         mlflow.set_tag(tracking.TRAIN_RUN_TAG, train_run_id)
-    attacked = datasets.attack_set(params.data, shape, limit=params.limit)
+    attacked = datasets.attack_set(params.data, shape, limit=params.limit, resize=params.resize)
     tracking.log_skipped_images(attacked.skipped)
+    mlflow.log_metric(RESIZED_IMAGES, attacked.resized)
     tracking.log_attacked_data(attacked, params.data)
     outputs, classes = scoring.probed(
         predict, attacked.images, uri=model_uri, outputs=params.outputs

@@ -43,7 +43,12 @@ def run_evaluate(params: EvaluateParams) -> str:
         shape = predict.image_shape or datasets.natural_shape(attack_run.data)
         adversarial = tracking.read_adversarial_set(attack_run.run_id, shape)
         logged = manifest.read(adversarial.manifest, source=f"attack run {attack_run.run_id}")
-        clean = datasets.attack_set(attack_run.data, shape, limit=attack_run.params.limit)
+        clean = datasets.attack_set(
+            attack_run.data,
+            shape,
+            limit=attack_run.params.limit,
+            resize=attack_run.params.resize,
+        )
         labels = adversarial.labels
         indices = logged["index"]
         if indices.min() < 0 or indices.max() >= len(clean.labels):

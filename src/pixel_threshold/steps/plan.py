@@ -17,6 +17,7 @@ from pixel_threshold.attack.encodings import ATTACK_TYPES
 from pixel_threshold.attack.losses import OUTPUTS
 from pixel_threshold.attack.strategies import strategy
 from pixel_threshold.data import datasets
+from pixel_threshold.data.folders import RESIZES
 from pixel_threshold.models.options import ModelOptions
 from pixel_threshold.runs.params import AttackParams, MainParams, ModelCall, TrainParams
 
@@ -39,6 +40,8 @@ def attack_config(params: AttackParams) -> AttackConfig:
         )
     if params.shard_size < 1:
         raise ValueError(f"expected shard_size >= 1, got shard_size={params.shard_size}")
+    if params.resize not in RESIZES:
+        raise ValueError(f"expected resize in {RESIZES}, got resize={params.resize!r}")
     if not params.max_hours >= 0:
         raise ValueError(f"expected max_hours >= 0 (0: no limit), got max_hours={params.max_hours}")
     max_iter, popsize = resolved_budget(params.es, params.max_iter, params.popsize)
