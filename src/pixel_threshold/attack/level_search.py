@@ -200,11 +200,7 @@ class LevelSearch:
                     self._adversarial(
                         job,
                         genes[row],
-                        float(
-                            true_probability(scores[row, None], labels[row, None], config.outputs)[
-                                0
-                            ]
-                        ),
+                        float(true_probability(scores[[row]], labels[[row]], config.outputs)[0]),
                         int(predicted[row]),
                         queries=queries,
                         generations=steps,

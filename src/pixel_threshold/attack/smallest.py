@@ -42,7 +42,7 @@ import numpy.typing as npt
 
 from pixel_threshold.attack.config import AttackConfig
 from pixel_threshold.attack.distances import distances
-from pixel_threshold.attack.encodings import encoding_type, make_encoding
+from pixel_threshold.attack.encodings import Encoding, encoding_type
 from pixel_threshold.attack.level_search import (
     Job,
     LevelSearch,
@@ -103,7 +103,8 @@ class SmallestBudget:
         self._searches: dict[tuple[int, ...], LevelSearch] = {}
         self._tries = 1
         self._capacity = images_in_flight(config)
-        self._tightening = _Tightening(config)
+        self._encoding = encoding_type(config.attack_type)
+        self._tightening = _Tightening(config, self._encoding)
 
     def run(self, samples: Iterable[Sample]) -> Iterator[ImageResult]:
         """Each sample's result, with ``min_th``, as soon as it is settled."""
@@ -155,7 +156,7 @@ class SmallestBudget:
         if tightening is not None:
             for walk, result in self._tightening.settle(tightening, outputs[-1]):
                 walk.best = result
-                walk.min_th = self._tightening.encoding.spent(result)
+                walk.min_th = self._encoding.spent(result)
                 if walk.min_th <= 1:
                     del walks[walk.job.sample.index]
                     yield walk.settled(result)
@@ -167,7 +168,7 @@ class SmallestBudget:
     def _walks_in_flight(self, th_max: int, shape: Shape) -> int:
         """How many images walk at once: a batch's worth of populations, or more while
         their genes stay within `GENES_IN_FLIGHT`, up to ``batch_size`` images."""
-        dimension = make_encoding(self.config.attack_type, th_max, shape).dimension
+        dimension = self._encoding(th_max, shape).dimension
         by_memory = GENES_IN_FLIGHT // (self.config.popsize * dimension)
         return max(images_in_flight(self.config), min(self.config.batch_size, by_memory))
 
@@ -229,9 +230,9 @@ class _Tightening:
     """Every fooling image being made smaller, a query per image a step (step 2 of the
     module's walk)."""
 
-    def __init__(self, config: AttackConfig) -> None:
+    def __init__(self, config: AttackConfig, encoding: type[Encoding]) -> None:
         self.config = config
-        self.encoding = encoding_type(config.attack_type)
+        self._encoding = encoding
         self._items: list[_Tightened] = []
 
     @property
@@ -243,7 +244,7 @@ class _Tightening:
         original = walk.job.image
         current = fooling.adversarial.astype(np.float32)
         seed = [self.config.seed, walk.job.sample.index, walk.level, TIGHTEN_STREAM]
-        shrink = self.encoding.shrink(original, current, np.random.default_rng(seed))
+        shrink = self._encoding.shrink(original, current, np.random.default_rng(seed))
         self._items.append(
             _Tightened(walk, fooling, shrink, current, fooling.p_true_after, fooling.label_after)
         )

@@ -84,25 +84,3 @@ class CompiledClassifier:
             graph = self._graphs[rows] = self._forward.get_concrete_function(spec)
         outputs: npt.NDArray[np.float32] = graph(tf.constant(pixels)).numpy()
         return outputs[:count]
-
-
-def predict_probabilities(
-    classifier: CompiledClassifier, images: npt.NDArray[Any]
-) -> npt.NDArray[np.float32]:
-    """Probabilities (N, K) of (N, H, W, C) 0-255 images, ``batch_size`` images a call;
-    raises ValueError if any is NaN or infinite."""
-    chunks = [
-        _check_finite(classifier(images[start : start + classifier.batch_size].astype(np.float32)))
-        for start in range(0, len(images), classifier.batch_size)
-    ]
-    return np.concatenate(chunks)
-
-
-def _check_finite(outputs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    bad = int(np.count_nonzero(~np.isfinite(outputs).all(axis=1)))
-    if bad:
-        raise ValueError(
-            f"expected finite outputs from the model, got NaN or inf for {bad} of "
-            f"{len(outputs)} images"
-        )
-    return outputs

@@ -11,6 +11,8 @@ these parameters before one loads.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,11 +41,17 @@ class InputConventions:
     layout: str = "NHWC"
     dtype: str = "float32"
 
+    def resolved(self, layout: str) -> InputConventions:
+        """These conventions with an empty layout (the model's own) read as ``layout``,
+        what the backend found in the model or its kind's convention."""
+        return self if self.layout != AUTO else dataclasses.replace(self, layout=layout)
+
     def prepare(self, pixels: npt.NDArray[np.float32]) -> npt.NDArray[np.generic]:
-        """The model's input for pixels (B, H, W, C) in 0-255."""
+        """The model's input for pixels (B, H, W, C) in 0-255 (no copy where nothing
+        changes them)."""
         low, high = self.input_range
-        values: npt.NDArray[np.floating[Any]] = pixels.astype(
-            np.float64 if self.dtype == "float64" else np.float32
+        values: npt.NDArray[np.floating[Any]] = np.asarray(
+            pixels, dtype=np.float64 if self.dtype == "float64" else np.float32
         )
         if (low, high) != (0.0, 255.0):
             values = values * ((high - low) / 255.0) + low
@@ -115,6 +123,16 @@ def conventions(
             f"integers 0-255), got input_range={input_range!r}, mean={mean!r}"
         )
     return InputConventions(limits, means, stds, layout, dtype)
+
+
+def layout_of(shape: Sequence[int | None]) -> str:
+    """The layout of a model input of ``shape`` (batch first): rank 2 is flat; rank 4
+    with 1 or 3 in second place and not last is NCHW; anything else NHWC."""
+    if len(shape) == 2:
+        return "flat"
+    if len(shape) == 4 and shape[1] in (1, 3) and shape[3] not in (1, 3):
+        return "NCHW"
+    return "NHWC"
 
 
 def check_layout(layout: str) -> None:

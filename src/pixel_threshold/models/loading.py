@@ -20,7 +20,7 @@ from pixel_threshold.models.classifier import CompiledClassifier
 from pixel_threshold.models.conventions import AUTO, InputConventions
 from pixel_threshold.models.options import ModelOptions
 from pixel_threshold.models.scoring import Classifier
-from pixel_threshold.models.sources import ModelSource, model_source
+from pixel_threshold.models.sources import ModelSource, is_mlflow_model, model_source
 
 SAFE_LOAD = {"compile": False, "safe_mode": True}
 """How every Keras model is loaded: no optimizer state, no Python code from the file."""
@@ -96,7 +96,7 @@ def load_model(uri: str) -> keras.Model:
     Raises ValueError, naming ``model``, for a URI that does not resolve, a run or
     version that holds no Keras model, or a file that is not a Keras model.
     """
-    if uri.startswith(("runs:/", "models:/")) or (Path(uri) / "MLmodel").is_file():
+    if is_mlflow_model(uri):
         import mlflow.keras
         from mlflow.exceptions import MlflowException
 

@@ -39,7 +39,8 @@ class Classifier(Protocol):
 class Forward:
     """A runtime's forward pass ``run`` (the model's input -> (m, K) scores) as a
     `Classifier`: pixels prepared by ``conventions``, at most ``batch_size`` rows a
-    call, the outputs checked to be a score per class."""
+    call. Its outputs are checked where they are read (`probed`, `predicted_scores`,
+    and the attack core's calls), not a second time here."""
 
     def __init__(
         self,
@@ -61,8 +62,8 @@ class Forward:
     def __call__(self, pixels: npt.NDArray[np.float32]) -> Scores:
         if len(pixels) > self.batch_size:
             raise ValueError(f"expected at most {self.batch_size} images a call, got {len(pixels)}")
-        scores = np.asarray(self.run(self.conventions.prepare(pixels)))
-        return checked_scores(scores, len(pixels), self.kind)
+        scores: Scores = np.asarray(self.run(self.conventions.prepare(pixels)))
+        return scores
 
 
 def checked_scores(scores: npt.NDArray[Any], rows: int, kind: str) -> Scores:
@@ -100,18 +101,24 @@ def outputs_of(scores: Scores) -> str:
     return "logits"
 
 
+def predicted_scores(classifier: Classifier, images: npt.NDArray[Any]) -> Scores:
+    """Scores (N, K) of (N, H, W, C) 0-255 images, ``batch_size`` images a call, each
+    call's checked (`checked_scores`)."""
+    parts = []
+    for start in range(0, len(images), classifier.batch_size):
+        batch = images[start : start + classifier.batch_size].astype(np.float32)
+        parts.append(checked_scores(np.asarray(classifier(batch)), len(batch), classifier.kind))
+    return np.concatenate(parts)
+
+
 def predicted_labels(classifier: Classifier, images: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
     """Predicted classes (N,) of (N, H, W, C) 0-255 images, ``batch_size`` images a call.
 
     Deterministic for given images, order and ``batch_size``: the attack and
     ``evaluate`` both score adversarial images this way, so they agree exactly.
     """
-    labels = []
-    for start in range(0, len(images), classifier.batch_size):
-        batch = images[start : start + classifier.batch_size].astype(np.float32)
-        scores = checked_scores(np.asarray(classifier(batch)), len(batch), classifier.kind)
-        labels.append(np.argmax(scores, axis=1))
-    return np.concatenate(labels).astype(np.int64)
+    labels: npt.NDArray[np.int64] = np.argmax(predicted_scores(classifier, images), axis=1)
+    return labels
 
 
 def probed(

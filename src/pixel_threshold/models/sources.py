@@ -35,9 +35,9 @@ def model_source(uri: str) -> ModelSource:
     names none this tool loads."""
     if uri.startswith(("http://", "https://")):
         return ModelSource(uri, "http", mlflow=False)
-    path = Path(uri)
-    if uri.startswith(("runs:/", "models:/")) or (path / MLMODEL).is_file():
+    if is_mlflow_model(uri):
         return ModelSource(uri, _kind_of_flavours(uri, _flavours(uri)), mlflow=True)
+    path = Path(uri)
     kind = SUFFIXES.get(path.suffix)
     if kind is not None and path.is_file():
         return ModelSource(uri, kind, mlflow=False)
@@ -46,6 +46,12 @@ def model_source(uri: str) -> ModelSource:
         "models:/<name>@<alias>, a folder with an MLmodel file, an existing .keras, .onnx "
         f"or TorchScript .pt file, or an http(s):// scoring URL, got model={uri!r}"
     )
+
+
+def is_mlflow_model(uri: str) -> bool:
+    """Whether MLflow resolves ``uri``: ``runs:/``, ``models:/``, or a folder with an
+    MLmodel file."""
+    return uri.startswith(("runs:/", "models:/")) or (Path(uri) / MLMODEL).is_file()
 
 
 def _flavours(uri: str) -> dict[str, dict[str, object]]:

@@ -21,6 +21,7 @@ from mlflow.entities import Run, RunStatus
 from mlflow.exceptions import MlflowException
 
 from pixel_threshold.artifacts import names, tarball
+from pixel_threshold.data.datasets import ImageSet
 from pixel_threshold.runs import generated_names
 
 Fits = Callable[[Run], str]
@@ -93,7 +94,7 @@ def _mark_model_development(experiment_id: str) -> None:
         )
 
 
-def log_attacked_data(attacked: Any, data: str) -> None:
+def log_attacked_data(attacked: ImageSet, data: str) -> None:
     """The attacked images and labels as the run's dataset input (the runs table's
     Dataset column), named after ``data``."""
     from mlflow.data.numpy_dataset import from_numpy

@@ -9,7 +9,7 @@ import mlflow
 import numpy as np
 
 from pixel_threshold.data import datasets, imagenet
-from pixel_threshold.models import classifier, loading, registry, training
+from pixel_threshold.models import classifier, loading, registry, scoring, training
 from pixel_threshold.runs import naming, outcome, tracking
 from pixel_threshold.runs.params import TrainParams
 from pixel_threshold.steps import plan
@@ -99,7 +99,7 @@ def _wrap(params: TrainParams) -> tuple[keras.Model, datasets.ImageSet]:
     tracking.log_skipped_images(skipped)
     model = _build(params, evaluated)
     predict = classifier.CompiledClassifier(model, batch_size=params.batch_size)
-    probabilities = classifier.predict_probabilities(predict, evaluated.images)
+    probabilities = scoring.predicted_scores(predict, evaluated.images)
     rows = np.arange(len(evaluated.labels))
     true_class = np.clip(probabilities[rows, evaluated.labels], 1e-7, 1.0)
     mlflow.log_metrics(

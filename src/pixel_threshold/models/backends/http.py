@@ -11,7 +11,6 @@ parameter, tag or artifact.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -24,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import numpy.typing as npt
 
-from pixel_threshold.models.conventions import AUTO, InputConventions
+from pixel_threshold.models.conventions import InputConventions
 from pixel_threshold.models.scoring import Forward
 
 TOKEN_VARIABLE = "PIXEL_THRESHOLD_MODEL_TOKEN"
@@ -118,7 +117,6 @@ def scoring_url(url: str) -> str:
 def load(url: str, conventions: InputConventions, *, batch_size: int) -> Forward:
     """The endpoint at ``url``; it says nothing of its input, so the layout is NHWC
     unless given."""
-    layout = conventions.layout if conventions.layout != AUTO else "NHWC"
-    fitted = dataclasses.replace(conventions, layout=layout)
+    fitted = conventions.resolved("NHWC")
     endpoint = Endpoint(scoring_url(url), rows_per_request=max(1, -(-batch_size // IN_FLIGHT)))
     return Forward(endpoint, kind="http", conventions=fitted, batch_size=batch_size)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy.typing as npt
 
-from pixel_threshold.models.conventions import AUTO, InputConventions
+from pixel_threshold.models.conventions import InputConventions, layout_of
 from pixel_threshold.models.scoring import Forward, Shape
 from pixel_threshold.models.sources import ModelSource
 
@@ -48,13 +48,12 @@ def load(
     model_input = session.get_inputs()[0]
     output = _scores_output(session, source.uri)
     shape = [dim if isinstance(dim, int) else None for dim in model_input.shape]
-    layout = conventions.layout if conventions.layout != AUTO else _layout(shape)
     dtype = TYPES.get(model_input.type)
     if dtype is None:
         raise ValueError(
             f"expected model={source.uri!r} to take float or uint8 tensors, got {model_input.type}"
         )
-    fitted = dataclasses.replace(conventions, layout=layout, dtype=dtype)
+    fitted = dataclasses.replace(conventions.resolved(layout_of(shape)), dtype=dtype)
 
     def run(inputs: npt.NDArray[Any]) -> Any:
         return session.run([output], {model_input.name: inputs})[0]
@@ -64,7 +63,7 @@ def load(
         kind="onnx",
         conventions=fitted,
         batch_size=batch_size,
-        image_shape=_image_shape(shape, layout),
+        image_shape=_image_shape(shape, fitted.layout),
     )
 
 
@@ -91,14 +90,6 @@ def _scores_output(session: Any, uri: str) -> str:
         f"{names} (a scikit-learn classifier converted by skl2onnx: convert it with "
         "options={'zipmap': False})"
     )
-
-
-def _layout(shape: list[int | None]) -> str:
-    if len(shape) == 2:
-        return "flat"
-    if len(shape) == 4 and shape[1] in (1, 3) and shape[3] not in (1, 3):
-        return "NCHW"
-    return "NHWC"
 
 
 def _image_shape(shape: list[int | None], layout: str) -> Shape | None:

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy.typing as npt
 
-from pixel_threshold.models.conventions import AUTO, InputConventions
+from pixel_threshold.models.conventions import InputConventions
 from pixel_threshold.models.scoring import Forward
 from pixel_threshold.models.sources import ModelSource
 
@@ -35,8 +34,7 @@ def load(
         ) from error
     if isinstance(module, torch.nn.Module) and not isinstance(module, torch.fx.GraphModule):
         module.eval()  # an exported program (MLflow's pt2) is already in inference form
-    layout = conventions.layout if conventions.layout != AUTO else LAYOUT
-    fitted = dataclasses.replace(conventions, layout=layout)
+    fitted = conventions.resolved(LAYOUT)
 
     def run(inputs: npt.NDArray[Any]) -> Any:
         with torch.inference_mode():

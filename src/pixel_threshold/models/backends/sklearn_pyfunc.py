@@ -4,13 +4,12 @@ returns a score per class."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from pixel_threshold.models.conventions import AUTO, InputConventions
+from pixel_threshold.models.conventions import InputConventions, layout_of
 from pixel_threshold.models.scoring import Forward
 from pixel_threshold.models.sources import ModelSource
 
@@ -28,8 +27,7 @@ def load_sklearn(source: ModelSource, conventions: InputConventions, *, batch_si
             "train a classifier that has predict_proba, e.g. MLPClassifier or "
             "LogisticRegression, and log it with mlflow.sklearn.log_model"
         )
-    layout = conventions.layout if conventions.layout != AUTO else "flat"
-    fitted = dataclasses.replace(conventions, layout=layout)
+    fitted = conventions.resolved("flat")
     return Forward(
         estimator.predict_proba, kind="sklearn", conventions=fitted, batch_size=batch_size
     )
@@ -41,8 +39,7 @@ def load_pyfunc(source: ModelSource, conventions: InputConventions, *, batch_siz
     import mlflow.pyfunc
 
     model = mlflow.pyfunc.load_model(source.uri)
-    layout = conventions.layout if conventions.layout != AUTO else _signature_layout(model)
-    fitted = dataclasses.replace(conventions, layout=layout)
+    fitted = conventions.resolved(_signature_layout(model))
 
     def run(inputs: npt.NDArray[Any]) -> Any:
         return np.asarray(model.predict(inputs))
@@ -51,13 +48,9 @@ def load_pyfunc(source: ModelSource, conventions: InputConventions, *, batch_siz
 
 
 def _signature_layout(model: Any) -> str:
+    """The layout of the model's one tensor input (`conventions.layout_of`), NHWC when
+    its signature says none."""
     schema = model.metadata.get_input_schema()
     inputs = getattr(schema, "inputs", None) or []
     shape = getattr(inputs[0], "shape", None) if len(inputs) == 1 else None
-    if shape is None:
-        return "NHWC"
-    if len(shape) == 2:
-        return "flat"
-    if len(shape) == 4 and shape[1] in (1, 3) and shape[3] not in (1, 3):
-        return "NCHW"
-    return "NHWC"
+    return "NHWC" if shape is None else layout_of(shape)
