@@ -28,6 +28,7 @@ from pixel_threshold.runs.params import (
     CompareParams,
     EvaluateParams,
     MainParams,
+    ReportParams,
     TrainParams,
 )
 
@@ -38,6 +39,7 @@ ENTRY_POINTS: dict[str, type[Any]] = {
     "evaluate": EvaluateParams,
     "main": MainParams,
     "compare": CompareParams,
+    "report": ReportParams,
 }
 
 

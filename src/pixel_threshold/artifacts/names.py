@@ -18,6 +18,12 @@ COMPARISON_HTML = "comparison.html"
 SUCCESS_VS_TH = "success_vs_th.png"
 ROBUSTNESS_CURVES = "robustness_curves.png"
 ROBUSTNESS_LEVELS = "robustness_levels.csv"
+REPORT_HTML = "report.html"
+REPORT_MARKDOWN = "report.md"
+REPORT_IMAGES = "report_images.csv"
+REPORT_EXAMPLES = "examples_{attack_type}_{run}.png"
+"""A report's copy of an attack run's examples: its attack type, its id's first 8
+characters."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,14 @@ LOGGED: dict[str, tuple[Logged, ...]] = {
         Logged(QUERIES),
         Logged(ROBUSTNESS_CURVES, "with th=-1 runs"),
         Logged(ROBUSTNESS_LEVELS, "with th=-1 runs"),
+    ),
+    "report": (
+        Logged(REPORT_HTML),
+        Logged(REPORT_MARKDOWN),
+        Logged(REPORT_IMAGES),
+        Logged(ROBUSTNESS_CURVES, "with th=-1 runs"),
+        Logged(SUCCESS_VS_TH, "with fixed-th runs"),
+        Logged(REPORT_EXAMPLES.format(attack_type="<type>", run="<id>")),
     ),
 }
 """The files of each step that logs files (train logs its model as an MLflow logged

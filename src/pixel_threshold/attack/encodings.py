@@ -9,10 +9,11 @@ with ``floor``, so each integer value is equally likely under a uniform draw
 (ART's truncation makes 255 reachable only at exactly 255.0).
 
 Besides decoding, each encoding says what a th means for it: the range of th on an
-image (`check_th`, `largest_th_max`), the budget an adversarial image spends
-(`spent`), how the tightening of ``th=-1`` shrinks a fooling image (`shrink`), and
-which query-efficient random search suits its norm (`random_search`). The attack type
-is looked up once, in `encoding_type`; the rest of the core asks the encoding.
+image (`check_th`, `largest_th_max`), what it allows in a report's words (`threat`),
+the budget an adversarial image spends (`spent`), how the tightening of ``th=-1``
+shrinks a fooling image (`shrink`), and which query-efficient random search suits its
+norm (`random_search`). The attack type is looked up once, in `encoding_type`; the
+rest of the core asks the encoding.
 """
 
 from __future__ import annotations
@@ -116,6 +117,18 @@ class PixelEncoding:
         return result.l0
 
     @staticmethod
+    def threat(th: int | str, shape: Shape) -> str:
+        """What th allows on an image of ``shape``, in a report's words: ``setting at
+        most 1 of its 64 pixels (8x8) to any value (its 1 channel 0-255), the others
+        untouched``; ``th`` a number or a name (``"th"``)."""
+        height, width, channels = shape
+        values = "its 1 channel" if channels == 1 else f"each of its {channels} channels"
+        return (
+            f"setting at most {th} of its {height * width} pixels ({height}x{width}) to any "
+            f"value ({values} 0-255), the others untouched"
+        )
+
+    @staticmethod
     def shrink(
         original: npt.NDArray[np.float32],
         fooling: npt.NDArray[np.float32],
@@ -195,6 +208,18 @@ class ThresholdEncoding:
     def spent(result: ImageResult) -> int:
         """The th an adversarial image spends: its largest change of a value."""
         return int(result.linf)
+
+    @staticmethod
+    def threat(th: int | str, shape: Shape) -> str:
+        """What th allows on an image of ``shape``, in a report's words: ``moving every
+        one of its 192 values (8x8x3) by at most 4 on the 0-255 scale (1.6% of the
+        range)``; ``th`` a number or a name (``"th"``)."""
+        height, width, channels = shape
+        share = f" ({th / (PIXEL_LEVELS - 1):.1%} of the range)" if isinstance(th, int) else ""
+        return (
+            f"moving every one of its {height * width * channels} values "
+            f"({height}x{width}x{channels}) by at most {th} on the 0-255 scale{share}"
+        )
 
     @staticmethod
     def shrink(

@@ -139,6 +139,16 @@ def _evaluate(run: Run) -> list[str]:
     ]
 
 
+def _report(run: Run) -> list[str]:
+    attack_runs = run.data.tags.get(tracking.ATTACK_RUNS_TAG, "")
+    return [
+        f"model {run.data.tags.get(tracking.MODEL_URI_TAG, '')} on "
+        f"{run.data.tags.get(tracking.DATA_TAG, '')}; attack runs {attack_runs}",
+        f"the page: {names.REPORT_HTML} (opens in the UI's artifact view), "
+        f"{names.REPORT_MARKDOWN} for a ticket (with the pictures beside it)",
+    ]
+
+
 def _no_figures(run: Run) -> list[str]:
     return []
 
@@ -147,6 +157,7 @@ FIGURES: Mapping[str, Callable[[Run], list[str]]] = {
     "train": _train,
     "attack": _attack,
     "evaluate": _evaluate,
+    "report": _report,
 }
 """Each step's key figures; ``main`` and ``compare`` print their tables themselves."""
 

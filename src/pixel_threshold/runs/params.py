@@ -202,3 +202,18 @@ class CompareParams:
     run_ids: str = _param(
         "", "comma-separated attack run ids to compare instead ('' = every finished one)"
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportParams:
+    """Write one assessment of a model on one data set, from its attack runs, as a page
+    (HTML and Markdown)."""
+
+    run_ids: str = _param(
+        "",
+        "comma-separated ids of attack runs of one model on one data set ('' = the latest "
+        "finished attack run, and the latest of the other attack type on its model and data)",
+    )
+    experiment_name: str = _param(
+        "", "with no run_ids, the experiment to take them from ('' = this run's experiment)"
+    )

@@ -72,14 +72,20 @@ class TrainRun(LoggedRun):
 @dataclass(frozen=True, kw_only=True)
 class AttackRun(LoggedRun):
     """An attack run: its parameters as given, the model and data as resolved (tags
-    ``model_uri`` and ``data``), its train run if the model came from one, and its
-    metrics (their last values)."""
+    ``model_uri`` and ``data``), its train run if the model came from one, its metrics
+    (their last values), and the model's registry version, kind and outputs as tagged
+    (none or empty for a run of a version that did not tag them)."""
 
     params: AttackParams
     model_uri: str
     data: str
     train_run_id: str | None
     metrics: Mapping[str, float]
+    model_version: str | None = None
+    model_kind: str = ""
+    model_outputs: str = ""
+    source_commit: str | None = None
+    """The git commit ``mlflow run`` ran (its tag ``mlflow.source.git.commit``)."""
 
     @classmethod
     def of(cls, run: Run) -> AttackRun:
@@ -93,6 +99,10 @@ class AttackRun(LoggedRun):
             data=tags.get(tracking.DATA_TAG, params.data),
             train_run_id=tags.get(tracking.TRAIN_RUN_TAG),
             metrics=dict(run.data.metrics),
+            model_version=tags.get(tracking.MODEL_VERSION_TAG),
+            model_kind=tags.get(tracking.MODEL_KIND_TAG, ""),
+            model_outputs=tags.get(tracking.MODEL_OUTPUTS_TAG, ""),
+            source_commit=tags.get(tracking.SOURCE_COMMIT_TAG),
         )
 
     @property
@@ -104,6 +114,13 @@ class AttackRun(LoggedRun):
     def strategy(self) -> str:
         """The strategy's name; empty for one this version does not know."""
         return strategy_name(self.params.es)
+
+    @property
+    def th_max(self) -> int | None:
+        """A ``th=-1`` run's largest th as resolved (its metric ``th_max``); None at a
+        fixed th."""
+        th_max = self.metrics.get("th_max")
+        return None if th_max is None else int(th_max)
 
     def metric(self, name: str) -> float:
         """The metric's last value; NaN if the run has none (``th_max`` at a fixed th)."""
@@ -169,6 +186,17 @@ def _check_step(run: Run, step: str) -> None:
 def attack_run(run_id: str, *, param: str) -> AttackRun:
     """The attack run whose id the parameter ``param`` gives (`tracking.named_run`)."""
     return AttackRun.of(tracking.named_run(run_id, "attack", param=param))
+
+
+def finished_attack_run(run_id: str, *, param: str) -> AttackRun:
+    """The finished attack run whose id the parameter ``param`` gives; raises ValueError
+    naming ``param`` for any other run."""
+    run = attack_run(run_id, param=param)
+    if run.status != "FINISHED":
+        raise ValueError(
+            f"expected {param} to name finished attack runs, got {run_id!r} ({run.status})"
+        )
+    return run
 
 
 def latest_attack_run(experiment_id: str) -> AttackRun:

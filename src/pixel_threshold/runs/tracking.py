@@ -46,6 +46,10 @@ DATA_TAG = "data"
 """The attacked data exactly as given (``mlflow run`` logs parameters shell-quoted)."""
 TRAIN_RUN_TAG = "train_run_id"
 ATTACK_RUN_TAG = "attack_run_id"
+ATTACK_RUNS_TAG = "attack_run_ids"
+"""A report's attack runs, comma-separated."""
+REPORT_RUN_TAG = "report_run_id"
+SOURCE_COMMIT_TAG = "mlflow.source.git.commit"
 MODEL_ARTIFACT = "model"
 ERROR_TAG = "error"
 """A failed run's error message (also its description, ``DESCRIPTION_TAG``)."""
@@ -261,6 +265,18 @@ def experiment_label(experiment_id: str) -> str:
     """``'Default' (id 0)``: an experiment as the UI lists it, and its id."""
     experiment = mlflow.get_experiment(experiment_id)
     return f"{experiment.name!r} (id {experiment_id})"
+
+
+def experiment_id(name: str, default: str) -> str:
+    """The id of the experiment ``name`` (a step's ``experiment_name``), or ``default``
+    when ``name`` is empty; raises ValueError naming it if there is no such experiment."""
+    if not name:
+        return default
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is None:
+        raise ValueError(f"expected an existing experiment, got experiment_name={name!r}")
+    found: str = experiment.experiment_id
+    return found
 
 
 def finished_filter(step: str) -> str:

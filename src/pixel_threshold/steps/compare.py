@@ -75,14 +75,11 @@ def attack_runs(params: CompareParams, experiment_id: str) -> list[records.Attac
     """The runs ``params.run_ids`` names, in that order, else every finished attack run
     of ``params.experiment_name`` (or of ``experiment_id``), oldest first."""
     if params.run_ids:
-        return [_attack_run(run_id.strip()) for run_id in params.run_ids.split(",")]
-    if params.experiment_name:
-        experiment = mlflow.get_experiment_by_name(params.experiment_name)
-        if experiment is None:
-            raise ValueError(
-                f"expected an existing experiment, got experiment_name={params.experiment_name!r}"
-            )
-        experiment_id = experiment.experiment_id
+        return [
+            records.finished_attack_run(run_id.strip(), param="run_ids")
+            for run_id in params.run_ids.split(",")
+        ]
+    experiment_id = tracking.experiment_id(params.experiment_name, experiment_id)
     return records.finished_attack_runs(experiment_id)
 
 
@@ -297,15 +294,6 @@ def _side(level: Mapping[str, Any], attack_type: str) -> str:
 def _blank(value: float, spec: str) -> str:
     """``value`` formatted by ``spec``; empty for NaN."""
     return "" if math.isnan(value) else format(value, spec)
-
-
-def _attack_run(run_id: str) -> records.AttackRun:
-    run = records.attack_run(run_id, param="run_ids")
-    if run.status != "FINISHED":
-        raise ValueError(
-            f"expected run_ids to name finished attack runs, got {run_id!r} ({run.status})"
-        )
-    return run
 
 
 def _manifest(run: records.AttackRun, folder: Path) -> manifest.Manifest:
