@@ -119,7 +119,8 @@ demo: install
 	@echo "also success_vs_th.png, the th=-1 one's robustness_curves.png and"
 	@echo "robustness_levels.csv. Their child runs hold the model (train), adv_testing.tar.gz,"
 	@echo "examples.png and queries.png (attack; th=-1: robustness_curve.png) and confusion"
-	@echo "matrices (evaluate)."
+	@echo "matrices (evaluate); the last child run, 'report', holds report.html (the"
+	@echo "assessment on one page) and report.md."
 	@echo "Open the UI: make ui, then browse http://127.0.0.1:$(UI_PORT)"
 
 smoke: install

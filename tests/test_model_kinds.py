@@ -126,7 +126,10 @@ def test_main_attacks_a_model_of_its_own_without_training(
         order_by=["attributes.start_time ASC"],
         output_format="list",
     )
-    assert [child.data.tags[tracking.STEP_TAG] for child in children] == ["attack", "evaluate"] * 2
+    assert [child.data.tags[tracking.STEP_TAG] for child in children] == [
+        *["attack", "evaluate"] * 2,
+        "report",
+    ]
     assert all(child.info.status == "FINISHED" for child in children)
     assert {child.data.tags[tracking.MODEL_URI_TAG] for child in children} == {model}
     assert tracking.TRAIN_RUN_TAG not in mlflow.get_run(parent).data.tags

@@ -194,7 +194,7 @@ def test_main_run_has_child_runs_and_a_comparison(store: Store) -> None:
         filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
     )
     steps = sorted(child.data.tags[tracking.STEP_TAG] for child in children)
-    assert steps == ["attack", "attack", "evaluate", "evaluate", "train"]
+    assert steps == ["attack", "attack", "evaluate", "evaluate", "report", "train"]
 
 
 @pytest.mark.slow

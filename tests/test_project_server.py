@@ -77,7 +77,7 @@ def test_main_against_a_tracking_server(server: str, tmp_path: Path) -> None:
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
     by_step = {run.data.tags[tracking.STEP_TAG]: run for run in runs}
-    assert sorted(by_step) == ["attack", "evaluate", "main", "train"]
+    assert sorted(by_step) == ["attack", "evaluate", "main", "report", "train"]
     assert all(run.info.status == "FINISHED" for run in runs)
     attack, evaluate = by_step["attack"], by_step["evaluate"]
     assert (
@@ -86,6 +86,8 @@ def test_main_against_a_tracking_server(server: str, tmp_path: Path) -> None:
     assert "adv_testing.tar.gz" in {item.path for item in client.list_artifacts(attack.info.run_id)}
     compared = {item.path for item in client.list_artifacts(by_step["main"].info.run_id)}
     assert {"comparison.csv", "queries.png"} <= compared  # manifests read through the server
+    reported = {item.path for item in client.list_artifacts(by_step["report"].info.run_id)}
+    assert {"report.html", "report.md"} <= reported  # the tarballs read through the server
     assert not (tmp_path / "mlruns").exists()  # artifacts went to the server
 
 

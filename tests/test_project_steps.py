@@ -85,7 +85,7 @@ def _latest_run(experiment: str) -> Run:
 
 def finished_children(experiment: str, parent_id: str, *, attacks: int) -> list:
     """``main``'s child runs in start order, checked to be train then ``attacks`` pairs
-    of attack and evaluate, all finished."""
+    of attack and evaluate, then the report, all finished."""
     children = mlflow.search_runs(
         experiment_ids=[experiment],
         filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
@@ -95,6 +95,7 @@ def finished_children(experiment: str, parent_id: str, *, attacks: int) -> list:
     assert [child.data.tags[tracking.STEP_TAG] for child in children] == [
         "train",
         *["attack", "evaluate"] * attacks,
+        "report",
     ]
     assert all(child.info.status == "FINISHED" for child in children)
     return children
@@ -453,6 +454,12 @@ def test_main_assesses_both_attacks_at_each_image_s_smallest_th(
     )
     assert (level["pixel_th_max"], level["threshold_th_max"], level["es"]) == ("6.0", "6.0", "2")
     assert float(level["pixel_median_min_th"]) == smallest[0].data.metrics["median_min_th"]
+    report = children[-1]
+    assert parent.data.tags["report_run_id"] == report.info.run_id
+    assert report.data.tags["attack_run_ids"] == ",".join(run.info.run_id for run in attacks)
+    assert {"report.html", "report.md", "report_images.csv"} <= {
+        item.path for item in client.list_artifacts(report.info.run_id)
+    }
 
 
 def _fails(experiment: str, step: Callable[[Any], str], params: object, message: str) -> Run:

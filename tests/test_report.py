@@ -1,7 +1,10 @@
-"""Pictures: the examples grid's exact geometry and marks, query curves, plots as PNGs."""
+"""Pictures: the examples grid's exact geometry and marks, query curves, plots as PNGs;
+the report's page as HTML and Markdown; the threat model's words."""
 
 from __future__ import annotations
 
+import base64
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +12,8 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-from pixel_threshold.report import confusion, curves, examples, table
+from pixel_threshold.attack.encodings import PixelEncoding, ThresholdEncoding
+from pixel_threshold.report import confusion, curves, examples, page, table
 from pixel_threshold.report.examples import MARK, Example
 
 
@@ -181,3 +185,64 @@ def test_robustness_plot_is_a_png_for_one_level_to_the_whole_range(
         tmp_path / "robustness.png", accuracy, fooled, left=3, attacked=10, title="pixel attack"
     )
     assert _png_size(tmp_path / "robustness.png") == (600, 400)
+
+
+def _page(folder: Path, rows: int) -> page.Page:
+    Image.new("RGB", (3, 2), (255, 0, 0)).save(folder / "red.png")
+    return page.Page(
+        title="A <title> & more",
+        meta=["written by a test"],
+        sections=[
+            page.Section("Words", ["a <b> paragraph", page.Caution("few images")]),
+            page.Section(
+                "Tables",
+                [
+                    page.Table(["", ""], [["key", "a|b"]]),
+                    page.Table(["n"], [[str(row)] for row in range(rows)], listing="all.csv"),
+                ],
+            ),
+            page.Section("Pictures", [page.Picture("red.png", "a red picture")]),
+            page.Section("Commands", [page.Commands(["echo 1", "echo <2>"])]),
+        ],
+    )
+
+
+def test_html_page_escapes_text_inlines_pictures_and_folds_listings(tmp_path: Path) -> None:
+    html = page.write_html(_page(tmp_path, 20), tmp_path, "page.html").read_text()
+    assert "<title>A &lt;title&gt; &amp; more</title>" in html
+    assert "<p>a &lt;b&gt; paragraph</p>" in html
+    assert "<b>Warning:</b> few images" in html
+    encoded = re.search(r"src='data:image/png;base64,([^']+)'", html)
+    assert encoded is not None
+    assert base64.b64decode(encoded.group(1)) == (tmp_path / "red.png").read_bytes()
+    assert "<table><tbody><tr><td>key</td><td>a|b</td></tr></tbody></table>" in html  # no header
+    assert "<details><summary>all 20 rows (also in all.csv)</summary>" in html
+    assert html.count("<tr><td>") == 21  # every listed row, and the key's
+    assert "<pre>echo 1\necho &lt;2&gt;</pre>" in html
+
+
+@pytest.mark.parametrize("rows", [page.MARKDOWN_ROWS, page.MARKDOWN_ROWS + 5])
+def test_markdown_page_links_pictures_and_cuts_listings(tmp_path: Path, rows: int) -> None:
+    markdown = page.write_markdown(_page(tmp_path, rows), tmp_path, "page.md").read_text()
+    assert markdown.startswith("# A <title> & more\n\nwritten by a test  \n\n## Words\n")
+    assert "> **Warning:** few images" in markdown
+    assert "| key | a\\|b |" in markdown
+    assert "![a red picture](red.png)" in markdown
+    assert "```sh\necho 1\necho <2>\n```" in markdown
+    shown = re.findall(r"^\| (\d+) \|$", markdown, flags=re.MULTILINE)
+    assert shown == [str(row) for row in range(page.MARKDOWN_ROWS)]
+    more = "... 5 more rows in all.csv"
+    assert (more in markdown) == (rows > page.MARKDOWN_ROWS)
+
+
+def test_encodings_say_what_a_th_allows_in_words() -> None:
+    assert PixelEncoding.threat(1, (8, 8, 1)) == (
+        "setting at most 1 of its 64 pixels (8x8) to any value (its 1 channel 0-255), the "
+        "others untouched"
+    )
+    assert "(each of its 3 channels 0-255)" in PixelEncoding.threat("th", (224, 224, 3))
+    assert ThresholdEncoding.threat(4, (8, 8, 3)) == (
+        "moving every one of its 192 values (8x8x3) by at most 4 on the 0-255 scale (1.6% of "
+        "the range)"
+    )
+    assert ThresholdEncoding.threat("th", (8, 8, 3)).endswith("by at most th on the 0-255 scale")

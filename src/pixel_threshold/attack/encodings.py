@@ -124,7 +124,7 @@ class PixelEncoding:
         height, width, channels = shape
         values = "its 1 channel" if channels == 1 else f"each of its {channels} channels"
         return (
-            f"setting at most {th} of its {height * width} pixels ({height}x{width}) to any "
+            f"setting at most {th} of its {height * width:,} pixels ({height}x{width}) to any "
             f"value ({values} 0-255), the others untouched"
         )
 
@@ -217,7 +217,7 @@ class ThresholdEncoding:
         height, width, channels = shape
         share = f" ({th / (PIXEL_LEVELS - 1):.1%} of the range)" if isinstance(th, int) else ""
         return (
-            f"moving every one of its {height * width * channels} values "
+            f"moving every one of its {height * width * channels:,} values "
             f"({height}x{width}x{channels}) by at most {th} on the 0-255 scale{share}"
         )
 
