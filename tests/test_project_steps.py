@@ -358,7 +358,7 @@ def test_main_trains_once_then_attacks_and_evaluates_every_pair(
         )
     )
     children = finished_children(experiment, parent_id, attacks=4)
-    train, attacks, evaluations = children[0], children[1::2], children[2::2]
+    train, attacks, evaluations = children[0], children[1:-1:2], children[2:-1:2]
     assert [(run.data.params["th"], run.data.params["es"]) for run in attacks] == [
         ("1", "1"),
         ("1", "2"),
@@ -419,7 +419,7 @@ def test_main_assesses_both_attacks_at_each_image_s_smallest_th(
     parent = mlflow.get_run(parent_id)
     assert parent.info.run_name == "main pixel,threshold th=-1,2 es=2 th_max=6"
     children = finished_children(experiment, parent_id, attacks=4)
-    attacks = children[1::2]
+    attacks = children[1:-1:2]
     assert [
         tuple(run.data.params[name] for name in ("attack_type", "th", "es", "th_max"))
         for run in attacks

@@ -17,11 +17,13 @@ from typing import Any
 
 import pytest
 from mlflow import MlflowClient
+from PIL import Image
 
 from pixel_threshold.report import examples
-from pixel_threshold.runs.params import AttackParams, CompareParams, TrainParams
+from pixel_threshold.runs.params import AttackParams, CompareParams, ReportParams, TrainParams
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.compare import run_compare
+from pixel_threshold.steps.report import run_report
 from pixel_threshold.steps.train import run_train
 from tests.tracking_store import mlflow_server
 
@@ -45,6 +47,20 @@ ATTACK_NAME = "attack pixel th=3 es=1 differential evolution 10x40 digits_small_
 SMALLEST = AttackParams(attack_type="threshold", th=-1, th_max=40, es=2, limit=6, max_iter=150)
 REFUSED = "attack failed: expected th >= 1 or th=-1 (each image's smallest), got th=0"
 """The name and the description of the run of an attack with th=0."""
+REPORT_SECTIONS = [
+    "Summary",
+    "Model",
+    "Data",
+    "Threat model",
+    "Results",
+    "Robustness curves",
+    "Smallest th per image",
+    "Per class",
+    "Examples",
+    "Reproduce",
+]
+WARNING_COLOUR = (0xFF, 0xF4, 0xE0)
+"""The background of the report's warnings (6 images attacked: fewer than 30)."""
 COMPARE_PICTURES = {
     "success_vs_th.png": (600, 400),  # the fixed-th run: a Pixel panel only
     "queries.png": (1200, 400),  # a panel per attack type
@@ -55,8 +71,8 @@ TIMEOUT_MS = 60_000
 
 class Experiment:
     """A tracking store holding one experiment with a train run, two attack runs (a
-    Pixel one at th=3, a Threshold one at th=-1), a failed attack run and a compare
-    run of the two."""
+    Pixel one at th=3, a Threshold one at th=-1), a failed attack run, and a compare
+    run and a report run of the two."""
 
     def __init__(self, folder: Path) -> None:
         self.uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -70,6 +86,7 @@ class Experiment:
             self.attack_run_id = run_attack(ATTACK)
             self.smallest_run_id = run_attack(SMALLEST)
             self.compare_run_id = run_compare(CompareParams())
+            self.report_run_id = run_report(ReportParams())
             with pytest.raises(ValueError, match="got th=0"):
                 run_attack(AttackParams(th=0))
         (failed,) = MlflowClient(self.uri).search_runs(
@@ -220,3 +237,27 @@ def test_compare_run_artifact_view_renders_each_picture(
     size = image.evaluate("image => [image.naturalWidth, image.naturalHeight]")
     assert tuple(size) == COMPARE_PICTURES[artifact]
     _screenshot(page, f"compare_run_{artifact}")
+
+
+def test_report_run_shows_the_assessment_page_in_the_artifact_view(
+    experiment: Experiment, server: str, page: Any
+) -> None:
+    """The UI shows report.html in its artifact view: every section, its pictures
+    loaded from the page itself, the warning of a small sample in its colour."""
+    page.goto(f"{_run_page(experiment, server, experiment.report_run_id)}/artifacts/report.html")
+    page.get_by_text("report digits_small_cnn on digits").first.wait_for()
+    _close_assistant(page)
+    frame = page.frame_locator("iframe").first
+    frame.get_by_text("Robustness assessment: digits_small_cnn on digits").wait_for()
+    assert frame.locator("h2").all_inner_texts() == REPORT_SECTIONS
+    pictures = frame.locator("img")
+    assert pictures.count() == 4  # curves, success against th, each run's examples
+    for index in range(pictures.count()):
+        picture = pictures.nth(index)
+        picture.scroll_into_view_if_needed()
+        assert picture.evaluate("image => image.complete && image.naturalWidth > 0")
+    frame.locator(".warning").first.scroll_into_view_if_needed()
+    _screenshot(page, "report_run_report.html.png")
+    with Image.open(SCREENSHOTS / "report_run_report.html.png") as shot:
+        colours = {colour for _, colour in shot.convert("RGB").getcolors(maxcolors=1 << 20)}
+    assert WARNING_COLOUR in colours
