@@ -25,6 +25,7 @@ from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.compare import run_compare
 from pixel_threshold.steps.report import run_report
 from pixel_threshold.steps.train import run_train
+from tests.test_report_step import SECTIONS
 from tests.tracking_store import mlflow_server
 
 pytestmark = pytest.mark.ui
@@ -47,18 +48,6 @@ ATTACK_NAME = "attack pixel th=3 es=1 differential evolution 10x40 digits_small_
 SMALLEST = AttackParams(attack_type="threshold", th=-1, th_max=40, es=2, limit=6, max_iter=150)
 REFUSED = "attack failed: expected th >= 1 or th=-1 (each image's smallest), got th=0"
 """The name and the description of the run of an attack with th=0."""
-REPORT_SECTIONS = [
-    "Summary",
-    "Model",
-    "Data",
-    "Threat model",
-    "Results",
-    "Robustness curves",
-    "Smallest th per image",
-    "Per class",
-    "Examples",
-    "Reproduce",
-]
 WARNING_COLOUR = (0xFF, 0xF4, 0xE0)
 """The background of the report's warnings (6 images attacked: fewer than 30)."""
 COMPARE_PICTURES = {
@@ -249,7 +238,7 @@ def test_report_run_shows_the_assessment_page_in_the_artifact_view(
     _close_assistant(page)
     frame = page.frame_locator("iframe").first
     frame.get_by_text("Robustness assessment: digits_small_cnn on digits").wait_for()
-    assert frame.locator("h2").all_inner_texts() == REPORT_SECTIONS
+    assert frame.locator("h2").all_inner_texts() == SECTIONS
     pictures = frame.locator("img")
     assert pictures.count() == 4  # curves, success against th, each run's examples
     for index in range(pictures.count()):

@@ -38,8 +38,9 @@ class Caution:
 
 @dataclass(frozen=True)
 class Table:
-    """Rows of cells under a header (all empty: none, in HTML). A ``listing`` (the name of the file that holds
-    every row) is long: folded away in HTML, cut to `MARKDOWN_ROWS` in Markdown."""
+    """Rows of cells under a header (one of empty cells: none, in HTML). A table with a
+    ``listing`` (the name of the file that holds every row) is long: folded away in
+    HTML, cut to `MARKDOWN_ROWS` in Markdown."""
 
     header: Sequence[str]
     rows: Sequence[Sequence[str]]

@@ -22,6 +22,7 @@ from pixel_threshold.attack.encodings import ATTACK_TYPES, encoding_type
 from pixel_threshold.data import datasets
 from pixel_threshold.report import curves
 from pixel_threshold.report.page import Caution, Commands, Page, Picture, Section, Table
+from pixel_threshold.runs import naming
 from pixel_threshold.runs.params import AttackParams
 from pixel_threshold.steps.assessment import AssessedRun, Assessment
 
@@ -45,11 +46,12 @@ REPRODUCED = (
 differ from their default, but for `NO_EFFECT`'s."""
 NO_EFFECT = ("batch_size", "ray_address", "shard_size", "resume", "max_hours")
 """Parameters that never change an attack's result, left out of its command."""
-RESIZES = {
+RESIZE_WORDS = {
     "crop": "scaled to cover the model's size and centre-cropped (no distortion)",
     "stretch": "stretched to the model's size (each side scaled on its own)",
-    "refuse": "refused (none could be of another size)",
+    "refuse": "refused (the attack stops at the first)",
 }
+"""What each ``resize`` did to a folder's image of another size than the model's."""
 
 
 def assessment_page(
@@ -83,7 +85,7 @@ def assessment_page(
 
 def _data_name(assessment: Assessment) -> str:
     data = assessment.data
-    return data if data in datasets.BUILTIN else f"the images of {data}"
+    return data if data in datasets.BUILTIN else f"the images of {naming.dataset_name(data)}"
 
 
 def _count(run: AssessedRun) -> tuple[int, int, int]:
@@ -127,7 +129,11 @@ def _summary(assessment: Assessment) -> Section:
         title = encoding_type(run.run.params.attack_type).title
         if run.run.params.th == SMALLEST_TH:
             levels = [th for th in _min_th(run) if th is not None]
-            median = f"; median smallest th {np.median(levels):g}" if levels else ""
+            median = (
+                f"; median smallest th {np.median(levels):g} over the {len(levels)} fooled"
+                if levels
+                else ""
+            )
             budget = f"with th up to {run.run.th_max}"
         else:
             median, budget = "", f"at th={run.run.params.th}"
@@ -208,7 +214,7 @@ def _resizing(assessment: Assessment, builtin: bool) -> str:
         return "Built-in images already have the model's size: none was resized."
     mode = assessment.first.params.resize
     return (
-        f"Images of another size were {RESIZES.get(mode, mode)} (resize={mode}): "
+        f"Images of another size were {RESIZE_WORDS.get(mode, mode)} (resize={mode}): "
         f"{assessment.resized} of {len(assessment.labels)} were resized."
     )
 
@@ -311,7 +317,6 @@ def _results(assessment: Assessment) -> Section:
     for run in assessment.runs:
         images, attacked, fooled = _count(run)
         low, high = metrics.wilson_interval(fooled, attacked)
-        robust = float(np.sum(run.attacked & ~run.fooled)) / images
         rows.append(
             [
                 run.label,
@@ -321,7 +326,7 @@ def _results(assessment: Assessment) -> Section:
                 str(fooled),
                 f"{fooled / attacked:.3f}" if attacked else "n/a",
                 f"{low:.3f}-{high:.3f}",
-                f"{robust:.3f}",
+                f"{run.run.metric('adversarial_accuracy'):.3f}",
                 f"{run.run.metric('mean_queries'):,.0f}",
                 _figure(run.run.metric("median_queries_successful"), ",.0f"),
             ]
