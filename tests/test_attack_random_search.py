@@ -10,6 +10,7 @@ from pixel_threshold.attack.random_search import (
     SparseRandomSearch,
     SquareRandomSearch,
     _schedule_step,
+    changed_colours,
     place,
 )
 
@@ -193,3 +194,36 @@ def test_square_windows_shrink_as_the_budget_is_spent() -> None:
         search.tell(slots, np.full(1, np.inf))
     assert (sides[0], sides[-1]) == (14, 1)
     assert sides == sorted(sides, reverse=True)
+
+
+@pytest.mark.parametrize(("channels", "th", "popsize"), [(1, 3, 1), (1, 7, 4), (3, 5, 2)])
+def test_every_sparse_proposal_changes_exactly_th_pixels_of_a_saturated_image(
+    channels: int, th: int, popsize: int
+) -> None:
+    """On an image of black and white pixels (and, in colour, each channel 0 or 255),
+    a corner drawn without looking would often be the pixel's own colour and change
+    nothing; every block must change its pixel, so L0 is th at every step."""
+    shape = (6, 6, channels)
+    rng = np.random.default_rng(4)
+    image = np.where(rng.random(shape) < 0.5, 0, 255).astype(np.uint8)
+    encoding = PixelEncoding(th, shape)
+    search = SparseRandomSearch(th, shape, capacity=2, popsize=popsize, max_iter=60)
+    slots = _started(search, 2, image)
+    for step in range(60):
+        candidates = _decode(encoding, image, search.ask(slots))
+        changed = np.any(candidates != image, axis=-1).reshape(len(candidates), -1)
+        assert changed.sum(axis=1).tolist() == [th] * len(candidates), f"step {step}"
+        search.tell(slots, rng.random(2 * popsize))  # accept at random: every path is tried
+
+
+def test_changed_colours_never_give_a_pixel_its_own_colour() -> None:
+    draws = np.array([[[0.1, 0.45, 0.9], [0.2, 0.7, 0.6]]])  # (1 row, 2 blocks, 3 channels)
+    original = np.array([[[0.0, 0.0, 255.0], [0.0, 0.0, 0.0]]])
+    colours = changed_colours(draws, original, np.array([False]))
+    # the first block's corner (0, 0, 255) is its pixel's own: the least decided
+    # channel (0.45) flips; the second block's corner (0, 255, 255) already differs
+    assert colours.tolist() == [[[0.0, 255.0, 255.0], [0.0, 255.0, 255.0]]]
+    grey = changed_colours(
+        np.array([[[0.0], [0.5], [0.999]]]), np.array([[[0.0], [127.0], [255.0]]]), np.array([True])
+    )
+    assert grey.tolist() == [[[1.0], [128.0], [254.0]]]  # any level but the pixel's own

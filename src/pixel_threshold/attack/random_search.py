@@ -7,10 +7,11 @@ changes falls on a schedule keyed to the share of the image's budget spent: larg
 moves first, small ones at the end.
 
 - `SparseRandomSearch` (Pixel, L0), after Sparse-RS (Croce et al., AAAI 2022): ``th``
-  distinct pixels, each set to a corner of the colour cube (every channel 0 or 255);
-  a step swaps ``max(1, floor(p * th))`` of them for pixels the candidate does not
-  hold, with fresh corner colours, or, on grey images, half the proposals give as
-  many of them new levels anywhere in 0-255 where they are.
+  distinct pixels, each set to a corner of the colour cube (every channel 0 or 255)
+  other than the pixel's own colour, so that every block changes its pixel; a step
+  swaps ``max(1, floor(p * th))`` of them for pixels the candidate does not hold, with
+  fresh corner colours, or, on grey images, half the proposals give as many of them
+  new levels anywhere in 0-255 where they are (again never the pixel's own level).
 - `SquareRandomSearch` (Threshold, L-infinity), after the Square Attack
   (Andriushchenko et al., ECCV 2020): every value moved by exactly +th or -th (a
   vertex of the box), starting from vertical stripes; a step redraws the sign of
@@ -136,6 +137,24 @@ def place(positions: IntArray, replace: BoolArray, draws: FloatArray, pixels: in
         positions[rows, block] = pick
 
 
+def changed_colours(draws: FloatArray, original: FloatArray, recolour: BoolArray) -> FloatArray:
+    """New colours (M, k, C) for blocks on pixels of ``original`` values (M, k, C), each
+    differing from its pixel's own, so that every block changes its pixel: a corner of
+    the colour cube (a channel 0 where its draw is below one half, else 255) or, for the
+    rows that ``recolour`` (M,), a level uniform over the 255 values other than the
+    pixel's (one channel). A corner equal to the pixel's own colour has the channel
+    whose draw was nearest one half (the least decided) flipped. ``draws`` (M, k, C)
+    are uniform in [0, 1)."""
+    corners = np.where(draws < 0.5, 0.0, PIXEL_LEVELS - 1.0)
+    same = np.all(corners == original, axis=2, keepdims=True)
+    least_decided = np.argmin(np.abs(draws - 0.5), axis=2)[..., None]
+    flip = same & (np.arange(draws.shape[2]) == least_decided)
+    corners[flip] = PIXEL_LEVELS - 1.0 - corners[flip]
+    levels = np.floor(draws * (PIXEL_LEVELS - 1))
+    levels += levels >= original  # skip the pixel's own value
+    return np.where(recolour[:, None, None], levels, corners)
+
+
 class SparseRandomSearch:
     """Sparse-RS-style search of the Pixel attack over ``th`` distinct corner-coloured
     pixels, for up to ``capacity`` images at once (see the module's docstring)."""
@@ -160,6 +179,7 @@ class SparseRandomSearch:
         self._draws = _Draws(capacity, popsize * (self._recolour + th * (2 + channels)))
         self._positions = np.full((capacity, th), -1, dtype=np.intp)
         self._colours = np.zeros((capacity, th, channels))
+        self._originals = np.zeros((capacity, self._pixels, channels))
         self._proposals: tuple[IntArray, FloatArray] | None = None
 
     def start(self, slot: int, image: FloatArray, rng: np.random.Generator) -> None:
@@ -167,6 +187,7 @@ class SparseRandomSearch:
         self._greedy.restart(slot)
         self._draws.start(slot, rng)
         self._positions[slot] = -1
+        self._originals[slot] = image.reshape(self._pixels, -1)
 
     def ask(self, slots: IntArray) -> FloatArray:
         """Genes (L * popsize, D) of the slots' proposals, slot by slot."""
@@ -187,9 +208,10 @@ class SparseRandomSearch:
         replace[first] = True  # a first step places every pixel
         recolour = (draws[:, 0] < SPARSE_RECOLOUR_SHARE) & ~first & self._recolour
         place(positions, replace & ~recolour[:, None], blocks[..., 1], self._pixels)
-        corners = np.where(blocks[..., 2:] < 0.5, 0.0, PIXEL_LEVELS - 1.0)
-        levels = np.floor(blocks[..., 2:] * PIXEL_LEVELS)
-        colours[replace] = np.where(recolour[:, None, None], levels, corners)[replace]
+        owners = np.repeat(slots, popsize)
+        original = self._originals[owners[:, None], positions]  # (count, th, C)
+        fresh = changed_colours(blocks[..., 2:], original, recolour)
+        colours[replace] = fresh[replace]
         self._proposals = (positions, colours)
         width = self._shape[1]
         genes = np.concatenate(
