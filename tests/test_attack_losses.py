@@ -112,3 +112,23 @@ def test_probabilities_from_logits_are_their_float64_softmax() -> None:
         float(np.float32(0.6)),
         float(np.float32(0.5)),
     ]
+
+
+def test_from_logits_the_margin_orders_candidates_whose_runner_up_underflows() -> None:
+    """Logits 100 to 150 nats apart: in float32 the runner-up's probability is 0 (below
+    the smallest subnormal, 1.4e-45 = e^-103), so a margin from probabilities is stuck at
+    its floor for all three; from the logits it is exact and keeps their order."""
+    logits = np.array([[150.0, 0.0, -5.0], [120.0, 0.0, 1.0], [110.0, 3.0, 0.0]], np.float32)
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs = exp / exp.sum(axis=1, keepdims=True)
+    assert np.all(probs[:, 1:] == 0.0)  # underflowed
+    labels = np.zeros(3, dtype=np.intp)
+    floored = loss("margin", probs, labels, None, "probabilities")
+    assert len(set(floored.tolist())) == 1  # blind: every candidate looks the same
+    exact = loss("margin", logits, labels, None, "logits")
+    np.testing.assert_allclose(exact, [150.0, 119.0, 107.0])
+    assert np.argsort(exact).tolist() == [2, 1, 0]
+    log_probs = (
+        logits.astype(np.float64) - np.log(np.exp(logits.astype(np.float64)).sum(1))[:, None]
+    )
+    np.testing.assert_allclose(loss("margin", log_probs, labels, None, "log_probabilities"), exact)

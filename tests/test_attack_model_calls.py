@@ -15,11 +15,13 @@ SHAPE = (4, 4, 1)
 
 
 class Rows:
-    """A request for ``count`` random rows, kept to check what came back."""
+    """A request for ``count`` random rows, kept to check what came back; ``alone``:
+    each to be scored in a call of its own."""
 
-    def __init__(self, count: int, seed: int) -> None:
+    def __init__(self, count: int, seed: int, *, alone: bool = False) -> None:
         self.rows = np.random.default_rng(seed).integers(0, 256, (count, *SHAPE))
         self.rows = self.rows.astype(np.float32)
+        self.alone = alone
 
     @property
     def count(self) -> int:
@@ -41,6 +43,20 @@ def test_each_request_gets_the_outputs_of_its_own_rows(batch_size: int) -> None:
     total = sum(request.count for request in requests)
     assert max(model.calls) <= batch_size and sum(model.calls) == total
     assert len(model.calls) == -(-total // batch_size)  # every call but the last is full
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 100])
+def test_rows_wanted_alone_are_each_scored_in_a_call_of_their_own(batch_size: int) -> None:
+    model = LinearSoftmax(SHAPE, 3)
+    requests = [Rows(5, 0), Rows(3, 1, alone=True), Rows(6, 2), Rows(0, 3, alone=True)]
+    outputs = ModelCalls(model, batch_size).score(requests, SHAPE)
+    for request, probs in zip(requests, outputs, strict=True):
+        assert len(probs) == request.count
+        if request.count:
+            assert np.array_equal(probs, LinearSoftmax(SHAPE, 3)(request.rows))
+    shared = -(-11 // batch_size)  # the 11 shared rows fill calls as before
+    assert len(model.calls) == shared + 3 and model.calls.count(1) >= 3
+    assert sum(model.calls) == 14
 
 
 def test_no_rows_no_call() -> None:
@@ -77,4 +93,5 @@ def test_the_levels_of_smallest_th_fill_the_model_s_batches_together() -> None:
     queries = sum(r.queries for r in results)
     assert sum(model.calls) == queries + 40  # and each image classified once
     longest_walk = max(r.queries for r in results)
-    assert len(model.calls) <= longest_walk + 1  # one call a step, whatever the levels
+    shared = [rows for rows in model.calls if rows > 1]  # claims and tightenings go alone
+    assert len(shared) <= longest_walk + 1  # one call a step, whatever the levels

@@ -102,7 +102,11 @@ def test_queries_are_counted_exactly(
     results = run(config, samples, model)
     clean_queries = len(samples)
     assert sum(model.calls) == clean_queries + sum(r.queries for r in results)
-    assert all(r.queries == popsize * r.generations <= max_iter * popsize for r in results)
+    # a success's last query confirms it alone; an exact model never rejects a claim
+    assert all(
+        r.queries == popsize * r.generations + r.success <= max_iter * popsize + 1
+        for r in results
+    )
     assert all(r.queries == max_iter * popsize for r in results if not r.success)
     assert any(r.success for r in results) and not all(r.success for r in results)
     assert all(size <= 100 for size in model.calls)
@@ -129,8 +133,9 @@ def test_stops_at_the_first_successful_generation() -> None:
     config = AttackConfig(th=1, es=1, max_iter=200, popsize=200, batch_size=200, seed=1)
     [result] = run(config, [Sample(0, image, 0)], predict)
     assert result.success and result.adversarial[0, 0, 0] == 200
-    assert result.queries == 200 * result.generations < 200 * 200
-    assert predict.calls == 1 + result.generations  # the clean query, then one per generation
+    assert result.queries == 200 * result.generations + 1 <= 200 * 200
+    # the clean query, one per generation, then the winner scored alone
+    assert predict.calls == 1 + result.generations + 1
     assert (result.p_true_before, result.p_true_after) == (0.9, 0.3)
     assert (result.label_before, result.label_after) == (0, 1)
 
@@ -172,9 +177,10 @@ def test_random_search_stops_at_its_first_success(popsize: int) -> None:
     config = AttackConfig(th=1, es=2, max_iter=300, popsize=popsize, batch_size=8, seed=3)
     [result] = run(config, [Sample(0, image, 0)], model)
     assert result.success and result.adversarial[0, 0, 0] == 255 and result.l0 == 1
-    assert result.queries == popsize * result.generations < 300 * popsize
-    assert len(model.hits) == 1 + result.generations  # the clean query, then one per step
-    assert model.hits[-1] >= 1 and sum(model.hits[:-1]) == 0  # stopped at the first win
+    assert result.queries == popsize * result.generations + 1 <= 300 * popsize
+    # the clean query, one per step, then the winner confirmed alone
+    assert len(model.hits) == 1 + result.generations + 1
+    assert model.hits[-2] >= 1 and model.hits[-1] == 1 and sum(model.hits[:-2]) == 0
     assert (result.p_true_before, result.p_true_after) == (1.0, 0.3)
     assert result.generations > 1  # not won by the first proposal: the search moved
 
@@ -321,6 +327,33 @@ def test_random_search_fools_at_least_as_many_as_de_at_an_equal_budget(
                 attack_type=attack_type, th=th, es=es, max_iter=max_iter, popsize=popsize, seed=seed
             )
             results = run(config, samples, model)
-            assert all(r.queries <= 100 for r in results)
+            assert all(r.queries <= 100 + r.success for r in results)  # + the confirmation
             fooled[es] = sum(r.success for r in results)
         assert fooled[2] >= fooled[1] > 0, f"seed {seed}: {fooled}"
+
+
+class FooledOnlyInCompany:
+    """Class 1 for images whose pixel (0, 0) is not 100, but only in a call of more
+    than one row; class 0 alone: a model whose last bits depend on the batch, at its
+    most extreme. ``alone`` counts the calls of one row."""
+
+    def __init__(self) -> None:
+        self.alone = 0
+
+    def __call__(self, pixels: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        self.alone += len(pixels) == 1
+        hit = (pixels[:, 0, 0, 0] != 100) & (len(pixels) > 1)
+        return np.where(hit[:, None], [[0.3, 0.7]], [[0.9, 0.1]])
+
+
+@pytest.mark.parametrize(("es", "popsize"), [(1, 4), (2, 3)])
+def test_a_success_counts_only_if_it_fools_the_model_scored_alone(es: int, popsize: int) -> None:
+    """Every claim is scored again alone and refused there: the search goes on to its
+    budget, each refused claim a query more, and the image is written unchanged."""
+    image = np.full((2, 2, 1), 100, dtype=np.uint8)
+    model = FooledOnlyInCompany()
+    config = AttackConfig(th=1, es=es, max_iter=30, popsize=popsize, batch_size=8, seed=2)
+    [result] = run(config, [Sample(0, image, 0)], model)
+    claims = model.alone - 1  # the clean image was classified alone too
+    assert claims > 0 and not result.success and np.array_equal(result.adversarial, image)
+    assert result.generations == 30 and result.queries == 30 * popsize + claims

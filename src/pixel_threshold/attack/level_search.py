@@ -4,9 +4,11 @@ Each image has its own slot in the strategy (`strategies`) and its own random st
 (seeded by the run's seed, the image's index and the search's ``rng_key``). A step
 `LevelSearch.propose`s the populations of every image in flight as `Candidates`, which
 `model_calls.ModelCalls` decodes into its batch buffer and scores together with those
-of other searches; `LevelSearch.settle` reads the outputs. An image stops the moment
-one candidate succeeds, read from the same outputs that scored it, and frees its slot
-for the next image.
+of other searches; `LevelSearch.settle` reads the outputs. An image whose candidate
+fools the model claims it, and the next call scores the claim alone (`Claims`, one
+query more): confirmed, the image stops and frees its slot for the next image; not
+(a model whose last bits depend on the batch, at the decision boundary), it searches
+on. So every success fools the model when scored on its own, at any batch size.
 """
 
 from __future__ import annotations
@@ -106,12 +108,35 @@ class Proposal:
     owners: IntArray
     genes: FloatArray
 
+    alone = False
+    """Ranked from shared calls: a success found here is claimed, then confirmed alone."""
+
     @property
     def count(self) -> int:
         return len(self.genes)
 
     def decode_into(self, out: npt.NDArray[np.float32], start: int, stop: int) -> None:
         self.encoding.decode_into(out, self.images, self.owners[start:stop], self.genes[start:stop])
+
+
+@dataclass(frozen=True)
+class Claims:
+    """The candidates that fooled the model in the last step, one per image in
+    ``slots`` (C,), with their ``genes`` (C, D): each is scored again alone before it
+    counts (`LevelSearch.settle_claims`)."""
+
+    encoding: Encoding
+    images: npt.NDArray[np.float32]
+    slots: IntArray
+    genes: FloatArray
+    alone = True
+
+    @property
+    def count(self) -> int:
+        return len(self.slots)
+
+    def decode_into(self, out: npt.NDArray[np.float32], start: int, stop: int) -> None:
+        self.encoding.decode_into(out, self.images, self.slots[start:stop], self.genes[start:stop])
 
 
 class LevelSearch:
@@ -141,6 +166,9 @@ class LevelSearch:
         self._labels = np.zeros(capacity, dtype=np.intp)
         self._steps = np.zeros(capacity, dtype=np.intp)
         self._queries = np.zeros(capacity, dtype=np.intp)
+        self._claimed = np.zeros(capacity, dtype=bool)
+        self._claims: dict[int, FloatArray] = {}
+        """Each claiming slot's fooling genes (D,), until the next call confirms it."""
 
     @property
     def has_room(self) -> bool:
@@ -164,15 +192,28 @@ class LevelSearch:
         self._strategy.start(slot, job.image, rng)
 
     def propose(self) -> Proposal:
-        """The next step's candidates of every image in flight (`busy` must hold)."""
-        slots = np.flatnonzero(self._active)
-        genes = self._strategy.ask(slots)
-        owners = np.repeat(slots, len(genes) // len(slots))
+        """The next step's candidates of every image in flight but those whose claim
+        waits to be confirmed (`busy` must hold; the proposal may be empty)."""
+        slots = np.flatnonzero(self._active & ~self._claimed)
+        genes = self._strategy.ask(slots) if len(slots) else np.empty((0, self.encoding.dimension))
+        owners = np.repeat(slots, len(genes) // max(1, len(slots)))
         return Proposal(self.encoding, self._images, slots, owners, genes)
+
+    def claims(self) -> Claims:
+        """The successes claimed in the last step, to be scored alone (may be empty)."""
+        slots = np.flatnonzero(self._claimed)
+        genes = np.empty((len(slots), self.encoding.dimension))
+        for row, slot in enumerate(slots.tolist()):
+            genes[row] = self._claims.pop(slot)
+        return Claims(self.encoding, self._images, slots, genes)
 
     def settle(self, proposal: Proposal, scores: FloatArray) -> list[ImageResult]:
         """Take the model's outputs (M, K) on ``proposal``; the results of the images
-        that finished (fooled, or out of budget), whose slots are free again."""
+        out of budget, whose slots are free again. An image with a fooling candidate
+        claims its best one (the lowest loss among those that fool), confirmed or not
+        by `settle_claims` after the next call."""
+        if not len(proposal.slots):
+            return []
         config = self.config
         slots, genes = proposal.slots, proposal.genes
         popsize = len(genes) // len(slots)
@@ -184,42 +225,65 @@ class LevelSearch:
         self._steps[slots] += 1
         self._queries[slots] += popsize
         fooled = np.any(success, axis=1)
-        exhausted = self._steps[slots] >= config.max_iter
+        for position in np.flatnonzero(fooled):
+            rows = slice(position * popsize, (position + 1) * popsize)
+            best = int(np.argmin(np.where(success[position], fitness[rows], np.inf)))
+            self._claims[int(slots[position])] = genes[position * popsize + best].copy()
+        self._claimed[slots[fooled]] = True
+        exhausted = ~fooled & (self._steps[slots] >= config.max_iter)
+        return [self._unfooled(int(slot)) for slot in slots[exhausted]]
+
+    def settle_claims(self, claims: Claims, scores: FloatArray) -> list[ImageResult]:
+        """Take the model's outputs (C, K) on ``claims``, each scored alone (a query more
+        for its image): the results of the images whose claim fools the model, and of
+        those out of budget; an image whose claim does not fool alone searches on."""
+        if not claims.count:
+            return []
+        config = self.config
+        labels = self._labels[claims.slots]
+        predicted = np.argmax(scores, axis=1)
+        confirmed = succeeded(predicted, labels, config.target)
+        p_true = true_probability(scores, labels, config.outputs)
+        self._queries[claims.slots] += 1
+        self._claimed[claims.slots] = False
         finished = []
-        for position in np.flatnonzero(fooled | exhausted):
-            slot = int(slots[position])
-            job = self._jobs[slot]
-            assert job is not None, "an occupied slot"
-            queries, steps = int(self._queries[slot]), int(self._steps[slot])
-            if fooled[position]:
-                rows = slice(position * popsize, (position + 1) * popsize)
-                row = position * popsize + int(
-                    np.argmin(np.where(success[position], fitness[rows], np.inf))
-                )
+        for position, slot in enumerate(claims.slots.tolist()):
+            if confirmed[position]:
+                job = self._jobs[slot]
+                assert job is not None, "an occupied slot"
                 finished.append(
                     self._adversarial(
                         job,
-                        genes[row],
-                        float(true_probability(scores[[row]], labels[[row]], config.outputs)[0]),
-                        int(predicted[row]),
-                        queries=queries,
-                        generations=steps,
+                        claims.genes[position],
+                        float(p_true[position]),
+                        int(predicted[position]),
+                        queries=int(self._queries[slot]),
+                        generations=int(self._steps[slot]),
                     )
                 )
-            else:
-                finished.append(
-                    unchanged(
-                        job.sample,
-                        job.p_true_before,
-                        job.label_before,
-                        attacked=True,
-                        queries=queries,
-                        generations=steps,
-                    )
-                )
-            self._jobs[slot] = None
-            self._active[slot] = False
+                self._free(slot)
+            elif self._steps[slot] >= config.max_iter:
+                finished.append(self._unfooled(slot))
         return finished
+
+    def _unfooled(self, slot: int) -> ImageResult:
+        """The result of the image in ``slot``, not fooled within its budget; frees it."""
+        job = self._jobs[slot]
+        assert job is not None, "an occupied slot"
+        result = unchanged(
+            job.sample,
+            job.p_true_before,
+            job.label_before,
+            attacked=True,
+            queries=int(self._queries[slot]),
+            generations=int(self._steps[slot]),
+        )
+        self._free(slot)
+        return result
+
+    def _free(self, slot: int) -> None:
+        self._jobs[slot] = None
+        self._active[slot] = False
 
     def _adversarial(
         self,

@@ -5,10 +5,16 @@ A search hands over `Candidates`: how many rows it wants scored and how to write
 run of them into a buffer. `ModelCalls.score` writes every search's rows, one after
 another, into one reusable float32 buffer of ``batch_size`` rows, calls the model each
 time the buffer is full (and once for the rest), and hands each search the outputs of
-its own rows. So searches that each want a few rows a step (the levels of ``th=-1``, a
-tightening, the last images of a run) fill the model's batches together, and memory
-is bounded by the batch, not by the number of searches or candidates. A row's output
-does not depend on the rows beside it, so sharing calls changes no result.
+its own rows. So searches that each want a few rows a step (the levels of ``th=-1``,
+the last images of a run) fill the model's batches together, and memory is bounded by
+the batch, not by the number of searches or candidates.
+
+A model's output for a row may depend, in its last bits, on the rows beside it and
+the batch's shape (a BLAS blocks a product by its size; a GPU picks kernels by it).
+Nothing that decides a result rests on that: a search's candidates are only ranked
+from shared calls, and the rows that settle a result (a claimed success, each step of
+a tightening) are `Candidates.alone`, scored in calls of one row, as ``evaluate`` at
+``batch_size`` 1 scores them.
 """
 
 from __future__ import annotations
@@ -23,10 +29,14 @@ from pixel_threshold.attack.types import FloatArray, Predict
 
 
 class Candidates(Protocol):
-    """Rows one search wants scored."""
+    """Rows one search wants scored; rows it wants ``alone`` are scored each in a call
+    of its own."""
 
     @property
     def count(self) -> int: ...
+
+    @property
+    def alone(self) -> bool: ...
 
     def decode_into(self, out: npt.NDArray[np.float32], start: int, stop: int) -> None:
         """Write rows ``start:stop`` into ``out`` (stop - start, H, W, C)."""
@@ -57,6 +67,9 @@ class ModelCalls:
         owners: list[tuple[int, int]] = []  # (request, rows) of each run in the buffer
         filled = 0
         for owner, request in enumerate(requests):
+            if request.alone:
+                pieces[owner] = [self._alone(request, row, shape) for row in range(request.count)]
+                continue
             start = 0
             while start < request.count:
                 rows = min(self.batch_size - filled, request.count - start)
@@ -70,6 +83,12 @@ class ModelCalls:
         if filled:
             self._scatter(owners, filled, pieces)
         return [np.concatenate(parts) if parts else np.empty((0, 0)) for parts in pieces]
+
+    def _alone(self, request: Candidates, row: int, shape: tuple[int, ...]) -> FloatArray:
+        """The outputs (1, K) of ``request``'s ``row``, scored in a call of its own."""
+        image = np.empty((1, *shape), dtype=np.float32)
+        request.decode_into(image, row, row + 1)
+        return self._called(image)
 
     def _scatter(
         self, owners: list[tuple[int, int]], filled: int, pieces: list[list[FloatArray]]

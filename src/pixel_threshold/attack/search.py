@@ -61,6 +61,7 @@ class PixelThresholdAttack:
                 search.add(job)
             if search is None or not search.busy:
                 return
-            proposal = search.propose()
-            (probs,) = calls.score([proposal], search.encoding.shape)
+            proposal, claims = search.propose(), search.claims()
+            probs, alone = calls.score([proposal, claims], search.encoding.shape)
+            yield from search.settle_claims(claims, alone)
             yield from search.settle(proposal, probs)

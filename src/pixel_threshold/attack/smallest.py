@@ -44,6 +44,7 @@ from pixel_threshold.attack.config import AttackConfig
 from pixel_threshold.attack.distances import distances
 from pixel_threshold.attack.encodings import Encoding, encoding_type
 from pixel_threshold.attack.level_search import (
+    Claims,
     Job,
     LevelSearch,
     Proposal,
@@ -135,13 +136,17 @@ class SmallestBudget:
         the images that settled leave ``walks``."""
         searches = [self._searches[key] for key in sorted(self._searches, reverse=True)]
         proposals = [search.propose() for search in searches]
+        claims = [search.claims() for search in searches]
         tightening = self._tightening.propose() if self._tightening.busy else None
-        requests: list[Proposal | _TighteningProposal] = [*proposals]
+        requests: list[Proposal | Claims | _TighteningProposal] = [*proposals, *claims]
         if tightening is not None:
             requests.append(tightening)
         outputs = self._calls.score(requests, shape)
-        for search, proposal, probs in zip(searches, proposals, outputs, strict=False):
-            for result in search.settle(proposal, probs):
+        count = len(searches)
+        searched, confirmed = outputs[:count], outputs[count : 2 * count]
+        settled = zip(searches, proposals, searched, claims, confirmed, strict=True)
+        for search, proposal, probs, claimed, alone in settled:
+            for result in [*search.settle_claims(claimed, alone), *search.settle(proposal, probs)]:
                 walk = walks[result.index]
                 walk.queries += result.queries
                 walk.generations += result.generations
@@ -217,6 +222,9 @@ class _TighteningProposal:
 
     items: list[_Tightened]
     candidates: npt.NDArray[np.float32]
+    alone = True
+    """A tightening keeps a candidate that fools: each is scored in a call of its own,
+    so the image it ends with fools the model scored alone."""
 
     @property
     def count(self) -> int:
