@@ -175,3 +175,26 @@ def test_a_bad_th_max_fails_the_run_naming_it(
     )[0]
     assert failed.info.status == "FAILED"
     assert failed.data.params["th_max"] == str(params.th_max)
+
+
+@pytest.mark.parametrize("batch_size", [1, 400])
+def test_evaluate_agrees_with_a_threshold_walk_at_any_batch_size(
+    runs: dict[str, Run], batch_size: int
+) -> None:
+    """The tightening saves Threshold images right at the decision boundary; each was
+    scored alone before it counted, so evaluate, scoring in batches of 1 or of 400 as
+    the attack ran, classifies every saved image as the attack recorded it."""
+    attack = run_attack(
+        AttackParams(
+            attack_type="threshold",
+            th=-1,
+            th_max=TH_MAX["threshold"],
+            es=2,
+            max_iter=100,
+            limit=LIMIT,
+            batch_size=batch_size,
+        )
+    )
+    assert mlflow.get_run(attack).data.metrics["success_rate"] > 0
+    evaluated = mlflow.get_run(run_evaluate(EvaluateParams(attack_run_id=attack)))
+    assert evaluated.data.metrics["attack_agreement"] == 1.0
