@@ -104,8 +104,7 @@ def test_queries_are_counted_exactly(
     assert sum(model.calls) == clean_queries + sum(r.queries for r in results)
     # a success's last query confirms it alone; an exact model never rejects a claim
     assert all(
-        r.queries == popsize * r.generations + r.success <= max_iter * popsize + 1
-        for r in results
+        r.queries == popsize * r.generations + r.success <= max_iter * popsize + 1 for r in results
     )
     assert all(r.queries == max_iter * popsize for r in results if not r.success)
     assert any(r.success for r in results) and not all(r.success for r in results)

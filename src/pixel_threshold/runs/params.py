@@ -119,8 +119,8 @@ class AttackParams(ModelCall):
     popsize: int = _param(
         0,
         "candidates per step and image (0 = the strategy's default: "
-        f"{strategies.defaults_text('popsize')}); an image costs at most max_iter x popsize "
-        "queries",
+        f"{strategies.defaults_text('popsize')}); a search costs at most max_iter x popsize "
+        "queries, and a success one more (scored alone to confirm it)",
     )
     target: int = _param(-1, "class to reach (-1 = untargeted)")
     limit: int = _param(100, "attack the first `limit` images")

@@ -167,7 +167,8 @@ def _check_plan(
     print(
         f"attack plan: {len(images)} images, at most {per_search:,} queries {searches} "
         f"({total:,} in all for one search an image), the model answering ~{rate:,.0f} "
-        f"queries/s: at most {_duration(hours)}",
+        f"queries/s: at most {_duration(hours)} (and a query more to confirm each success, "
+        "scored alone)",
         file=sys.stderr,  # beside the progress bar; stdout holds the outcome
         flush=True,
     )
