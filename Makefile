@@ -29,7 +29,7 @@ SMOKE_PARAMS := -P th_values=1 -P es_values=1 -P limit=10 -P epochs=1 -P max_ite
 UI_PORT ?= 5000
 
 .PHONY: install test test-slow test-ui lint bench bench-search bench-smallest bench-backends \
-	clean demo ui \
+	bench-targeted clean demo ui \
 	imagenet-demo smoke
 
 install: $(STAMP)
@@ -93,8 +93,13 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)  # e.g. BENCH_ARGS="--lite0-images 5"
 	$(BIN)/python -m benchmarks.strength $(SEARCH_ARGS)  # writes benchmarks/output/
 	$(BIN)/python -m benchmarks.smallest $(SMALLEST_ARGS)  # writes benchmarks/output/
+	$(BIN)/python -m benchmarks.targeted $(TARGETED_ARGS)  # writes benchmarks/output/
 	$(BIN)/pip install --quiet -e '.[cpu,dev,imagenet,bench,torch]'
 	$(BIN)/python -m benchmarks.backends $(BACKENDS_ARGS)  # writes benchmarks/output/
+
+# `make bench-targeted`: targeted runs, our settings against Sparse-RS's and Square's.
+bench-targeted: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.targeted $(TARGETED_ARGS)  # e.g. TARGETED_ARGS="--targets 3"
 
 bench-search: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.strength $(SEARCH_ARGS)  # e.g. SEARCH_ARGS="--lite0-images 0"

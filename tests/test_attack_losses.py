@@ -132,3 +132,18 @@ def test_from_logits_the_margin_orders_candidates_whose_runner_up_underflows() -
         logits.astype(np.float64) - np.log(np.exp(logits.astype(np.float64)).sum(1))[:, None]
     )
     np.testing.assert_allclose(loss("margin", log_probs, labels, None, "log_probabilities"), exact)
+
+
+@pytest.mark.parametrize("outputs", ["probabilities", "logits", "log_probabilities"])
+def test_cross_entropy_known_values_from_every_kind_of_output(outputs: str) -> None:
+    """The papers' targeted loss: -log p(target); untargeted log p(true)."""
+    logits = np.log(PROBS.astype(np.float64)) + 3.0  # any shift: the same softmax
+    scores = {
+        "probabilities": PROBS,
+        "logits": logits,
+        "log_probabilities": np.log(PROBS.astype(np.float64)),
+    }[outputs]
+    targeted = loss("cross_entropy", scores, LABELS, 2, outputs)
+    np.testing.assert_allclose(targeted, -np.log([0.2, 0.3, 0.5]), rtol=1e-6)
+    untargeted = loss("cross_entropy", scores, LABELS, None, outputs)
+    np.testing.assert_allclose(untargeted, np.log([0.5, 0.1, 0.5]), rtol=1e-6)

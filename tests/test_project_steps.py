@@ -213,7 +213,7 @@ def test_registered_model_by_alias_and_latest_attack_by_default(train_run: Run) 
         (
             run_attack,
             AttackParams(loss="hinge"),
-            r"expected loss in \('margin', 'probability'\), got loss='hinge'",
+            r"expected loss in \('margin', 'probability', 'cross_entropy'\), got loss='hinge'",
         ),
         (run_attack, AttackParams(attack_type="pixels"), "got 'pixels'"),
         (run_attack, AttackParams(popsize=1), "got popsize=1"),

@@ -59,7 +59,7 @@ class AttackConfig:
     value by at most ``th`` on the 0-255 scale); ``th=-1`` finds each image's smallest
     th in ``1..th_max`` (0: the whole range, `resolved_th_max`). es: a strategy of
     `strategies.STRATEGIES` (0 CMA-ES, 1 differential evolution, 2 random search).
-    loss: "margin" or "probability" (see `losses`). max_iter: steps per
+    loss: "margin", "probability" or "cross_entropy" (see `losses`). max_iter: steps per
     image, each of ``popsize`` queries (DE's initial population is its first step, so
     every strategy spends at most ``max_iter * popsize`` queries). target: a class to
     reach, or None for untargeted. batch_size: rows per model call. seed: makes the run

@@ -12,6 +12,12 @@ minus log p(target). From logits or log-probabilities the margin is the differen
 two outputs, exact, with no softmax in between; from float32 probabilities it takes
 their logarithm, which saturates once p(true) rounds to 1. Both losses fall as the
 attack gets closer; a margin below zero means the image is fooled.
+
+``cross_entropy`` is the targeted loss of Sparse-RS and of the Square Attack
+(Croce et al., AAAI 2022; Andriushchenko et al., ECCV 2020): targeted -log p(target),
+untargeted log p(true), from the same log-probabilities as the margin. Unlike the
+margin it keeps falling after the image is fooled, which a search that stops at its
+first success never sees.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import numpy as np
 
 from pixel_threshold.attack.types import BoolArray, FloatArray, IntArray
 
-LOSSES = ("margin", "probability")
+LOSSES = ("margin", "probability", "cross_entropy")
 OUTPUTS = ("probabilities", "logits", "log_probabilities")
 """What a model's outputs (B, K) are: probabilities (each row sums to 1), logits (any
 reals, their softmax the probabilities) or log-probabilities."""
@@ -38,11 +44,17 @@ def loss(
     if name == "probability":
         probability = true_probability(scores, ours, outputs)
         return probability if target is None else 1.0 - probability
-    if name != "margin":
+    if name not in LOSSES:
         raise ValueError(f"expected loss in {LOSSES}, got loss={name!r}")
     log_scores = scores.astype(np.float64)  # logits or log-probabilities: margins as they are
     if outputs == "probabilities":
         log_scores = np.log(np.maximum(log_scores, SMALLEST_PROBABILITY))
+    if name == "cross_entropy":
+        if outputs == "logits":  # log-softmax, shifted by the row's largest logit
+            shifted = log_scores - log_scores.max(axis=1, keepdims=True)
+            log_scores = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        own_log_probability: FloatArray = log_scores[rows, ours]
+        return own_log_probability if target is None else -own_log_probability
     own = log_scores[rows, ours]
     log_scores[rows, ours] = -np.inf
     others = log_scores.max(axis=1)
