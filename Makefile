@@ -93,6 +93,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)  # e.g. BENCH_ARGS="--lite0-images 5"
 	$(BIN)/python -m benchmarks.strength $(SEARCH_ARGS)  # writes benchmarks/output/
 	$(BIN)/python -m benchmarks.smallest $(SMALLEST_ARGS)  # writes benchmarks/output/
+	$(BIN)/python -m benchmarks.walk_bias $(BIAS_ARGS)  # writes benchmarks/output/
 	$(BIN)/python -m benchmarks.targeted $(TARGETED_ARGS)  # writes benchmarks/output/
 	$(BIN)/pip install --quiet -e '.[cpu,dev,imagenet,bench,torch]'
 	$(BIN)/python -m benchmarks.backends $(BACKENDS_ARGS)  # writes benchmarks/output/
@@ -112,6 +113,7 @@ bench-backends: $(BENCH_STAMP)
 
 bench-smallest: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.smallest $(SMALLEST_ARGS)  # e.g. SMALLEST_ARGS="--art-max-iter 3"
+	$(BIN)/python -m benchmarks.walk_bias $(BIAS_ARGS)  # e.g. BIAS_ARGS="--seeds 0"
 
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow run . -e main --env-manager local \
