@@ -227,3 +227,25 @@ def test_changed_colours_never_give_a_pixel_its_own_colour() -> None:
         np.array([[[0.0], [0.5], [0.999]]]), np.array([[[0.0], [127.0], [255.0]]]), np.array([True])
     )
     assert grey.tolist() == [[[1.0], [128.0], [254.0]]]  # any level but the pixel's own
+
+
+def test_a_square_search_near_a_fooling_image_starts_on_its_signs() -> None:
+    """The first start takes the sign of each value's change towards ``near`` (a
+    stripe's sign where it has none); the other starts and every random draw are those
+    of a start without it."""
+    shape, popsize = (5, 6, 3), 3
+    image = np.full(shape, 100.0, dtype=np.float32)
+    near = image.copy()
+    near[:2] += 7  # moved up
+    near[3:] -= 7  # moved down; row 2 unchanged
+    plain = SquareRandomSearch(4, shape, capacity=1, popsize=popsize, max_iter=50)
+    warm = SquareRandomSearch(4, shape, capacity=1, popsize=popsize, max_iter=50)
+    plain.start(0, image, np.random.default_rng(5))
+    warm.start(0, image, np.random.default_rng(5), near=near)
+    slots = np.array([0])
+    before, after = (
+        np.floor(search.ask(slots)).reshape(popsize, *shape) for search in (plain, warm)
+    )
+    assert (after[0, :2] == 4).all() and (after[0, 3:] == -4).all()
+    assert np.array_equal(after[0, 2], before[0, 2])  # no change: the stripe's sign
+    assert np.array_equal(after[1:], before[1:])  # the stripes drawn as without it

@@ -20,7 +20,14 @@ class UniformSampling:
         self._popsize = popsize
         self._rngs: list[np.random.Generator | None] = [None] * capacity
 
-    def start(self, slot: int, image: FloatArray, rng: np.random.Generator) -> None:
+    def start(
+        self,
+        slot: int,
+        image: FloatArray,
+        rng: np.random.Generator,
+        *,
+        near: FloatArray | None = None,
+    ) -> None:
         self._rngs[slot] = rng
 
     def ask(self, slots: IntArray) -> FloatArray:

@@ -178,8 +178,9 @@ class LevelSearch:
     def busy(self) -> bool:
         return bool(self._active.any())
 
-    def add(self, job: Job) -> None:
-        """Start attacking ``job`` in a free slot."""
+    def add(self, job: Job, *, near: FloatArray | None = None) -> None:
+        """Start attacking ``job`` in a free slot; ``near``: an adversarial image of it
+        found at a larger th, for the strategy to start from (`Strategy.start`)."""
         slot = int(np.argmin(self._active))
         assert not self._active[slot], "add() needs a free slot"
         self._jobs[slot] = job
@@ -189,7 +190,7 @@ class LevelSearch:
         self._steps[slot] = 0
         self._queries[slot] = 0
         rng = np.random.default_rng([self.config.seed, job.sample.index, *self._rng_key])
-        self._strategy.start(slot, job.image, rng)
+        self._strategy.start(slot, job.image, rng, near=near)
 
     def propose(self) -> Proposal:
         """The next step's candidates of every image in flight but those whose claim

@@ -182,8 +182,16 @@ class SparseRandomSearch:
         self._originals = np.zeros((capacity, self._pixels, channels))
         self._proposals: tuple[IntArray, FloatArray] | None = None
 
-    def start(self, slot: int, image: FloatArray, rng: np.random.Generator) -> None:
-        """Open ``slot`` for a new image (its first step draws ``popsize`` random starts)."""
+    def start(
+        self,
+        slot: int,
+        image: FloatArray,
+        rng: np.random.Generator,
+        *,
+        near: FloatArray | None = None,
+    ) -> None:
+        """Open ``slot`` for a new image (its first step draws ``popsize`` random starts;
+        ``near`` is not used)."""
         self._greedy.restart(slot)
         self._draws.start(slot, rng)
         self._positions[slot] = -1
@@ -255,15 +263,29 @@ class SquareRandomSearch:
         self._starts: dict[int, Signs] = {}
         self._proposals: Signs | None = None
 
-    def start(self, slot: int, image: FloatArray, rng: np.random.Generator) -> None:
+    def start(
+        self,
+        slot: int,
+        image: FloatArray,
+        rng: np.random.Generator,
+        *,
+        near: FloatArray | None = None,
+    ) -> None:
         """Open ``slot`` for a new image: ``popsize`` random vertical-stripe starts (a
-        sign per column and channel)."""
+        sign per column and channel). With ``near``, the first start takes the sign of
+        each value's change towards it instead (a stripe's where it has none): the
+        direction that fooled at a larger th, on the vertices of this one."""
         _, width, channels = self._shape
         self._greedy.restart(slot)
         stripes = rng.random((self._greedy.popsize, 1, width, channels)) < 0.5
-        self._starts[slot] = np.broadcast_to(
+        starts = np.broadcast_to(
             np.where(stripes, -1, 1).astype(np.int8), (self._greedy.popsize, *self._shape)
         )
+        if near is not None:
+            starts = starts.copy()
+            toward = np.sign(np.asarray(near, dtype=np.float32) - image).astype(np.int8)
+            starts[0] = np.where(toward != 0, toward, starts[0])
+        self._starts[slot] = starts
         self._draws.start(slot, rng)
 
     def ask(self, slots: IntArray) -> FloatArray:

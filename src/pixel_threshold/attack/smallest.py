@@ -15,8 +15,12 @@ walks down instead, and only its last search fails:
    to ``[-c, c]`` that still fools (bisection on c); Pixel, restore its changed pixels
    one at a time in a random order, keeping each restoration that still fools. The
    tightened image's distance d (L-infinity, or pixels changed) is a th that fools;
-3. search afresh at ``d - 1``: fooled, back to 2; not fooled (or d = 1), min_th = d,
-   settled, and the image found at d is the one returned.
+3. search at ``d - 1``, the strategy handed the image found at d to start from (the
+   Threshold random search starts on the signs of its change: without that start, a
+   Square search from stripes at each level fails where a fixed-th run of the same
+   budget fools, and min_th comes out biased upward; benchmarks/walk_bias.py): fooled,
+   back to 2; not fooled (or d = 1), min_th = d, settled, and the image found at d is
+   the one returned.
 
 Every image walks on its own: the moment its search or tightening ends, it moves to
 its next level, while the others go on. Each step, every level's search and the
@@ -167,7 +171,8 @@ class SmallestBudget:
                     yield walk.settled(result)
                 else:
                     walk.level = walk.min_th - 1
-                    self._search_at((walk.level,), shape).add(walk.job)
+                    near = result.adversarial.astype(np.float32)
+                    self._search_at((walk.level,), shape).add(walk.job, near=near)
         self._searches = {key: s for key, s in self._searches.items() if s.busy}
 
     def _walks_in_flight(self, th_max: int, shape: Shape) -> int:

@@ -32,9 +32,19 @@ class Strategy(Protocol):
     - it never sees the model, the global RNG or a file.
     """
 
-    def start(self, slot: int, image: FloatArray, rng: np.random.Generator) -> None:
+    def start(
+        self,
+        slot: int,
+        image: FloatArray,
+        rng: np.random.Generator,
+        *,
+        near: FloatArray | None = None,
+    ) -> None:
         """Open ``slot`` for a new image (H, W, C), float32 pixels in 0-255, whose random
-        numbers all come from ``rng``; whatever the slot held before is forgotten."""
+        numbers all come from ``rng``; whatever the slot held before is forgotten.
+        ``near`` (H, W, C), when given, is an image that fooled the model at a larger
+        th (a ``th=-1`` walk's last): a strategy may start from it, drawing from ``rng``
+        exactly as without it."""
 
     def ask(self, slots: IntArray) -> FloatArray:
         """Genes (len(slots) * popsize, D) of the next step of each of ``slots`` (L,),
@@ -65,7 +75,15 @@ class PerImage:
         self._make = make
         self._optimizers: list[Optimizer | None] = [None] * capacity
 
-    def start(self, slot: int, image: FloatArray, rng: np.random.Generator) -> None:
+    def start(
+        self,
+        slot: int,
+        image: FloatArray,
+        rng: np.random.Generator,
+        *,
+        near: FloatArray | None = None,
+    ) -> None:
+        """Open ``slot``: a fresh optimizer (``near`` is not used)."""
         self._optimizers[slot] = self._make(image, rng)
 
     def ask(self, slots: IntArray) -> FloatArray:
