@@ -249,3 +249,18 @@ def test_a_square_search_near_a_fooling_image_starts_on_its_signs() -> None:
     assert (after[0, :2] == 4).all() and (after[0, 3:] == -4).all()
     assert np.array_equal(after[0, 2], before[0, 2])  # no change: the stripe's sign
     assert np.array_equal(after[1:], before[1:])  # the stripes drawn as without it
+
+
+def test_grey_images_recolour_only_after_a_fiftieth_of_the_budget() -> None:
+    """Corners only for the first 2% of the budget (200 of 10,000 steps), then half the
+    proposals give their pixels levels anywhere in 0-255."""
+    shape = (8, 8, 1)
+    image = np.full(shape, 128, dtype=np.uint8)
+    search = SparseRandomSearch(3, shape, capacity=1, popsize=2, max_iter=10_000)
+    slots = _started(search, 1, image)
+    levels = []
+    for _ in range(400):
+        blocks = np.floor(search.ask(slots)).reshape(2, 3, 3)
+        levels.append(not np.isin(blocks[..., 2], [0, 255]).all())
+        search.tell(slots, np.array([0.0, 1.0]))  # the first proposal moves on
+    assert not any(levels[:200]) and sum(levels[200:]) > 50

@@ -10,8 +10,9 @@ moves first, small ones at the end.
   distinct pixels, each set to a corner of the colour cube (every channel 0 or 255)
   other than the pixel's own colour, so that every block changes its pixel; a step
   swaps ``max(1, floor(p * th))`` of them for pixels the candidate does not hold, with
-  fresh corner colours, or, on grey images, half the proposals give as many of them
-  new levels anywhere in 0-255 where they are (again never the pixel's own level).
+  fresh corner colours, or, on grey images once 2% of the budget is spent, half the
+  proposals give as many of them new levels anywhere in 0-255 where they are (again
+  never the pixel's own level).
 - `SquareRandomSearch` (Threshold, L-infinity), after the Square Attack
   (Andriushchenko et al., ECCV 2020): every value moved by exactly +th or -th (a
   vertex of the box), starting from vertical stripes; a step redraws the sign of
@@ -38,12 +39,17 @@ SPARSE_ALPHA = 0.3
 """Sparse-RS's untargeted share of the ``th`` pixels swapped: p starts at alpha / 2."""
 SPARSE_DIVISORS = np.array([2, 2, 4, 5, 6, 8, 10, 12, 15, 20])
 SPARSE_RECOLOUR_SHARE = 0.5
-"""On grey images, the share of proposals (after the first step) that keep their pixels
-and give the blocks a swap would have moved new levels, uniform in 0-255. A grey
-image's colour cube has two corners, black and white, and a digit's background is
-already one of them, so corners alone search too little there; colour images keep
+"""On grey images, the share of proposals (from `SPARSE_RECOLOUR_FROM` on) that keep
+their pixels and give the blocks a swap would have moved new levels, uniform in 0-255.
+A grey image's colour cube has two corners, black and white, and a digit's background
+is already one of them, so corners alone search too little there; colour images keep
 Sparse-RS's eight corners, where recolouring halves the search over pixels
 (docs/benchmarks.md, "Why the core is as it is")."""
+SPARSE_RECOLOUR_FROM = 3
+"""The break of the schedule from which grey images recolour (the third: 2% of the
+budget). Before it every proposal swaps pixels to corners, which fools most images
+soonest; recolouring then reaches those that corners miss (docs/benchmarks.md, "Why
+the core is as it is")."""
 Signs = npt.NDArray[np.int8]
 """Threshold candidates on the vertices of the box: -1 or +1 per value, times th."""
 SQUARE_P_INIT = 0.1
@@ -214,7 +220,8 @@ class SparseRandomSearch:
         replace = keys <= cutoff[:, None]
         first = positions[:, 0] < 0
         replace[first] = True  # a first step places every pixel
-        recolour = (draws[:, 0] < SPARSE_RECOLOUR_SHARE) & ~first & self._recolour
+        recolouring = np.repeat(self._schedule(slots) >= SPARSE_RECOLOUR_FROM, popsize)
+        recolour = (draws[:, 0] < SPARSE_RECOLOUR_SHARE) & recolouring & ~first & self._recolour
         place(positions, replace & ~recolour[:, None], blocks[..., 1], self._pixels)
         owners = np.repeat(slots, popsize)
         original = self._originals[owners[:, None], positions]  # (count, th, C)
