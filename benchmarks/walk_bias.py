@@ -1,4 +1,4 @@
-"""`make bench-smallest` (after `benchmarks.smallest`): does ``th=-1`` report each image's smallest th without bias?
+"""`make bench-smallest` (after `benchmarks.smallest`): is ``th=-1``'s smallest th unbiased?
 
 For each attack type, strategy and seed, the walk (``th=-1``) and fixed-th runs of the
 same strategy, budget and seed attack the same digits. At each fixed th t, two counts:
