@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from pixel_threshold.attack.losses import loss, true_probability
+from pixel_threshold.runs.params import AttackParams
+from pixel_threshold.steps.plan import attack_config
 
 PROBS = np.array([[0.5, 0.3, 0.2], [0.1, 0.6, 0.3], [0.25, 0.25, 0.5]], dtype=np.float32)
 LABELS = np.array([0, 0, 2])
@@ -147,3 +149,20 @@ def test_cross_entropy_known_values_from_every_kind_of_output(outputs: str) -> N
     np.testing.assert_allclose(targeted, -np.log([0.2, 0.3, 0.5]), rtol=1e-6)
     untargeted = loss("cross_entropy", scores, LABELS, None, outputs)
     np.testing.assert_allclose(untargeted, np.log([0.5, 0.1, 0.5]), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("target", "given", "resolved"),
+    [
+        (-1, "", "margin"),
+        (3, "", "cross_entropy"),
+        (3, "margin", "margin"),
+        (-1, "probability", "probability"),
+    ],
+)
+def test_a_run_without_a_loss_gets_the_margin_or_targeted_cross_entropy(
+    target: int, given: str, resolved: str
+) -> None:
+    """The papers' targeted loss when a targeted run names none (docs/benchmarks.md:
+    10 of 12 ImageNet photos against the margin's 4); a loss given is kept."""
+    assert attack_config(AttackParams(target=target, loss=given)).loss == resolved

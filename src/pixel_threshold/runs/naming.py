@@ -17,11 +17,10 @@ from pathlib import Path
 import mlflow
 
 from pixel_threshold.attack.config import SMALLEST_TH, resolved_budget
+from pixel_threshold.attack.losses import default_loss
 from pixel_threshold.attack.strategies import strategy_name
 from pixel_threshold.runs import generated_names, records, tracking
 from pixel_threshold.runs.params import AttackParams, MainParams, TrainParams
-
-DEFAULT_LOSS = AttackParams().loss
 
 
 def name_run(name: str) -> None:
@@ -75,7 +74,8 @@ def attack_run_name(params: AttackParams, model: str, *, th_max: int) -> str:
         f"attack {params.attack_type} {th_name(params.th, th_max)} es={params.es} {strategy} "
         f"{max_iter}x{popsize} {model}"
     )
-    if params.loss != DEFAULT_LOSS:
+    target = None if params.target < 0 else params.target
+    if params.loss and params.loss != default_loss(target):
         name += f" loss={params.loss}"
     if params.target >= 0:
         name += f" target={params.target}"

@@ -107,10 +107,11 @@ class AttackParams(ModelCall):
     )
     es: int = _param(1, strategies.help_text())
     loss: str = _param(
-        "margin",
+        "",
         "what the search minimises: margin (log p(true) - max other log p; does not go "
         "flat when p(true) rounds to 1.0), probability (p(true), the paper's) or "
-        "cross_entropy (log p(true); targeted -log p(target), as Sparse-RS and Square)",
+        "cross_entropy (log p(true); targeted -log p(target), as Sparse-RS and Square) "
+        "('' = margin, or cross_entropy for a targeted run)",
     )
     max_iter: int = _param(
         0,
@@ -182,7 +183,9 @@ class MainParams(ModelCall):
     popsize: int = _param(
         400, "candidates per generation in every attack (1 for a strategy of one-query steps)"
     )
-    loss: str = _param("margin", "every attack's loss: margin, probability or cross_entropy")
+    loss: str = _param(
+        "", "every attack's loss: margin, probability or cross_entropy ('' = margin)"
+    )
     dataset: str = _param("digits", "train's dataset, and every attack's data", alias="data")
     architecture: str = _param("small_cnn", "train's architecture")
     weights: str = _param("none", "train's initial weights (epochs=0 wraps pretrained ones)")

@@ -24,6 +24,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from pixel_threshold.attack.config import resolved_budget
+from pixel_threshold.attack.losses import default_loss
 from pixel_threshold.attack.strategies import strategy_name
 from pixel_threshold.runs import tracking
 from pixel_threshold.runs.params import AttackParams, TrainParams
@@ -109,6 +110,13 @@ class AttackRun(LoggedRun):
     def budget(self) -> tuple[int, int]:
         """``(max_iter, popsize)`` as resolved (the params say 0 for a strategy's default)."""
         return resolved_budget(self.params.es, self.params.max_iter, self.params.popsize)
+
+    @property
+    def loss(self) -> str:
+        """The loss that ran: as given, or the default of its run (`losses.default_loss`)
+        when it named none."""
+        target = None if self.params.target < 0 else self.params.target
+        return self.params.loss or default_loss(target)
 
     @property
     def strategy(self) -> str:

@@ -207,7 +207,7 @@ def comparison_row(run: records.AttackRun, logged: manifest.Manifest) -> dict[st
         "th_max": run.metric("th_max"),
         "es": run.params.es,
         "strategy": run.strategy,
-        "loss": run.params.loss,
+        "loss": run.loss,
         "max_iter": max_iter,
         "popsize": popsize,
         "images": images,

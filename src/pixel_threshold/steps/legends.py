@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pixel_threshold.attack.encodings import ATTACK_TYPES
+from pixel_threshold.attack.losses import default_loss
 from pixel_threshold.runs import naming
 from pixel_threshold.runs.records import LoggedRun
 
@@ -54,7 +55,7 @@ def line_label(row: Mapping[str, Any], model: str) -> str:
     (``es``, strategy, budget; ``loss`` when not the default; the data when it is not
     the model's own)."""
     label = f"{model} es={row['es']} ({row['strategy']}) {row['max_iter']}x{row['popsize']}"
-    if row["loss"] and row["loss"] != naming.DEFAULT_LOSS:
+    if row["loss"] and row["loss"] != default_loss(None):
         label += f" loss={row['loss']}"
     if not row["model"].startswith(f"{row['data']}_"):
         label += f" on {row['data']}"

@@ -11,6 +11,7 @@ import dataclasses
 
 from pixel_threshold.artifacts import manifest, names
 from pixel_threshold.attack import ImageResult, resolved_budget
+from pixel_threshold.attack.losses import default_loss
 from pixel_threshold.data import datasets
 from pixel_threshold.runs import records, tracking
 from pixel_threshold.runs.params import AttackParams
@@ -21,7 +22,8 @@ UNCHECKED = ("model", "data", "resume", "ray_address", "shard_size")
 and ``shard_size`` say where images are attacked, not how (a run interrupted here can
 be finished on a cluster)."""
 BUDGET = ("max_iter", "popsize")
-"""Compared as resolved (`records.AttackRun.budget`), not as logged."""
+"""Compared as resolved (`records.AttackRun.budget`), not as logged; so is ``loss``
+(empty: its run's default, `records.AttackRun.loss`)."""
 
 
 def resumed_run(params: AttackParams) -> records.AttackRun:
@@ -34,10 +36,14 @@ def resumed_run(params: AttackParams) -> records.AttackRun:
     """
     run = records.attack_run(params.resume, param="resume")
     same_budget = resolved_budget(params.es, params.max_iter, params.popsize) == run.budget
+    target = None if params.target < 0 else params.target
+    resolved = {"loss": (run.loss, params.loss or default_loss(target))}
     for field in dataclasses.fields(params):
         if field.name in UNCHECKED or (field.name in BUDGET and same_budget):
             continue
-        before, value = getattr(run.params, field.name), getattr(params, field.name)
+        before, value = resolved.get(
+            field.name, (getattr(run.params, field.name), getattr(params, field.name))
+        )
         if before != value:
             raise ValueError(
                 f"expected {field.name}={before} as in the resumed run {params.resume}, "
