@@ -74,8 +74,7 @@ def attack_run_name(params: AttackParams, model: str, *, th_max: int) -> str:
         f"attack {params.attack_type} {th_name(params.th, th_max)} es={params.es} {strategy} "
         f"{max_iter}x{popsize} {model}"
     )
-    target = None if params.target < 0 else params.target
-    if params.loss and params.loss != default_loss(target):
+    if params.loss and params.loss != default_loss(params.target_class):
         name += f" loss={params.loss}"
     if params.target >= 0:
         name += f" target={params.target}"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pixel_threshold.attack import strategies
+from pixel_threshold.attack.losses import default_loss
 
 
 def _param(default: Any, text: str, *, alias: str = "") -> Any:
@@ -146,6 +147,17 @@ class AttackParams(ModelCall):
         "refuse an attack whose budget would take longer than this at the rate the model "
         "answers its first calls (0 = no limit)",
     )
+
+    @property
+    def target_class(self) -> int | None:
+        """``target`` as the core takes it: None for an untargeted run."""
+        return None if self.target < 0 else self.target
+
+    @property
+    def resolved_loss(self) -> str:
+        """The loss the run minimises: ``loss``, or when empty its run's default
+        (`losses.default_loss`: the margin, cross-entropy when targeted)."""
+        return self.loss or default_loss(self.target_class)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -24,7 +24,6 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from pixel_threshold.attack.config import resolved_budget
-from pixel_threshold.attack.losses import default_loss
 from pixel_threshold.attack.strategies import strategy_name
 from pixel_threshold.runs import tracking
 from pixel_threshold.runs.params import AttackParams, TrainParams
@@ -115,8 +114,7 @@ class AttackRun(LoggedRun):
     def loss(self) -> str:
         """The loss that ran: as given, or the default of its run (`losses.default_loss`)
         when it named none."""
-        target = None if self.params.target < 0 else self.params.target
-        return self.params.loss or default_loss(target)
+        return self.params.resolved_loss
 
     @property
     def strategy(self) -> str:

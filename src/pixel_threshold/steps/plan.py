@@ -14,7 +14,7 @@ from typing import Any
 
 from pixel_threshold.attack.config import AttackConfig, check_budget, resolved_budget
 from pixel_threshold.attack.encodings import ATTACK_TYPES
-from pixel_threshold.attack.losses import OUTPUTS, default_loss
+from pixel_threshold.attack.losses import OUTPUTS
 from pixel_threshold.attack.strategies import strategy
 from pixel_threshold.data import datasets
 from pixel_threshold.data.folders import RESIZES
@@ -45,16 +45,15 @@ def attack_config(params: AttackParams) -> AttackConfig:
     if not params.max_hours >= 0:
         raise ValueError(f"expected max_hours >= 0 (0: no limit), got max_hours={params.max_hours}")
     max_iter, popsize = resolved_budget(params.es, params.max_iter, params.popsize)
-    target = None if params.target == UNTARGETED else params.target
     return AttackConfig(
         attack_type=params.attack_type,
         th=params.th,
         th_max=params.th_max,
         es=params.es,
-        loss=params.loss or default_loss(target),
+        loss=params.resolved_loss,
         max_iter=max_iter,
         popsize=popsize,
-        target=target,
+        target=params.target_class,
         batch_size=params.batch_size,
         seed=params.seed,
     )

@@ -11,7 +11,6 @@ import dataclasses
 
 from pixel_threshold.artifacts import manifest, names
 from pixel_threshold.attack import ImageResult, resolved_budget
-from pixel_threshold.attack.losses import default_loss
 from pixel_threshold.data import datasets
 from pixel_threshold.runs import records, tracking
 from pixel_threshold.runs.params import AttackParams
@@ -36,8 +35,7 @@ def resumed_run(params: AttackParams) -> records.AttackRun:
     """
     run = records.attack_run(params.resume, param="resume")
     same_budget = resolved_budget(params.es, params.max_iter, params.popsize) == run.budget
-    target = None if params.target < 0 else params.target
-    resolved = {"loss": (run.loss, params.loss or default_loss(target))}
+    resolved = {"loss": (run.loss, params.resolved_loss)}
     for field in dataclasses.fields(params):
         if field.name in UNCHECKED or (field.name in BUDGET and same_budget):
             continue
