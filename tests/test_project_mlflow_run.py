@@ -21,7 +21,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
-from pixel_threshold.runs import tracking
+from pixel_threshold.runs import records, tracking
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = "smoke"
@@ -116,7 +116,10 @@ def test_attack_run_logs_params_metrics_and_the_tarball(
         f"attack run {run.info.run_id} {run.info.run_name!r} FINISHED" in store.printed["attack"][0]
     )
     assert run.data.params["batch_size"] == "100"
-    assert run.data.params["loss"] == "margin"  # MLproject's default reaches the run
+    # MLproject's default ('', logged shell-quoted by mlflow run) reaches the run and
+    # reads back as the loss that ran
+    assert run.data.params["loss"] == "''"
+    assert records.AttackRun.of(run).loss == "margin"
     assert run.data.metrics["query_budget"] == 5 * 20
     assert run.data.tags[tracking.TRAIN_RUN_TAG] == chain["train"].info.run_id
     metrics = run.data.metrics
