@@ -212,15 +212,16 @@ class SparseRandomSearch:
         blocks = draws[:, -th * (2 + channels) :].reshape(count, th, 2 + channels)
         positions = np.repeat(self._positions[slots], popsize, axis=0)
         colours = np.repeat(self._colours[slots], popsize, axis=0)
-        swapped = np.maximum(
-            1, np.floor(SPARSE_ALPHA / SPARSE_DIVISORS[self._schedule(slots)] * th)
-        ).astype(np.intp)
+        schedule = self._schedule(slots)
+        swapped = np.maximum(1, np.floor(SPARSE_ALPHA / SPARSE_DIVISORS[schedule] * th)).astype(
+            np.intp
+        )
         keys = blocks[..., 0]  # change the blocks with the smallest keys
         cutoff = np.sort(keys, axis=1)[np.arange(count), np.repeat(swapped, popsize) - 1]
         replace = keys <= cutoff[:, None]
         first = positions[:, 0] < 0
         replace[first] = True  # a first step places every pixel
-        recolouring = np.repeat(self._schedule(slots) >= SPARSE_RECOLOUR_FROM, popsize)
+        recolouring = np.repeat(schedule >= SPARSE_RECOLOUR_FROM, popsize)
         recolour = (draws[:, 0] < SPARSE_RECOLOUR_SHARE) & recolouring & ~first & self._recolour
         place(positions, replace & ~recolour[:, None], blocks[..., 1], self._pixels)
         owners = np.repeat(slots, popsize)

@@ -59,7 +59,7 @@ def ui_page(experiment_id: str, run_id: str) -> str:
 
 def _train(run: Run) -> list[str]:
     metrics = run.data.metrics
-    lines = [f"test accuracy {_figure(metrics.get('test_accuracy'))}"]
+    lines = [f"test accuracy {figure(metrics.get('test_accuracy'))}"]
     for output in run.outputs.model_outputs if run.outputs else []:
         model = mlflow.get_logged_model(output.model_id)
         lines.append(
@@ -82,19 +82,19 @@ def _attack(run: Run) -> list[str]:
     rate = metrics.get("success_rate", math.nan)
     fooled = "" if math.isnan(rate) else f", {round(rate * attacked)} of {attacked:.0f} fooled"
     lines = [
-        f"success rate {_figure(rate)} [{_figure(metrics.get('success_rate_ci_low'))}, "
-        f"{_figure(metrics.get('success_rate_ci_high'))}] (95% interval{fooled}), "
-        f"adversarial accuracy {_figure(metrics.get('adversarial_accuracy'))} "
-        f"(clean {_figure(metrics.get('clean_accuracy'))})",
-        f"mean queries {_figure(metrics.get('mean_queries'), ',.0f')} "
-        f"(query budget {_figure(metrics.get('query_budget'), ',.0f')} a search), "
-        f"{_figure(metrics.get('attack_seconds'), '.1f')} s",
+        f"success rate {figure(rate)} [{figure(metrics.get('success_rate_ci_low'))}, "
+        f"{figure(metrics.get('success_rate_ci_high'))}] (95% interval{fooled}), "
+        f"adversarial accuracy {figure(metrics.get('adversarial_accuracy'))} "
+        f"(clean {figure(metrics.get('clean_accuracy'))})",
+        f"mean queries {figure(metrics.get('mean_queries'), ',.0f')} "
+        f"(query budget {figure(metrics.get('query_budget'), ',.0f')} a search), "
+        f"{figure(metrics.get('attack_seconds'), '.1f')} s",
     ]
     if "median_min_th" in metrics:
         lines.append(
-            f"smallest th: median {_figure(metrics['median_min_th'], 'g')}, mean "
-            f"{_figure(metrics.get('mean_min_th'), '.1f')} over the fooled "
-            f"(th_max {_figure(metrics.get('th_max'), 'g')})"
+            f"smallest th: median {figure(metrics['median_min_th'], 'g')}, mean "
+            f"{figure(metrics.get('mean_min_th'), '.1f')} over the fooled "
+            f"(th_max {figure(metrics.get('th_max'), 'g')})"
         )
     tags = run.data.tags
     version = tags.get(tracking.MODEL_VERSION_TAG)
@@ -131,9 +131,9 @@ def _skipped(run_id: str, count: int) -> str:
 def _evaluate(run: Run) -> list[str]:
     metrics = run.data.metrics
     return [
-        f"clean accuracy {_figure(metrics.get('clean_accuracy'))}, adversarial accuracy "
-        f"{_figure(metrics.get('adversarial_accuracy'))}, attack agreement "
-        f"{_figure(metrics.get('attack_agreement'))} (adversarial images classified as the "
+        f"clean accuracy {figure(metrics.get('clean_accuracy'))}, adversarial accuracy "
+        f"{figure(metrics.get('adversarial_accuracy'))}, attack agreement "
+        f"{figure(metrics.get('attack_agreement'))} (adversarial images classified as the "
         "attack recorded)",
         f"attack run {run.data.tags.get(tracking.ATTACK_RUN_TAG, '')}",
     ]
@@ -162,6 +162,6 @@ FIGURES: Mapping[str, Callable[[Run], list[str]]] = {
 """Each step's key figures; ``main`` and ``compare`` print their tables themselves."""
 
 
-def _figure(value: float | None, spec: str = ".2f") -> str:
+def figure(value: float | None, spec: str = ".2f") -> str:
     """``value`` formatted by ``spec``; ``n/a`` when missing or NaN."""
     return "n/a" if value is None or math.isnan(value) else format(value, spec)

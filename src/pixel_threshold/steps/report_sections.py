@@ -22,7 +22,7 @@ from pixel_threshold.attack.encodings import ATTACK_TYPES, encoding_type
 from pixel_threshold.data import datasets
 from pixel_threshold.report import curves
 from pixel_threshold.report.page import Caution, Commands, Page, Picture, Section, Table
-from pixel_threshold.runs import naming
+from pixel_threshold.runs import naming, outcome
 from pixel_threshold.runs.params import AttackParams
 from pixel_threshold.steps.assessment import AssessedRun, Assessment
 
@@ -328,7 +328,7 @@ def _results(assessment: Assessment) -> Section:
                 f"{low:.3f}-{high:.3f}",
                 f"{run.run.metric('adversarial_accuracy'):.3f}",
                 f"{run.run.metric('mean_queries'):,.0f}",
-                _figure(run.run.metric("median_queries_successful"), ",.0f"),
+                outcome.figure(run.run.metric("median_queries_successful"), ",.0f"),
             ]
         )
     header = [
@@ -355,10 +355,6 @@ def _results(assessment: Assessment) -> Section:
             *_small_sample(assessment.runs),
         ],
     )
-
-
-def _figure(value: float, spec: str) -> str:
-    return "n/a" if np.isnan(value) else format(value, spec)
 
 
 def _curves(assessment: Assessment, folder: Path) -> Section:
