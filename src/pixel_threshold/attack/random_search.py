@@ -334,12 +334,17 @@ class SquareRandomSearch:
         left = np.floor(draws[:, 1] * (width - side + 1)).astype(np.intp)
         new = np.where(draws[:, 2 : 2 + channels] < 0.5, -1, 1).astype(np.int8)
         flip = np.floor(draws[:, -1] * channels).astype(np.intp)
-        for move, row in enumerate(rows):
-            window = signs[
-                row, top[move] : top[move] + side[move], left[move] : left[move] + side[move]
-            ]
-            if (window == new[move]).all():
-                # the window already holds the new signs: rather than spend a query on the
-                # current candidate, flip one channel's sign
-                new[move, flip[move]] *= -1
-            window[...] = new[move]
+        for size in np.unique(side):  # the rows whose windows have this side, together
+            moves = np.flatnonzero(side == size)
+            span = np.arange(size)
+            at = (
+                rows[moves, None, None],
+                (top[moves, None] + span)[:, :, None],
+                (left[moves, None] + span)[:, None, :],
+            )
+            signed = new[moves, None, None, :]
+            # a window that already holds the new signs: rather than spend a query on the
+            # current candidate, flip one channel's sign
+            again = moves[(signs[at] == signed).all(axis=(1, 2, 3))]
+            new[again, flip[again]] *= -1
+            signs[at] = new[moves, None, None, :]
