@@ -117,7 +117,7 @@ def digits_torch_cnn() -> Any:
             loss = torch.nn.functional.cross_entropy(
                 model(features[start : start + 128]), labels[start : start + 128]
             )
-            loss.backward()  # type: ignore[no-untyped-call]
+            loss.backward()  # type: ignore[no-untyped-call, unused-ignore]
             optimizer.step()
     return model.eval()
 

@@ -27,7 +27,7 @@ def load(
 
             module = mlflow.pytorch.load_model(source.uri, map_location=target)
         else:
-            module = torch.jit.load(source.uri, map_location=target)  # type: ignore[no-untyped-call]
+            module = torch.jit.load(source.uri, map_location=target)  # type: ignore[no-untyped-call, unused-ignore]
     except (RuntimeError, ValueError) as error:
         raise ValueError(
             f"cannot load model={source.uri!r} on device={device!r}: {error}"
