@@ -55,11 +55,8 @@ def test_the_core_imports_only_numpy_cma_threadpoolctl_and_itself() -> None:
 
 def test_the_core_loads_no_framework_in_a_fresh_interpreter() -> None:
     loaded = loaded_by("pixel_threshold.attack")
-    # pycma loads matplotlib (and with it PIL) itself when it is installed: not ours
-    by_its_dependencies = loaded_by("numpy, cma, threadpoolctl")
-    assert not (loaded - by_its_dependencies) & HEAVY
-    assert {"numpy", "cma", "threadpoolctl"} <= loaded
-    assert not by_its_dependencies & {"tensorflow", "keras", "mlflow", "click", "ray"}
+    assert not loaded & (HEAVY | {"cma"})
+    assert {"numpy", "threadpoolctl"} <= loaded
 
 
 def test_only_the_models_package_imports_keras_or_tensorflow() -> None:

@@ -1,8 +1,8 @@
 """The attack core: encodings, losses, strategies (CMA-ES, DE, random search) and the
 batched search.
 
-Imports numpy, cma and threadpoolctl only (pycma's linear algebra runs on one BLAS
-thread, `cmaes`): the model is a callable handed in, so the core runs, tests and ships
+Imports numpy and threadpoolctl only (CMA-ES's linear algebra runs on one BLAS thread,
+`cmaes`): the model is a callable handed in, so the core runs, tests and ships
 to a worker without TensorFlow, MLflow or files.
 """
 

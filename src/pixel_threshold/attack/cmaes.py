@@ -1,56 +1,49 @@
-"""CMA-ES (Hansen, "The CMA Evolution Strategy: A Tutorial", arXiv 1604.00772) through
-pycma's ask/tell interface, one strategy object per image.
+"""CMA-ES (Hansen, "The CMA Evolution Strategy: A Tutorial", arXiv 1604.00772), batched
+over every image in flight: one `CMAES` strategy holds each slot's mean, step size,
+evolution paths and covariance as rows of arrays, so a generation of all the images in
+flight costs a few stacked numpy calls (a matrix product, an eigendecomposition per
+slot in one LAPACK call), not a Python optimizer object per image.
 
-pycma samples in an unbounded space; we map the samples into the box with the
-same transformation as pycma's ``bounds`` option, vectorised over the population
-(pycma's own applies it solution by solution, a Python loop per generation), and tell
-pycma the unbounded samples with the objective of their images.
+The update is the tutorial's, with its default parameters (Table 1 and eq. 49-58: active
+CMA's negative recombination weights, cumulative step-size adaptation). Above
+`FULL_COVARIANCE_MAX_DIMENSION` genes the covariance is diagonal (separable CMA-ES, Ros &
+Hansen, PPSN 2008), with learning rates scaled by (D + 2) / 3: time and memory linear in D.
 
-pycma's own stopping rules are switched off: on a confident model every
-candidate of a generation can score the same float32 probability, and the
-defaults (``tolfun``, ``tolflatfitness``) then end the search after one
-generation, as they do in ART. The caller's generation budget is the only stop.
+Samples live in an unbounded space; `into_box` maps them into the encoding's box with
+pycma's ``bounds`` transformation (vectorised over the population), and the update is
+told the unbounded samples with the objective of their images. No stopping rule: on a
+confident model every candidate of a generation can score the same float32
+probability, and pycma's defaults (``tolfun``, ``tolflatfitness``) then end the search
+after one generation, as they do in ART; the caller's generation budget is the only
+stop. Each coordinate's spread is capped at a third of its range (pycma's ``maxstd``
+when given bounds), or a flat objective inflates the step size into blind random search.
 
-pycma's linear algebra (an eigendecomposition of the D x D covariance, D <= 256) runs
-on one BLAS thread: at these sizes OpenBLAS's second thread never helps, and on a
-machine whose cores TensorFlow or other work keep busy it waits for a core
-(docs/benchmarks.md, "Why the core is as it is").
+The linear algebra runs on one BLAS thread: at these sizes OpenBLAS's second thread
+never helps, and on a machine whose cores the model keeps busy it waits for a core
+(docs/benchmarks.md, "Why the core is as it is"). Every operation on a slot's rows is
+the same whatever the other slots, so an image's search does not depend on them.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 
-import cma
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from pixel_threshold.attack.types import FloatArray
+from pixel_threshold.attack.types import FloatArray, IntArray
 
 MIN_POPSIZE = 3
-"""pycma's smallest population: its tell refuses fewer than 3 solutions."""
+"""The smallest population with a positive and a negative recombination weight."""
 FULL_COVARIANCE_MAX_DIMENSION = 256
 """Above this many genes, use separable (diagonal) CMA-ES: linear time and memory."""
 
-_NEVER_STOP: dict[str, Any] = {
-    "tolfun": 0,
-    "tolfunhist": 0,
-    "tolfunrel": 0,
-    "tolflatfitness": math.inf,
-    "tolx": 0,
-    "tolstagnation": math.inf,
-    "tolfacupx": math.inf,
-    "tolupsigma": math.inf,
-    "tolconditioncov": math.inf,
-    "maxiter": math.inf,
-    "maxfevals": math.inf,
-}
-
 
 def default_popsize(dimension: int) -> int:
-    """pycma's default population size, ``4 + floor(3 ln D)`` (ART's CMA-ES budget)."""
+    """The tutorial's default population size, ``4 + floor(3 ln D)`` (ART's CMA-ES budget)."""
     return 4 + int(3 * math.log(dimension))
 
 
@@ -69,72 +62,275 @@ def into_box(points: FloatArray, lower: FloatArray, upper: FloatArray) -> FloatA
     margin_high = np.minimum(width / 2, np.maximum(1, np.abs(upper)) / 20)
     start = lower - margin_low
     span = upper + margin_high - start
-    points -= start  # fold into [start, start + span] by mirroring
-    np.mod(points, 2 * span, out=points)
-    np.subtract(2 * span, points, out=points, where=points > span)
-    points += start
-    for bound, margin, edge, below in (
-        (lower, margin_low, start, True),
-        (upper, margin_high, upper + margin_high, False),
-    ):
-        near = points < bound + margin if below else points > bound - margin
-        if near.any():
-            rows, cols = np.nonzero(near)
-            offset = (points[rows, cols] - edge[cols]) ** 2 / (4 * margin[cols])
-            points[rows, cols] = bound[cols] + offset if below else bound[cols] - offset
+    outside = (points < start) | (points > start + span)
+    if outside.any():  # fold into [start, start + span] by mirroring
+        rows, cols = np.nonzero(outside)
+        folded = np.mod(points[rows, cols] - start[cols], 2 * span[cols])
+        mirrored = np.where(folded > span[cols], 2 * span[cols] - folded, folded)
+        points[rows, cols] = mirrored + start[cols]
+    # whole-array arithmetic: cheaper than indexing the points near a bound
+    below = points - start
+    below *= below
+    below /= 4 * margin_low
+    below += lower
+    above = points - (upper + margin_high)
+    above *= above
+    above /= -4 * margin_high
+    above += upper
+    np.copyto(points, below, where=points < lower + margin_low)
+    np.copyto(points, above, where=points > upper - margin_high)
     return points
 
 
-def _scalar_if_uniform(values: FloatArray) -> float | FloatArray:
-    return float(values[0]) if np.all(values == values[0]) else values
+@dataclass(frozen=True)
+class Parameters:
+    """The tutorial's default strategy parameters for ``dimension`` genes and ``popsize``
+    samples a generation (arXiv 1604.00772, Table 1 and eq. 49-58)."""
+
+    dimension: int
+    popsize: int
+    separable: bool
+
+    @functools.cached_property
+    def _raw_weights(self) -> FloatArray:
+        """w'_i = ln((lambda + 1) / 2) - ln i, i = 1..lambda (eq. 49)."""
+        return math.log((self.popsize + 1) / 2) - np.log(np.arange(1, self.popsize + 1))
+
+    @property
+    def mu(self) -> int:
+        return self.popsize // 2
+
+    @functools.cached_property
+    def mueff(self) -> float:
+        """The variance-effective selection mass of the positive weights (eq. 8)."""
+        positive = self._raw_weights[: self.mu]
+        return float(positive.sum() ** 2 / (positive**2).sum())
+
+    @functools.cached_property
+    def c1(self) -> float:
+        """Rank-one learning rate (eq. 57); times (D + 2) / 3 when separable."""
+        rate = 2 / ((self.dimension + 1.3) ** 2 + self.mueff)
+        return rate * (self.dimension + 2) / 3 if self.separable else rate
+
+    @functools.cached_property
+    def cmu(self) -> float:
+        """Rank-mu learning rate (eq. 58, alpha_cov = 2); times (D + 2) / 3 when separable."""
+        mueff, dimension = self.mueff, self.dimension
+        rate = 2 * (mueff - 2 + 1 / mueff) / ((dimension + 2) ** 2 + mueff)
+        if self.separable:
+            rate *= (dimension + 2) / 3
+        return min(1 - self.c1, rate)
+
+    @functools.cached_property
+    def weights(self) -> FloatArray:
+        """Recombination weights (popsize,) by rank: positive ones summing to 1, negative
+        ones scaled so the covariance stays positive definite (eq. 53)."""
+        raw = self._raw_weights
+        positive, negative = raw[raw >= 0], raw[raw < 0]
+        mueff_minus = negative.sum() ** 2 / (negative**2).sum() if len(negative) else 0.0
+        bounds = [1 + 2 * mueff_minus / (self.mueff + 2)]
+        if self.cmu > 0:  # with a single parent there is no rank-mu update to bound
+            c1, cmu = self.c1, self.cmu
+            bounds += [1 + c1 / cmu, (1 - c1 - cmu) / (self.dimension * cmu)]
+        scale = min(bounds)
+        weights: FloatArray = np.where(
+            raw >= 0, raw / positive.sum(), scale * raw / -negative.sum()
+        )
+        return weights
+
+    @functools.cached_property
+    def cc(self) -> float:
+        """Learning rate of the rank-one evolution path (eq. 56)."""
+        n, mueff = self.dimension, self.mueff
+        return (4 + mueff / n) / (n + 4 + 2 * mueff / n)
+
+    @functools.cached_property
+    def cs(self) -> float:
+        """Learning rate of the step-size evolution path (eq. 55)."""
+        return (self.mueff + 2) / (self.dimension + self.mueff + 5)
+
+    @functools.cached_property
+    def damps(self) -> float:
+        """Step-size damping (eq. 55)."""
+        return 1 + 2 * max(0.0, math.sqrt((self.mueff - 1) / (self.dimension + 1)) - 1) + self.cs
+
+    @functools.cached_property
+    def chi_n(self) -> float:
+        """E||N(0, I)||, the expected length of a standard normal vector (p. 28)."""
+        n = self.dimension
+        return math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n**2))
+
+    @functools.cached_property
+    def eigen_interval(self) -> int:
+        """Generations between eigendecompositions: O(D^2) a generation (p. 37)."""
+        return max(1, int(1 / (10 * self.dimension * (self.c1 + self.cmu))))
 
 
 class CMAES:
-    """pycma's CMA-ES in a box (see `into_box`), drawing its samples from ``rng``."""
+    """The CMA-ES `strategy.Strategy`: up to ``capacity`` images' searches in a box
+    ``[lower, upper)`` of genes, each started at ``initial_guess(image)`` with step size
+    ``sigma0`` and sampling from its own generator."""
 
     def __init__(
         self,
-        x0: FloatArray,
+        initial_guess: Callable[[FloatArray], FloatArray],
         sigma0: float,
         lower: FloatArray,
         upper: FloatArray,
         *,
+        capacity: int,
         popsize: int,
-        rng: np.random.Generator,
     ) -> None:
         if popsize < MIN_POPSIZE:
             raise ValueError(f"expected popsize >= {MIN_POPSIZE} for CMA-ES, got popsize={popsize}")
+        dimension = len(lower)
+        self._initial_guess = initial_guess
+        self._sigma0 = sigma0
         self._lower = np.asarray(lower, dtype=np.float64)
         # the box is half-open; map just inside the upper bound
         self._upper = np.nextafter(np.asarray(upper, dtype=np.float64), -np.inf)
-        options: dict[str, Any] = {
-            **_NEVER_STOP,
-            "popsize": popsize,
-            "randn": lambda count, dimension: rng.standard_normal((count, dimension)),
-            "seed": math.nan,  # pycma must not touch numpy's global RNG
-            "CMA_diagonal": len(x0) > FULL_COVARIANCE_MAX_DIMENSION,
-            # as pycma does when given bounds: no coordinate's std beyond a third of
-            # its range, or a flat objective inflates sigma into blind random search
-            # (a scalar when every range is equal: pycma loops over a vector per tell)
-            "maxstd": _scalar_if_uniform((self._upper - self._lower) / 3),
-            "CMA_mirrors": 0,
-            "verbose": -9,
-            "verb_disp": 0,
-            "verb_log": 0,
-        }
-        self._strategy = cma.CMAEvolutionStrategy(np.asarray(x0, dtype=np.float64), sigma0, options)
-        self._samples: list[FloatArray] = []
+        self._maxstd = (self._upper - self._lower) / 3
+        self.parameters = Parameters(
+            dimension, popsize, separable=dimension > FULL_COVARIANCE_MAX_DIMENSION
+        )
+        full = not self.parameters.separable
+        self._rngs: list[np.random.Generator | None] = [None] * capacity
+        self._mean = np.zeros((capacity, dimension))
+        self._sigma = np.zeros(capacity)
+        self._path_sigma = np.zeros((capacity, dimension))
+        self._path_c = np.zeros((capacity, dimension))
+        self._generation = np.zeros(capacity, dtype=np.intp)
+        # the covariance C = B diag(scales^2) B^T: full (B, C kept) or diagonal (B = I)
+        self._scales = np.ones((capacity, dimension))
+        self._basis = np.zeros((capacity, dimension, dimension) if full else (0,))
+        self._covariance = np.zeros((capacity, dimension, dimension) if full else (0,))
+        self._variances = np.ones((capacity, 0 if full else dimension))
+        self._asked: tuple[FloatArray, FloatArray | None] | None = None
+        """The last `ask`'s standard normal samples z (L, popsize, D) and, with a full
+        covariance, their steps y = B D z."""
 
-    def ask(self) -> FloatArray:
-        """The candidates to evaluate next, shape (popsize, D), inside the box."""
-        with _blas().limit(limits=1, user_api="blas"):
-            self._samples = self._strategy.ask()
-        return into_box(np.array(self._samples), self._lower, self._upper)
+    def start(
+        self,
+        slot: int,
+        image: FloatArray,
+        rng: np.random.Generator,
+        *,
+        near: FloatArray | None = None,
+    ) -> None:
+        """Open ``slot`` at the image's initial guess (``near`` is not used)."""
+        self._rngs[slot] = rng
+        self._mean[slot] = self._initial_guess(image)
+        self._sigma[slot] = self._sigma0
+        self._path_sigma[slot] = 0
+        self._path_c[slot] = 0
+        self._generation[slot] = 0
+        self._scales[slot] = 1
+        if self.parameters.separable:
+            self._variances[slot] = 1
+        else:
+            self._basis[slot] = np.eye(self.parameters.dimension)
+            self._covariance[slot] = np.eye(self.parameters.dimension)
 
-    def tell(self, fitness: FloatArray) -> None:
-        """Objective values (popsize,) of the last `ask`, lower is better."""
+    def ask(self, slots: IntArray) -> FloatArray:
+        """Genes (L * popsize, D) inside the box, slot by slot: x = m + sigma B D z."""
+        popsize, dimension = self.parameters.popsize, self.parameters.dimension
+        samples = np.empty((len(slots), popsize, dimension))
+        for row, slot in enumerate(slots.tolist()):
+            rng = self._rngs[slot]
+            assert rng is not None, "a slot is asked only after start()"
+            rng.standard_normal(out=samples[row])
+        sigma = self._sigma[slots, None, None]
+        if self.parameters.separable:
+            self._asked = (samples, None)
+            genes = samples * (sigma * self._scales[slots, None, :])
+        else:
+            scaled_basis = self._basis[slots] * self._scales[slots, None, :]  # B D
+            with _blas().limit(limits=1, user_api="blas"):
+                steps = np.matmul(samples, scaled_basis.transpose(0, 2, 1))  # y = B D z
+            self._asked = (samples, steps)
+            genes = steps * sigma
+        genes += self._mean[slots, None, :]
+        return into_box(genes.reshape(-1, dimension), self._lower, self._upper)
+
+    def tell(self, slots: IntArray, fitness: FloatArray) -> None:
+        """Losses (L * popsize,) of the last `ask`, lower is better: the tutorial's update
+        of each slot's mean, paths, step size and covariance."""
+        assert self._asked is not None, "tell() follows ask()"
         with _blas().limit(limits=1, user_api="blas"):
-            self._strategy.tell(self._samples, np.asarray(fitness, dtype=np.float64).tolist())
+            self._update(slots, np.asarray(fitness, dtype=np.float64), *self._asked)
+
+    def _update(
+        self, slots: IntArray, fitness: FloatArray, samples: FloatArray, steps: FloatArray | None
+    ) -> None:
+        """The update from the samples z (L, popsize, D) of the last `ask` and, with a full
+        covariance, their steps y = B D z."""
+        p = self.parameters
+        count = len(slots)
+        order = np.argsort(fitness.reshape(count, p.popsize), axis=1, kind="stable")
+        ranks = np.empty_like(order)
+        np.put_along_axis(ranks, order, np.arange(p.popsize)[None, :], axis=1)
+        weights = p.weights[ranks]  # (L, popsize): each sample's weight, by its rank
+        positive = np.maximum(weights, 0)[:, None, :]
+        mean_sample = np.matmul(positive, samples)[:, 0]  # <z>_w (L, D)
+        scales = self._scales[slots]
+        if steps is None:
+            mean_step = mean_sample * scales  # <y>_w = D <z>_w
+            whitened = mean_sample  # C^(-1/2) <y>_w = <z>_w
+        else:
+            basis = self._basis[slots]
+            whitened = np.matmul(basis, mean_sample[:, :, None])[..., 0]  # B <z>_w
+            mean_step = np.matmul(basis, (scales * mean_sample)[:, :, None])[..., 0]
+        sigma = self._sigma[slots]
+        self._mean[slots] += sigma[:, None] * mean_step  # c_m = 1
+        path_sigma = (1 - p.cs) * self._path_sigma[slots] + math.sqrt(
+            p.cs * (2 - p.cs) * p.mueff
+        ) * whitened
+        self._path_sigma[slots] = path_sigma
+        generation = self._generation[slots] + 1
+        self._generation[slots] = generation
+        length = np.sqrt(np.sum(path_sigma * path_sigma, axis=1))
+        # h_sigma: stall the rank-one path while the step-size path is long (p. 31)
+        correction = np.sqrt(1 - (1 - p.cs) ** (2 * generation))
+        stalled = length / correction >= (1.4 + 2 / (p.dimension + 1)) * p.chi_n
+        path_c = (1 - p.cc) * self._path_c[slots] + np.where(
+            stalled, 0.0, math.sqrt(p.cc * (2 - p.cc) * p.mueff)
+        )[:, None] * mean_step
+        self._path_c[slots] = path_c
+        # negative weights act on samples rescaled to length sqrt(D) (eq. 46):
+        # ||C^(-1/2) y|| = ||z||
+        lengths = np.sum(samples * samples, axis=2)
+        weights = np.where(weights < 0, weights * p.dimension / lengths, weights)
+        lost = np.where(stalled, p.c1 * p.cc * (2 - p.cc), 0.0)  # delta(h_sigma) c_1
+        keep = 1 + lost - p.c1 - p.cmu * float(p.weights.sum())
+        if steps is None:
+            rank_mu = np.matmul(weights[:, None, :], samples * samples)[:, 0] * scales**2
+            variances = keep[:, None] * self._variances[slots]
+            variances += p.c1 * path_c * path_c + p.cmu * rank_mu
+            self._variances[slots] = variances
+            self._scales[slots] = np.sqrt(variances)
+            largest_variance = variances
+        else:
+            rank_mu = np.matmul(steps.transpose(0, 2, 1) * weights[:, None, :], steps)
+            covariance = keep[:, None, None] * self._covariance[slots]
+            covariance += p.c1 * path_c[:, :, None] * path_c[:, None, :] + p.cmu * rank_mu
+            self._covariance[slots] = covariance
+            largest_variance = np.diagonal(covariance, axis1=1, axis2=2)
+            self._decompose(slots[generation % p.eigen_interval == 0])
+        sigma = sigma * np.exp(p.cs / p.damps * (length / p.chi_n - 1))
+        # no coordinate's standard deviation beyond maxstd (pycma's rule)
+        ceiling = np.min(self._maxstd / np.sqrt(largest_variance), axis=1)
+        self._sigma[slots] = np.minimum(sigma, ceiling)
+
+    def _decompose(self, slots: IntArray) -> None:
+        """B and D of each slot's covariance, C = B diag(D^2) B^T."""
+        if not len(slots):
+            return
+        covariance = self._covariance[slots]
+        covariance = (covariance + covariance.transpose(0, 2, 1)) / 2
+        values, basis = np.linalg.eigh(covariance)
+        floor = 1e-20 * np.max(values, axis=1, keepdims=True)
+        self._scales[slots] = np.sqrt(np.maximum(values, floor))
+        self._basis[slots] = basis
 
 
 @functools.cache

@@ -69,16 +69,13 @@ class StrategyRecord:
 
 
 def _cmaes(encoding: Encoding, *, capacity: int, popsize: int, max_iter: int) -> Strategy:
-    return PerImage(
-        capacity,
-        lambda image, rng: cmaes.CMAES(
-            encoding.initial_guess(image),
-            encoding.sigma0,
-            encoding.lower,
-            encoding.upper,
-            popsize=popsize,
-            rng=rng,
-        ),
+    return cmaes.CMAES(
+        encoding.initial_guess,
+        encoding.sigma0,
+        encoding.lower,
+        encoding.upper,
+        capacity=capacity,
+        popsize=popsize,
     )
 
 
@@ -108,8 +105,8 @@ STRATEGIES: dict[int, StrategyRecord] = {
             popsize=PAPER_BUDGET[1],
             min_popsize=cmaes.MIN_POPSIZE,
             build=_cmaes,
-            paper="Hansen, The CMA Evolution Strategy: A Tutorial (arXiv 1604.00772), through "
-            "pycma; x0 and sigma0 as Kotyan & Vargas (arXiv 1906.06026)",
+            paper="Hansen, The CMA Evolution Strategy: A Tutorial (arXiv 1604.00772), batched "
+            "over images; x0 and sigma0 as Kotyan & Vargas (arXiv 1906.06026)",
         ),
         StrategyRecord(
             es=1,

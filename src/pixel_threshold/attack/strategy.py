@@ -56,8 +56,7 @@ class Strategy(Protocol):
 
 
 class Optimizer(Protocol):
-    """One image's ask/tell optimizer over a box of genes (`de.DifferentialEvolution`,
-    `cmaes.CMAES`)."""
+    """One image's ask/tell optimizer over a box of genes (`de.DifferentialEvolution`)."""
 
     def ask(self) -> FloatArray:
         """The candidates to evaluate next, (popsize, D)."""
