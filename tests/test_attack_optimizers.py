@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pixel_threshold.attack import CMAES, DifferentialEvolution, default_popsize
-from pixel_threshold.attack import cmaes
+from pixel_threshold.attack import CMAES, DifferentialEvolution, cmaes, default_popsize
 from pixel_threshold.attack.cmaes import into_box
 from pixel_threshold.attack.de import latin_hypercube
 
@@ -28,8 +27,16 @@ def ellipsoid(points: np.ndarray) -> np.ndarray:
 class OneSlot:
     """A `CMAES` strategy of one slot, started at ``x0``, as a one-image optimizer."""
 
-    def __init__(self, x0: np.ndarray, sigma0: float, *, popsize: int, seed: int) -> None:
-        self.es = CMAES(lambda _: x0, sigma0, LOWER, UPPER, capacity=1, popsize=popsize)
+    def __init__(
+        self,
+        x0: np.ndarray,
+        sigma0: float,
+        *,
+        popsize: int,
+        seed: int,
+        box: tuple[np.ndarray, np.ndarray] = (LOWER, UPPER),
+    ) -> None:
+        self.es = CMAES(lambda _: x0, sigma0, *box, capacity=1, popsize=popsize)
         self.es.start(0, np.zeros((1, 1, 1)), np.random.default_rng(seed))
         self.slots = np.zeros(1, dtype=np.intp)
 
@@ -179,6 +186,20 @@ def test_a_slots_search_does_not_depend_on_the_other_slots(
         assert all(np.array_equal(a, b) for a, b in zip(alone, together, strict=True))
 
 
+def told_as_arrays(es):
+    """pycma's ask and tell, with the candidates as one array and the values too."""
+    asked: list[np.ndarray] = []
+
+    def ask() -> np.ndarray:
+        asked[:] = es.ask()
+        return np.array(asked)
+
+    def tell(values: np.ndarray) -> None:
+        es.tell(asked, values.tolist())
+
+    return ask, tell
+
+
 def test_cma_es_needs_as_many_generations_as_pycma() -> None:
     """The same algorithm as pycma's (tutorial defaults): on a rotated ellipsoid in 10-D,
     the median generations to 1e-8 over seeds are within 20% of pycma's."""
@@ -194,7 +215,7 @@ def test_cma_es_needs_as_many_generations_as_pycma() -> None:
 
     def generations(ask, tell) -> int:
         for generation in range(1, 2000):
-            values = rotated(np.asarray(ask()))
+            values = rotated(ask())
             if values.min() < 1e-8:
                 return generation
             tell(values)
@@ -202,21 +223,11 @@ def test_cma_es_needs_as_many_generations_as_pycma() -> None:
 
     ours, theirs = [], []
     for seed in range(5):
-        es = CMAES(lambda _: np.zeros(dimension), 2.0, lower, upper, capacity=1, popsize=12)
-        es.start(0, np.zeros(1), np.random.default_rng(seed))
-        slot = np.zeros(1, dtype=np.intp)
-        ours.append(generations(lambda: es.ask(slot), lambda v: es.tell(slot, v)))  # noqa: B023
+        es = OneSlot(np.zeros(dimension), 2.0, popsize=12, seed=seed, box=(lower, upper))
+        ours.append(generations(es.ask, es.tell))
         reference = cma.CMAEvolutionStrategy(
             np.zeros(dimension), 2.0, {"popsize": 12, "seed": seed + 1, "verbose": -9}
         )
-        asked: list[np.ndarray] = []
-
-        def ask(reference=reference, asked=asked) -> list[np.ndarray]:
-            asked[:] = reference.ask()
-            return asked
-
-        theirs.append(
-            generations(ask, lambda v, r=reference, a=asked: r.tell(a, v.tolist()))  # noqa: B023
-        )
+        theirs.append(generations(*told_as_arrays(reference)))
     assert np.median(ours) <= 1.2 * np.median(theirs)
     assert np.median(ours) < 2000

@@ -24,6 +24,7 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from pixel_threshold.attack.changes import MoveValues, SetPixels, move_dtype
 from pixel_threshold.attack.random_search import SparseRandomSearch, SquareRandomSearch
 from pixel_threshold.attack.results import ImageResult
 from pixel_threshold.attack.shrinking import ClipDelta, RestorePixels, Shrink
@@ -85,16 +86,20 @@ class PixelEncoding:
         out: (M, H, W, C) float32 buffer, overwritten; images: (N, H, W, C) originals;
         owners: (M,) index into ``images`` of each candidate's image; genes: (M, D).
         """
-        height, width, channels = self.shape
-        count = len(genes)
         np.take(images, owners, axis=0, out=out)
-        blocks = np.floor(genes.reshape(count, self.th, 2 + channels))
+        self.changes(genes).apply(out)
+
+    def changes(self, genes: FloatArray) -> SetPixels:
+        """The pixels candidates ``genes`` (M, D) set: ``th`` distinct positions a row
+        (a repeated one moves to the next free pixel, `distinct_positions`) and their
+        values, each gene floored and clipped to its range."""
+        height, width, channels = self.shape
+        blocks = np.floor(genes.reshape(len(genes), self.th, 2 + channels))
         rows = np.clip(blocks[..., 0], 0, height - 1).astype(np.intp)
         cols = np.clip(blocks[..., 1], 0, width - 1).astype(np.intp)
         positions = distinct_positions(rows * width + cols, height * width)
-        values = np.clip(blocks[..., 2:], 0, PIXEL_LEVELS - 1)
-        pixels = out.reshape(count, height * width, channels)
-        pixels[np.arange(count)[:, None], positions, :] = values
+        values = np.clip(blocks[..., 2:], 0, PIXEL_LEVELS - 1).astype(np.float32)
+        return SetPixels(positions, values)
 
     @staticmethod
     def check_th(th: int, shape: Shape) -> None:
@@ -185,11 +190,14 @@ class ThresholdEncoding:
         self, out: FloatArray, images: FloatArray, owners: IntArray, genes: FloatArray
     ) -> None:
         """Write candidates into ``out`` (same arguments as `PixelEncoding.decode_into`)."""
-        count = len(genes)
         np.take(images, owners, axis=0, out=out)
-        delta = np.clip(np.floor(genes), -self.th, self.th).reshape(count, *self.shape)
-        np.add(out, delta, out=out, casting="unsafe")
-        np.clip(out, 0, PIXEL_LEVELS - 1, out=out)
+        self.changes(genes).apply(out)
+
+    def changes(self, genes: FloatArray) -> MoveValues:
+        """The moves candidates ``genes`` (M, D) make: each gene floored and clipped to
+        [-th, th], as the smallest integers that hold them."""
+        delta: IntArray = np.clip(np.floor(genes), -self.th, self.th).astype(move_dtype(self.th))
+        return MoveValues(delta.reshape(len(genes), *self.shape))
 
     @staticmethod
     def check_th(th: int, shape: Shape) -> None:

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
+from itertools import count, islice
 
 import numpy as np
 import numpy.typing as npt
 
+from pixel_threshold.attack.changes import ChangedRows, Originals
 from pixel_threshold.attack.config import AttackConfig
 from pixel_threshold.attack.distances import distances
 from pixel_threshold.attack.encodings import Encoding, make_encoding
@@ -34,13 +35,15 @@ Shape = tuple[int, int, int]
 
 @dataclass(frozen=True)
 class Job:
-    """An image the model classifies right, to attack: its pixels (H, W, C) as float32
-    and what the model said of it."""
+    """An image the model classifies right, to attack: its pixels (H, W, C) as float32,
+    what the model said of it, and its ``key``, unique among a run's jobs (the key of its
+    original where a model decodes candidates itself, `changes.ChangedRows`)."""
 
     sample: Sample
     image: npt.NDArray[np.float32]
     p_true_before: float
     label_before: int
+    key: int
 
     @property
     def shape(self) -> Shape:
@@ -61,6 +64,7 @@ def intake(
     shape, and ``config`` must fit it (`AttackConfig.fitted`) and the model's classes."""
     stream = iter(samples)
     shape: Shape | None = None
+    keys = count()
     while block := list(islice(stream, config.batch_size)):
         if shape is None:
             shape = image_shape(block[0])
@@ -72,7 +76,7 @@ def intake(
         _check_labels(block, scores.shape[1])
         p_true = true_probability(scores, labels, config.outputs)
         for sample, image, row, probability in zip(block, images, scores, p_true, strict=True):
-            yield _job(sample, image, row, float(probability), config.target)
+            yield _job(sample, image, row, float(probability), config.target, next(keys))
 
 
 def _check_labels(block: list[Sample], classes: int) -> None:
@@ -90,53 +94,59 @@ def _job(
     scores: FloatArray,
     p_true: float,
     target: int | None,
+    key: int,
 ) -> Job | ImageResult:
     label_before = int(np.argmax(scores))
     if label_before != sample.label or sample.label == target:
         return unchanged(sample, p_true, label_before, attacked=False, queries=0, generations=0)
-    return Job(sample, image, p_true, label_before)
+    return Job(sample, image, p_true, label_before, key)
 
 
 @dataclass(frozen=True)
-class Proposal:
-    """One step's candidates of a `LevelSearch`: ``genes`` (M, D) of the images in
-    ``owners`` (M,) (slots, each repeated popsize times)."""
+class Genes:
+    """Candidates ``genes`` (M, D) of the images in slots ``owners`` (M,) of a search's
+    ``originals`` (its images and their jobs' keys, by slot)."""
 
     encoding: Encoding
-    images: npt.NDArray[np.float32]
-    slots: IntArray
+    originals: Originals
     owners: IntArray
     genes: FloatArray
-
-    alone = False
-    """Ranked from shared calls: a success found here is claimed, then confirmed alone."""
 
     @property
     def count(self) -> int:
         return len(self.genes)
 
     def decode_into(self, out: npt.NDArray[np.float32], start: int, stop: int) -> None:
-        self.encoding.decode_into(out, self.images, self.owners[start:stop], self.genes[start:stop])
+        self.encoding.decode_into(
+            out, self.originals.images, self.owners[start:stop], self.genes[start:stop]
+        )
+
+    def changed(self, start: int, stop: int) -> ChangedRows:
+        return ChangedRows(
+            self.originals.keys[self.owners[start:stop]],
+            self.encoding.changes(self.genes[start:stop]),
+            (self.originals,),
+        )
 
 
 @dataclass(frozen=True)
-class Claims:
-    """The candidates that fooled the model in the last step, one per image in
-    ``slots`` (C,), with their ``genes`` (C, D): each is scored again alone before it
-    counts (`LevelSearch.settle_claims`)."""
+class Proposal(Genes):
+    """One step's candidates of a `LevelSearch`: those of the images in ``slots`` (L,),
+    ``owners`` each slot repeated popsize times."""
 
-    encoding: Encoding
-    images: npt.NDArray[np.float32]
     slots: IntArray
-    genes: FloatArray
+
+    alone = False
+    """Ranked from shared calls: a success found here is claimed, then confirmed alone."""
+
+
+@dataclass(frozen=True)
+class Claims(Genes):
+    """The candidates that fooled the model in the last step, one per image in slots
+    ``owners`` (C,): each is scored again alone before it counts
+    (`LevelSearch.settle_claims`)."""
+
     alone = True
-
-    @property
-    def count(self) -> int:
-        return len(self.slots)
-
-    def decode_into(self, out: npt.NDArray[np.float32], start: int, stop: int) -> None:
-        self.encoding.decode_into(out, self.images, self.slots[start:stop], self.genes[start:stop])
 
 
 class LevelSearch:
@@ -163,6 +173,7 @@ class LevelSearch:
         self._jobs: list[Job | None] = [None] * capacity
         self._active = np.zeros(capacity, dtype=bool)
         self._images = np.zeros((capacity, *shape), dtype=np.float32)
+        self._originals = Originals(self._images, np.full(capacity, -1, dtype=np.intp))
         self._labels = np.zeros(capacity, dtype=np.intp)
         self._steps = np.zeros(capacity, dtype=np.intp)
         self._queries = np.zeros(capacity, dtype=np.intp)
@@ -186,6 +197,7 @@ class LevelSearch:
         self._jobs[slot] = job
         self._active[slot] = True
         self._images[slot] = job.image
+        self._originals.keys[slot] = job.key
         self._labels[slot] = job.sample.label
         self._steps[slot] = 0
         self._queries[slot] = 0
@@ -198,7 +210,7 @@ class LevelSearch:
         slots = np.flatnonzero(self._active & ~self._claimed)
         genes = self._strategy.ask(slots) if len(slots) else np.empty((0, self.encoding.dimension))
         owners = np.repeat(slots, len(genes) // max(1, len(slots)))
-        return Proposal(self.encoding, self._images, slots, owners, genes)
+        return Proposal(self.encoding, self._originals, owners, genes, slots)
 
     def claims(self) -> Claims:
         """The successes claimed in the last step, to be scored alone (may be empty)."""
@@ -206,7 +218,7 @@ class LevelSearch:
         genes = np.empty((len(slots), self.encoding.dimension))
         for row, slot in enumerate(slots.tolist()):
             genes[row] = self._claims.pop(slot)
-        return Claims(self.encoding, self._images, slots, genes)
+        return Claims(self.encoding, self._originals, slots, genes)
 
     def settle(self, proposal: Proposal, scores: FloatArray) -> list[ImageResult]:
         """Take the model's outputs (M, K) on ``proposal``; the results of the images
@@ -241,14 +253,14 @@ class LevelSearch:
         if not claims.count:
             return []
         config = self.config
-        labels = self._labels[claims.slots]
+        labels = self._labels[claims.owners]
         predicted = np.argmax(scores, axis=1)
         confirmed = succeeded(predicted, labels, config.target)
         p_true = true_probability(scores, labels, config.outputs)
-        self._queries[claims.slots] += 1
-        self._claimed[claims.slots] = False
+        self._queries[claims.owners] += 1
+        self._claimed[claims.owners] = False
         finished = []
-        for position, slot in enumerate(claims.slots.tolist()):
+        for position, slot in enumerate(claims.owners.tolist()):
             if confirmed[position]:
                 job = self._jobs[slot]
                 assert job is not None, "an occupied slot"
@@ -284,6 +296,7 @@ class LevelSearch:
 
     def _free(self, slot: int) -> None:
         self._jobs[slot] = None
+        self._originals.keys[slot] = -1
         self._active[slot] = False
 
     def _adversarial(

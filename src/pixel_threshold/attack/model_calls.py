@@ -25,6 +25,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from pixel_threshold.attack.changes import ChangedRows, DecodesChanges, joined
 from pixel_threshold.attack.types import FloatArray, Predict
 
 
@@ -41,15 +42,29 @@ class Candidates(Protocol):
     def decode_into(self, out: npt.NDArray[np.float32], start: int, stop: int) -> None:
         """Write rows ``start:stop`` into ``out`` (stop - start, H, W, C)."""
 
+    def changed(self, start: int, stop: int) -> ChangedRows | None:
+        """Rows ``start:stop`` as changes to their originals, for a model that decodes
+        them where it runs; None if they can only be written as pixels."""
+
+
+Run = tuple[int, Candidates, int, int]
+"""Rows ``start:stop`` of a request, and the request's place in its call's list."""
+
 
 class ModelCalls:
-    """A classifier called in batches of at most ``batch_size`` rows, its outputs checked."""
+    """A classifier called in batches of at most ``batch_size`` rows, its outputs checked.
+
+    Candidates are decoded on the host into one reusable buffer, or, where the
+    classifier decodes them itself (`changes.DecodesChanges`: a model on a GPU), handed
+    over as changes to their originals, which its decoder keeps on its device for the
+    calls of this `ModelCalls` (one attack)."""
 
     def __init__(self, classifier: Predict, batch_size: int) -> None:
         self.classifier = classifier
         """The compiled forward pass the caller hands over (never Keras' ``predict``)."""
         self.batch_size = batch_size
         self._buffer = np.empty(0, dtype=np.float32)
+        self._decoding = classifier.decoding() if isinstance(classifier, DecodesChanges) else None
 
     def scores(self, images: npt.NDArray[np.float32]) -> FloatArray:
         """Outputs (M, K) for images (M, H, W, C), in calls of at most ``batch_size``."""
@@ -64,49 +79,56 @@ class ModelCalls:
         if self._buffer.shape[1:] != shape:
             self._buffer = np.empty((self.batch_size, *shape), dtype=np.float32)
         pieces: list[list[FloatArray]] = [[] for _ in requests]
-        owners: list[tuple[int, int]] = []  # (request, rows) of each run in the buffer
+        runs: list[Run] = []  # the rows of the next call
         filled = 0
         for owner, request in enumerate(requests):
             if request.alone:
-                pieces[owner] = [self._alone(request, row, shape) for row in range(request.count)]
+                for row in range(request.count):
+                    self._call([(owner, request, row, row + 1)], pieces)
                 continue
             start = 0
             while start < request.count:
                 rows = min(self.batch_size - filled, request.count - start)
-                request.decode_into(self._buffer[filled : filled + rows], start, start + rows)
-                owners.append((owner, rows))
+                runs.append((owner, request, start, start + rows))
                 filled += rows
                 start += rows
                 if filled == self.batch_size:
-                    self._scatter(owners, filled, pieces)
-                    owners, filled = [], 0
-        if filled:
-            self._scatter(owners, filled, pieces)
+                    self._call(runs, pieces)
+                    runs, filled = [], 0
+        if runs:
+            self._call(runs, pieces)
         return [np.concatenate(parts) if parts else np.empty((0, 0)) for parts in pieces]
 
-    def _alone(self, request: Candidates, row: int, shape: tuple[int, ...]) -> FloatArray:
-        """The outputs (1, K) of ``request``'s ``row``, scored in a call of its own."""
-        image = np.empty((1, *shape), dtype=np.float32)
-        request.decode_into(image, row, row + 1)
-        return self._called(image)
-
-    def _scatter(
-        self, owners: list[tuple[int, int]], filled: int, pieces: list[list[FloatArray]]
-    ) -> None:
-        """Call the model on the buffer's first ``filled`` rows; each run's outputs go
-        to its request's ``pieces``."""
-        outputs = self._called(self._buffer[:filled])
+    def _call(self, runs: list[Run], pieces: list[list[FloatArray]]) -> None:
+        """Score ``runs`` in one model call; each run's outputs go to its request's
+        ``pieces``."""
+        outputs = self._outputs(runs)
         start = 0
-        for owner, rows in owners:
-            pieces[owner].append(outputs[start : start + rows])
-            start += rows
+        for owner, _, first, stop in runs:
+            pieces[owner].append(outputs[start : start + stop - first])
+            start += stop - first
+
+    def _outputs(self, runs: list[Run]) -> FloatArray:
+        if self._decoding is not None:
+            changed = [request.changed(start, stop) for _, request, start, stop in runs]
+            if all(part is not None for part in changed):
+                rows = joined([part for part in changed if part is not None])
+                return self._checked(np.array(self._decoding(rows)), len(rows))
+        filled = 0
+        for _, request, start, stop in runs:
+            request.decode_into(self._buffer[filled : filled + stop - start], start, stop)
+            filled += stop - start
+        return self._called(self._buffer[:filled])
 
     def _called(self, images: npt.NDArray[np.float32]) -> FloatArray:
-        scores = np.array(self.classifier(images))  # a copy: a model may reuse its output
-        if scores.ndim != 2 or len(scores) != len(images):
+        # a copy: a model may reuse its output
+        return self._checked(np.array(self.classifier(images)), len(images))
+
+    @staticmethod
+    def _checked(scores: FloatArray, rows: int) -> FloatArray:
+        if scores.ndim != 2 or len(scores) != rows:
             raise ValueError(
-                f"expected the model to return ({len(images)}, classes) scores, "
-                f"got shape {scores.shape}"
+                f"expected the model to return ({rows}, classes) scores, got shape {scores.shape}"
             )
         if not np.all(np.isfinite(scores)):
             raise ValueError("the model returned non-finite scores (NaN or inf)")

@@ -238,6 +238,9 @@ class _TighteningProposal:
     def decode_into(self, out: npt.NDArray[np.float32], start: int, stop: int) -> None:
         out[:] = self.candidates[start:stop]
 
+    def changed(self, start: int, stop: int) -> None:
+        """None: tightened images are pixels already (``decode_into`` copies them)."""
+
 
 class _Tightening:
     """Every fooling image being made smaller, a query per image a step (step 2 of the

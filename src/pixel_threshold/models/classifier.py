@@ -11,6 +11,8 @@ import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
+from pixel_threshold.models.device_decoding import DeviceDecoder
+
 
 class CompiledClassifier:
     """A Keras model as the attack's ``predict``: a compiled forward pass at padded shapes.
@@ -22,6 +24,11 @@ class CompiledClassifier:
     ``input_range`` maps 0-255 pixels to what the model expects, then ``mean`` and
     ``std`` (per channel, in that range; empty: none) normalise them, in the graph.
     The outputs are the model's own (probabilities for the models ``train`` builds).
+
+    ``decode_on_device``: whether an attack hands this classifier its candidates as
+    changes to originals kept on the model's device (`decoding`), rather than as pixels
+    decoded on the host; None (the default) decodes on the device where TensorFlow has
+    a GPU, where the copies it saves cost most.
     """
 
     kind = "keras"
@@ -34,6 +41,7 @@ class CompiledClassifier:
         input_range: tuple[float, float] = (0.0, 255.0),
         mean: tuple[float, ...] = (),
         std: tuple[float, ...] = (),
+        decode_on_device: bool | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"expected batch_size >= 1, got batch_size={batch_size}")
@@ -58,6 +66,9 @@ class CompiledClassifier:
 
         self._forward = forward
         self._graphs: dict[int, Any] = {}
+        gpus = tf.config.list_logical_devices("GPU")
+        self.decode_on_device = bool(gpus) if decode_on_device is None else decode_on_device
+        self._device = gpus[0].name if gpus else "/CPU:0"
 
     @property
     def compiled_batch_shapes(self) -> list[int]:
@@ -70,17 +81,27 @@ class CompiledClassifier:
 
     def __call__(self, pixels: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Scores (m, K) for float32 pixels (m, H, W, C), ``m <= batch_size``."""
-        count = len(pixels)
+        return self._scores(tf.constant(pixels))
+
+    def decoding(self) -> DeviceDecoder | None:
+        """A decoder for one attack that keeps its originals on the model's device, or
+        None where candidates are decoded on the host (``decode_on_device``)."""
+        if not self.decode_on_device:
+            return None
+        return DeviceDecoder(self._scores, capacity=self.batch_size, device=self._device)
+
+    def _scores(self, pixels: tf.Tensor) -> npt.NDArray[np.float32]:
+        """Scores (m, K) for a float32 tensor of pixels (m, H, W, C), run at its padded
+        batch shape."""
+        count = int(pixels.shape[0])
         if count > self.batch_size:
             raise ValueError(f"expected at most {self.batch_size} images a call, got {count}")
         rows = self.padded_rows(count)
         if rows > count:
-            padded = np.zeros((rows, *self.input_shape), dtype=np.float32)
-            padded[:count] = pixels
-            pixels = padded
+            pixels = tf.pad(pixels, [[0, rows - count], [0, 0], [0, 0], [0, 0]])
         graph = self._graphs.get(rows)
         if graph is None:  # traced explicitly, once per shape: no retracing warnings
             spec = tf.TensorSpec((rows, *self.input_shape), tf.float32)
             graph = self._graphs[rows] = self._forward.get_concrete_function(spec)
-        outputs: npt.NDArray[np.float32] = graph(tf.constant(pixels)).numpy()
+        outputs: npt.NDArray[np.float32] = graph(pixels).numpy()
         return outputs[:count]

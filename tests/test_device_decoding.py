@@ -1,0 +1,165 @@
+"""Candidates decoded where the model runs (issue 24, item 1), run here with the CPU as
+the device: the same integers as the numpy decoder, each original sent once, and the
+same attack results as host decoding."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Sample, make_encoding
+from pixel_threshold.attack.changes import ChangedRows, Originals, joined
+from pixel_threshold.data.datasets import Split, digits
+from pixel_threshold.models.classifier import CompiledClassifier
+from pixel_threshold.models.device_decoding import DeviceDecoder
+from pixel_threshold.models.registry import build_model
+
+from .strategy_cases import each_strategy
+
+SHAPES = [(8, 8, 1), (6, 5, 3)]
+
+
+def pixels_of(images: tf.Tensor) -> np.ndarray:
+    """A "model" whose scores are the decoded pixels themselves, one row an image."""
+    return images.numpy().reshape(images.shape[0], -1)
+
+
+def random_rows(
+    rng: np.random.Generator, attack_type: str, th: int, shape: tuple[int, int, int], keys: range
+) -> tuple[ChangedRows, np.ndarray]:
+    """Rows of candidates of the originals of ``keys`` (a key's original is the same in
+    every call), with genes anywhere (out of range too, and Pixel positions that
+    repeat), and their numpy decoding."""
+    encoding = make_encoding(attack_type, th, shape)
+    images = np.stack([np.random.default_rng(key).integers(0, 256, shape) for key in keys]).astype(
+        np.float32
+    )
+    originals = Originals(images, np.array(keys))
+    owners = rng.integers(0, len(keys), 12)
+    genes = rng.uniform(encoding.lower - 3, encoding.upper + 3, (12, encoding.dimension))
+    if attack_type == "pixel" and th > 1:
+        genes[:4, 2 + shape[2] : 4 + shape[2]] = genes[:4, :2]  # blocks on one pixel
+    expected = np.empty((12, *shape), dtype=np.float32)
+    encoding.decode_into(expected, images, owners, genes)
+    rows = ChangedRows(originals.keys[owners], encoding.changes(genes), (originals,))
+    return rows, expected
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(
+    ("attack_type", "th"), [("pixel", 1), ("pixel", 4), ("threshold", 3), ("threshold", 200)]
+)
+def test_the_device_decodes_the_numpy_decoders_integers_bit_for_bit(
+    attack_type: str, th: int, shape: tuple[int, int, int]
+) -> None:
+    rng = np.random.default_rng(th)
+    decoder = DeviceDecoder(pixels_of, capacity=5, device="/CPU:0")
+    for call in range(6):  # more originals than the device keeps: some are sent again
+        rows, expected = random_rows(rng, attack_type, th, shape, range(3 * call, 3 * call + 5))
+        decoded = decoder(rows).reshape(expected.shape)
+        assert decoded.dtype == np.float32
+        np.testing.assert_array_equal(decoded, expected)
+        np.testing.assert_array_equal(rows.decoded(), expected)
+
+
+def test_rows_of_several_searches_are_joined_into_one_call() -> None:
+    """th=-1's levels share calls: Pixel rows of different th are widened, not mixed up."""
+    rng = np.random.default_rng(0)
+    parts = [random_rows(rng, "pixel", th, (8, 8, 1), range(5)) for th in (1, 3)]
+    # the same keys name the same originals in every part
+    parts[1] = (
+        dataclasses.replace(parts[1][0], sources=parts[0][0].sources),
+        parts[1][1],
+    )
+    first, second = parts[0][0], parts[1][0]
+    expected_second = second.decoded()
+    rows = joined([first, second])
+    decoder = DeviceDecoder(pixels_of, capacity=8, device="/CPU:0")
+    decoded = decoder(rows).reshape(-1, 8, 8, 1)
+    np.testing.assert_array_equal(decoded[:12], parts[0][1])
+    np.testing.assert_array_equal(decoded[12:], expected_second)
+
+
+def test_too_many_originals_for_a_call_is_an_error() -> None:
+    rows, _ = random_rows(np.random.default_rng(0), "threshold", 2, (8, 8, 1), range(12))
+    decoder = DeviceDecoder(pixels_of, capacity=3, device="/CPU:0")
+    with pytest.raises(ValueError, match="at most 3 originals a call"):
+        decoder(rows)
+
+
+@pytest.fixture(scope="module")
+def split() -> Split:
+    return digits(seed=0)
+
+
+@pytest.fixture(scope="module")
+def model(digits_weights: Path) -> keras.Model:
+    return build_model("small_cnn", (8, 8, 1), 10, weights=str(digits_weights))
+
+
+def attack(model: keras.Model, split: Split, config: AttackConfig, *, on_device: bool):
+    samples = [Sample(i, split.test_images[i], int(split.test_labels[i])) for i in range(12)]
+    predict = CompiledClassifier(model, batch_size=config.batch_size, decode_on_device=on_device)
+    return sorted(
+        (
+            r.index,
+            r.success,
+            r.queries,
+            r.generations,
+            r.label_after,
+            r.adversarial.tobytes(),
+        )
+        for r in PixelThresholdAttack(config).run(samples, predict)
+    )
+
+
+@pytest.mark.parametrize("es", each_strategy())
+@pytest.mark.parametrize(
+    ("attack_type", "th"), [("pixel", 3), ("pixel", -1), ("threshold", 40), ("threshold", -1)]
+)
+def test_an_attack_decoding_on_the_device_gives_the_host_decodings_results(
+    model: keras.Model, split: Split, es: int, attack_type: str, th: int
+) -> None:
+    popsize = 2 if es == 2 else 16
+    config = AttackConfig(
+        attack_type=attack_type,
+        th=th,
+        th_max=8 if attack_type == "pixel" else 64,
+        es=es,
+        max_iter=80 if es == 2 else 10,
+        popsize=popsize,
+        batch_size=32,
+        seed=1,
+    )
+    on_host = attack(model, split, config, on_device=False)
+    assert attack(model, split, config, on_device=True) == on_host
+    assert any(success for _, success, *_ in on_host)
+
+
+def test_each_original_is_sent_to_the_device_once(
+    model: keras.Model, split: Split, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[int] = []
+    fetch = ChangedRows.originals
+
+    def counted(self: ChangedRows, keys: np.ndarray) -> np.ndarray:
+        sent.extend(keys.tolist())
+        return fetch(self, keys)
+
+    monkeypatch.setattr(ChangedRows, "originals", counted)
+    config = AttackConfig(th=1, es=1, max_iter=10, popsize=16, batch_size=64, seed=0)
+    results = attack(model, split, config, on_device=True)
+    attacked = sum(queries > 0 for _, _, queries, *_ in results)
+    assert len(sent) == len(set(sent)) == attacked
+
+
+def test_decoding_on_the_device_is_the_default_only_with_a_gpu(model: keras.Model) -> None:
+    gpus = tf.config.list_logical_devices("GPU")
+    assert CompiledClassifier(model, batch_size=8).decode_on_device == bool(gpus)
+    assert CompiledClassifier(model, batch_size=8, decode_on_device=False).decoding() is None
+    assert CompiledClassifier(model, batch_size=8, decode_on_device=True).decoding() is not None
