@@ -29,7 +29,7 @@ SMOKE_PARAMS := -P th_values=1 -P es_values=1 -P limit=10 -P epochs=1 -P max_ite
 UI_PORT ?= 5000
 
 .PHONY: install test test-slow test-ui lint bench bench-search bench-smallest bench-backends \
-	bench-targeted clean demo ui \
+	bench-targeted bench-host clean demo ui \
 	imagenet-demo smoke
 
 install: $(STAMP)
@@ -88,15 +88,21 @@ lint: install
 # `make bench`: speed against ART and the forward pass, then attack strength per query
 # (every strategy and loss at equal budgets, digits CNN and Lite0 on imagenet-sample), then
 # each image's smallest th (th=-1) against ART's th=None on the digits CNN, then every kind of
-# model against its own forward pass (benchmarks/backends.py).
+# model against its own forward pass (benchmarks/backends.py); each strategy's host cost
+# against the model alone, profiled per call (benchmarks/host.py).
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)  # e.g. BENCH_ARGS="--lite0-images 5"
+	$(BIN)/python -m benchmarks.host $(HOST_ARGS)  # writes benchmarks/output/
 	$(BIN)/python -m benchmarks.strength $(SEARCH_ARGS)  # writes benchmarks/output/
 	$(BIN)/python -m benchmarks.smallest $(SMALLEST_ARGS)  # writes benchmarks/output/
 	$(BIN)/python -m benchmarks.walk_bias $(BIAS_ARGS)  # writes benchmarks/output/
 	$(BIN)/python -m benchmarks.targeted $(TARGETED_ARGS)  # writes benchmarks/output/
 	$(BIN)/pip install --quiet -e '.[cpu,dev,imagenet,bench,torch]'
 	$(BIN)/python -m benchmarks.backends $(BACKENDS_ARGS)  # writes benchmarks/output/
+
+# `make bench-host`: es 0, 1 and 2 against the model alone, where a call's time goes.
+bench-host: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.host $(HOST_ARGS)  # e.g. HOST_ARGS="--lite0-images 5"
 
 # `make bench-targeted`: targeted runs, our settings against Sparse-RS's and Square's.
 bench-targeted: $(BENCH_STAMP)

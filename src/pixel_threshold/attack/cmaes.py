@@ -310,7 +310,7 @@ class CMAES:
             self._scales[slots] = np.sqrt(variances)
             largest_variance = variances
         else:
-            rank_mu = np.matmul(steps.transpose(0, 2, 1) * weights[:, None, :], steps)
+            rank_mu = np.matmul((steps * weights[:, :, None]).transpose(0, 2, 1), steps)
             covariance = keep[:, None, None] * self._covariance[slots]
             covariance += p.c1 * path_c[:, :, None] * path_c[:, None, :] + p.cmu * rank_mu
             self._covariance[slots] = covariance
