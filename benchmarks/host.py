@@ -41,8 +41,8 @@ from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Predict, 
 
 OUTPUT = Path("benchmarks/output/host.json")
 DIGITS_SETTINGS = {  # name: (config, images)
-    "es=2 pixel th=3, 1 x 1,000, 100 in flight": (
-        AttackConfig(th=3, es=2, max_iter=1_000, popsize=1, batch_size=100),
+    "es=2 pixel th=1, 1 x 1,000, 100 in flight": (
+        AttackConfig(th=1, es=2, max_iter=1_000, popsize=1, batch_size=100),
         300,
     ),
     "es=2 threshold th=8, 1 x 1,000, 100 in flight": (

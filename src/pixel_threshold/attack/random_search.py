@@ -179,6 +179,8 @@ class SparseRandomSearch:
         height, width, channels = shape
         self._pixels = height * width
         self._greedy = _Greedy(capacity, popsize, max_iter)
+        self._swapped = np.maximum(1, np.floor(SPARSE_ALPHA / SPARSE_DIVISORS * th)).astype(np.intp)
+        """Blocks a step swaps, by the breaks of the schedule passed."""
         self._recolour = channels == 1
         # per proposal: (grey images) the kind of move, then per block a removal key, a
         # placement and a colour draw per channel
@@ -207,24 +209,21 @@ class SparseRandomSearch:
         """Genes (L * popsize, D) of the slots' proposals, slot by slot."""
         popsize, th = self._greedy.popsize, self._th
         channels = self._shape[2]
-        count = len(slots) * popsize
+        owners = np.repeat(slots, popsize)
+        count = len(owners)
         draws = self._draws.take(slots).reshape(count, -1)
         blocks = draws[:, -th * (2 + channels) :].reshape(count, th, 2 + channels)
-        positions = np.repeat(self._positions[slots], popsize, axis=0)
-        colours = np.repeat(self._colours[slots], popsize, axis=0)
-        schedule = self._schedule(slots)
-        swapped = np.maximum(1, np.floor(SPARSE_ALPHA / SPARSE_DIVISORS[schedule] * th)).astype(
-            np.intp
-        )
+        positions = self._positions[owners]
+        colours = self._colours[owners]
+        schedule = self._schedule(owners)
         keys = blocks[..., 0]  # change the blocks with the smallest keys
-        cutoff = np.sort(keys, axis=1)[np.arange(count), np.repeat(swapped, popsize) - 1]
+        cutoff = np.sort(keys, axis=1)[np.arange(count), self._swapped[schedule] - 1]
         replace = keys <= cutoff[:, None]
         first = positions[:, 0] < 0
         replace[first] = True  # a first step places every pixel
-        recolouring = np.repeat(schedule >= SPARSE_RECOLOUR_FROM, popsize)
-        recolour = (draws[:, 0] < SPARSE_RECOLOUR_SHARE) & recolouring & ~first & self._recolour
+        recolour = (draws[:, 0] < SPARSE_RECOLOUR_SHARE) & (schedule >= SPARSE_RECOLOUR_FROM)
+        recolour &= ~first & self._recolour
         place(positions, replace & ~recolour[:, None], blocks[..., 1], self._pixels)
-        owners = np.repeat(slots, popsize)
         original = self._originals[owners[:, None], positions]  # (count, th, C)
         fresh = changed_colours(blocks[..., 2:], original, recolour)
         colours[replace] = fresh[replace]
