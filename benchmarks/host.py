@@ -3,9 +3,11 @@ of the time goes.
 
 For each setting (es 0, 1 and 2, Pixel and Threshold), our attack runs on the digits CNN
 (and, with ``--lite0-images``, EfficientNet-Lite0 on the imagenet-sample photos), and
-``model_only`` replays the same model calls (same sizes, same count) on the compiled
-forward pass alone. Ours and the replay alternate ``--repeats`` times; a row reports the
-medians and the median of the per-repeat ratios (the machine is noisy: never one run).
+``model_only`` replays every one of its model calls, in order, on the compiled forward
+pass alone (random images of the same sizes), timed in full as ours is: no median of a
+few calls standing in for the rest, which would leave out the slow calls ours pays for.
+Ours and the replay alternate ``--repeats`` times; a row reports the medians and the
+median of the per-repeat ratios (the machine is noisy: never one run).
 
 The profile splits ours into a call's parts: ``decode`` (candidates written as pixels,
 `Encoding.decode_into`), ``model`` (inside the forward pass, as ours calls it; its excess
@@ -24,7 +26,6 @@ import argparse
 import json
 import statistics
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,6 @@ import numpy.typing as npt
 
 from benchmarks.cases import Case, digits_case, lite0_case
 from benchmarks.run import compiled
-from benchmarks.strength import replay_seconds
 from benchmarks.timing import Row
 from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Predict, Sample, encodings
 
@@ -74,11 +74,20 @@ LITE0_SETTINGS = {
 
 @dataclass
 class Clock:
-    """Seconds spent in the model and in decoding, and the model's calls by size."""
+    """Seconds spent in the model and in decoding, and the size of each model call."""
 
     model: float = 0.0
     decode: float = 0.0
-    calls: Counter[int] = field(default_factory=Counter)
+    calls: list[int] = field(default_factory=list)
+
+
+def replayed_seconds(predict: Predict, shape: tuple[int, ...], calls: list[int]) -> float:
+    """The forward pass alone on calls of ``calls`` rows, in order, on random images."""
+    batch = np.random.default_rng(0).integers(0, 256, (max(calls), *shape)).astype(np.float32)
+    start = time.perf_counter()
+    for rows in calls:
+        predict(batch[:rows])
+    return time.perf_counter() - start
 
 
 def timed_decoding(clock: Clock) -> Callable[[], None]:
@@ -107,7 +116,7 @@ def profiled_run(
     clock = Clock()
 
     def model(pixels: npt.NDArray[np.float32]) -> Any:
-        clock.calls[len(pixels)] += 1
+        clock.calls.append(len(pixels))
         start = time.perf_counter()
         scores = predict(pixels)
         clock.model += time.perf_counter() - start
@@ -135,8 +144,8 @@ def setting_row(case: Case, predict: Predict, name: str, config: AttackConfig, r
         seconds, clock, fooled, attacked = profiled_run(config, case.images, case.labels, predict)
         ours.append(seconds)
         clocks.append(clock)
-        replays.append(replay_seconds(predict, case.images.shape[1:], clock.calls))
-    calls = sum(clocks[0].calls.values())
+        replays.append(replayed_seconds(predict, case.images.shape[1:], clock.calls))
+    calls = len(clocks[0].calls)
     model = statistics.median(clock.model for clock in clocks)
     decode = statistics.median(clock.decode for clock in clocks)
     wall, replay = statistics.median(ours), statistics.median(replays)

@@ -40,6 +40,8 @@ MIN_POPSIZE = 3
 """The smallest population with a positive and a negative recombination weight."""
 FULL_COVARIANCE_MAX_DIMENSION = 256
 """Above this many genes, use separable (diagonal) CMA-ES: linear time and memory."""
+BOX_BLOCK_VALUES = 1 << 21
+"""`into_box` maps this many values at a time (16 MB of float64 scratch a temporary)."""
 
 
 def default_popsize(dimension: int) -> int:
@@ -55,30 +57,34 @@ def into_box(points: FloatArray, lower: FloatArray, upper: FloatArray) -> FloatA
     identity inside, a parabola that meets each bound with zero slope over a margin
     ``a = min(width / 2, max(1, |bound|) / 20)``, mirrored periodically outside
     ``[lower - a_low, upper + a_high]``. The flat approach to each bound keeps values
-    at and near it (black and white pixels, the largest deltas) easy to reach.
+    at and near it (black and white pixels, the largest deltas) easy to reach. Rows go
+    a block at a time, so its scratch memory stays bounded whatever M and D.
     """
     width = upper - lower
     margin_low = np.minimum(width / 2, np.maximum(1, np.abs(lower)) / 20)
     margin_high = np.minimum(width / 2, np.maximum(1, np.abs(upper)) / 20)
     start = lower - margin_low
     span = upper + margin_high - start
-    outside = (points < start) | (points > start + span)
-    if outside.any():  # fold into [start, start + span] by mirroring
-        rows, cols = np.nonzero(outside)
-        folded = np.mod(points[rows, cols] - start[cols], 2 * span[cols])
-        mirrored = np.where(folded > span[cols], 2 * span[cols] - folded, folded)
-        points[rows, cols] = mirrored + start[cols]
-    # whole-array arithmetic: cheaper than indexing the points near a bound
-    below = points - start
-    below *= below
-    below /= 4 * margin_low
-    below += lower
-    above = points - (upper + margin_high)
-    above *= above
-    above /= -4 * margin_high
-    above += upper
-    np.copyto(points, below, where=points < lower + margin_low)
-    np.copyto(points, above, where=points > upper - margin_high)
+    rows = max(1, BOX_BLOCK_VALUES // points.shape[1])
+    for block in range(0, len(points), rows):
+        part = points[block : block + rows]
+        outside = (part < start) | (part > start + span)
+        if outside.any():  # fold into [start, start + span] by mirroring
+            at, cols = np.nonzero(outside)
+            folded = np.mod(part[at, cols] - start[cols], 2 * span[cols])
+            mirrored = np.where(folded > span[cols], 2 * span[cols] - folded, folded)
+            part[at, cols] = mirrored + start[cols]
+        # whole-block arithmetic: cheaper than indexing the points near a bound
+        below = part - start
+        below *= below
+        below /= 4 * margin_low
+        below += lower
+        above = part - (upper + margin_high)
+        above *= above
+        above /= -4 * margin_high
+        above += upper
+        np.copyto(part, below, where=part < lower + margin_low)
+        np.copyto(part, above, where=part > upper - margin_high)
     return points
 
 
@@ -298,12 +304,13 @@ class CMAES:
         self._path_c[slots] = path_c
         # negative weights act on samples rescaled to length sqrt(D) (eq. 46):
         # ||C^(-1/2) y|| = ||z||
-        lengths = np.sum(samples * samples, axis=2)
+        squares = samples * samples
+        lengths = np.sum(squares, axis=2)
         weights = np.where(weights < 0, weights * p.dimension / lengths, weights)
         lost = np.where(stalled, p.c1 * p.cc * (2 - p.cc), 0.0)  # delta(h_sigma) c_1
         keep = 1 + lost - p.c1 - p.cmu * float(p.weights.sum())
         if steps is None:
-            rank_mu = np.matmul(weights[:, None, :], samples * samples)[:, 0] * scales**2
+            rank_mu = np.matmul(weights[:, None, :], squares)[:, 0] * scales**2
             variances = keep[:, None] * self._variances[slots]
             variances += p.c1 * path_c * path_c + p.cmu * rank_mu
             self._variances[slots] = variances

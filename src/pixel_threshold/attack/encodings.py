@@ -274,26 +274,25 @@ def distinct_positions(positions: IntArray, pixels: int) -> IntArray:
     positions: (M, th) in ``[0, pixels)``, ``th <= pixels``. A block that names a pixel
     an earlier block of its row already holds moves to the next pixel no block holds, in
     raster order (wrapping), so a candidate always changes ``th`` pixels, never fewer.
-    Rows without repeats (every random-search candidate) are left as they are.
+    Rows without repeats (every random-search candidate) are left as they are. A moving
+    block steps on one pixel at a time past those its row's other blocks hold: at most
+    ``th`` steps, with no array of the image's size.
     """
     ordered = np.sort(positions, axis=1)
     repeating = np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1))
     if not len(repeating):
         return positions
     rows = positions[repeating]
-    held = np.zeros((len(rows), pixels), dtype=np.uint8)  # blocks on each pixel (<= 255)
-    np.add.at(held, (np.arange(len(rows))[:, None], rows), 1)
-    pixel = np.arange(pixels)
     for block in range(1, rows.shape[1]):
         moving = np.flatnonzero((rows[:, :block] == rows[:, block, None]).any(axis=1))
         if not len(moving):
             continue
-        old = rows[moving, block]
-        held[moving, old] -= 1
-        free = held[moving] == 0
-        after = free & (pixel > old[:, None])
-        new = np.where(after.any(axis=1), np.argmax(after, axis=1), np.argmax(free, axis=1))
-        held[moving, new] += 1
+        others = np.delete(rows[moving], block, axis=1)
+        new = rows[moving, block]
+        stepping = np.arange(len(moving))
+        while len(stepping):
+            new[stepping] = (new[stepping] + 1) % pixels
+            stepping = stepping[(others[stepping] == new[stepping, None]).any(axis=1)]
         rows[moving, block] = new
     positions[repeating] = rows
     return positions

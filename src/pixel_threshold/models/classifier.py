@@ -81,7 +81,14 @@ class CompiledClassifier:
 
     def __call__(self, pixels: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Scores (m, K) for float32 pixels (m, H, W, C), ``m <= batch_size``."""
-        return self._scores(tf.constant(pixels))
+        count = len(pixels)
+        rows, graph = self._graph(count)
+        if rows > count:  # padded on the host: a TensorFlow op more a call costs more
+            padded = np.zeros((rows, *self.input_shape), dtype=np.float32)
+            padded[:count] = pixels
+            pixels = padded
+        outputs: npt.NDArray[np.float32] = graph(tf.constant(pixels)).numpy()
+        return outputs[:count]
 
     def decoding(self) -> DeviceDecoder | None:
         """A decoder for one attack that keeps its originals on the model's device, or
@@ -91,17 +98,21 @@ class CompiledClassifier:
         return DeviceDecoder(self._scores, capacity=self.batch_size, device=self._device)
 
     def _scores(self, pixels: tf.Tensor) -> npt.NDArray[np.float32]:
-        """Scores (m, K) for a float32 tensor of pixels (m, H, W, C), run at its padded
-        batch shape."""
+        """Scores (m, K) for a float32 tensor of pixels (m, H, W, C) on the device."""
         count = int(pixels.shape[0])
+        rows, graph = self._graph(count)
+        if rows > count:
+            pixels = tf.pad(pixels, [[0, rows - count], [0, 0], [0, 0], [0, 0]])
+        outputs: npt.NDArray[np.float32] = graph(pixels).numpy()
+        return outputs[:count]
+
+    def _graph(self, count: int) -> tuple[int, Any]:
+        """The padded batch shape of a call of ``count`` rows, and its traced graph."""
         if count > self.batch_size:
             raise ValueError(f"expected at most {self.batch_size} images a call, got {count}")
         rows = self.padded_rows(count)
-        if rows > count:
-            pixels = tf.pad(pixels, [[0, rows - count], [0, 0], [0, 0], [0, 0]])
         graph = self._graphs.get(rows)
         if graph is None:  # traced explicitly, once per shape: no retracing warnings
             spec = tf.TensorSpec((rows, *self.input_shape), tf.float32)
             graph = self._graphs[rows] = self._forward.get_concrete_function(spec)
-        outputs: npt.NDArray[np.float32] = graph(pixels).numpy()
-        return outputs[:count]
+        return rows, graph
