@@ -231,3 +231,31 @@ def test_cma_es_needs_as_many_generations_as_pycma() -> None:
         theirs.append(generations(*told_as_arrays(reference)))
     assert np.median(ours) <= 1.2 * np.median(theirs)
     assert np.median(ours) < 2000
+
+
+def test_cma_es_runs_its_linear_algebra_on_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second OpenBLAS thread only waits for a core the model keeps busy
+    (docs/benchmarks.md): numpy's BLAS on one thread inside ask and tell, the caller's
+    setting after."""
+    from threadpoolctl import threadpool_info
+
+    def numpys_blas_threads() -> list[int]:
+        return [
+            info["num_threads"]
+            for info in threadpool_info()
+            if info["user_api"] == "blas" and "numpy" in info["filepath"]
+        ]
+
+    seen: list[list[int]] = []
+    eigh = np.linalg.eigh
+
+    def watched(matrix: np.ndarray):
+        seen.append(numpys_blas_threads())
+        return eigh(matrix)
+
+    monkeypatch.setattr(np.linalg, "eigh", watched)
+    outside = numpys_blas_threads()
+    es = OneSlot(np.zeros(4), 2.0, popsize=8, seed=0)
+    minimise(es, sphere, 3)
+    assert outside and seen and all(threads == [1] for threads in seen)
+    assert numpys_blas_threads() == outside

@@ -10,7 +10,7 @@ from pathlib import Path
 import pixel_threshold
 
 PACKAGE = Path(pixel_threshold.__file__).parent
-CORE_PACKAGES = {"numpy", "cma", "threadpoolctl"}
+CORE_PACKAGES = {"numpy", "threadpoolctl"}
 HEAVY = {"tensorflow", "keras", "mlflow", "click", "PIL", "matplotlib", "sklearn", "ray", "tqdm"}
 
 
@@ -42,7 +42,7 @@ def loaded_by(modules: str) -> set[str]:
     return set(done.stdout.split())
 
 
-def test_the_core_imports_only_numpy_cma_threadpoolctl_and_itself() -> None:
+def test_the_core_imports_only_numpy_threadpoolctl_and_itself() -> None:
     for path in modules_of("attack"):
         for name in imports(path):
             top = name.split(".")[0]

@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -251,7 +253,7 @@ class CMAES:
             genes = samples * (sigma * self._scales[slots, None, :])
         else:
             scaled_basis = self._basis[slots] * self._scales[slots, None, :]  # B D
-            with _blas().limit(limits=1, user_api="blas"):
+            with _one_blas_thread():
                 steps = np.matmul(samples, scaled_basis.transpose(0, 2, 1))  # y = B D z
             self._asked = (samples, steps)
             genes = steps * sigma
@@ -262,7 +264,7 @@ class CMAES:
         """Losses (L * popsize,) of the last `ask`, lower is better: the tutorial's update
         of each slot's mean, paths, step size and covariance."""
         assert self._asked is not None, "tell() follows ask()"
-        with _blas().limit(limits=1, user_api="blas"):
+        with _one_blas_thread():
             self._update(slots, np.asarray(fitness, dtype=np.float64), *self._asked)
 
     def _update(
@@ -273,9 +275,8 @@ class CMAES:
         p = self.parameters
         count = len(slots)
         order = np.argsort(fitness.reshape(count, p.popsize), axis=1, kind="stable")
-        ranks = np.empty_like(order)
-        np.put_along_axis(ranks, order, np.arange(p.popsize)[None, :], axis=1)
-        weights = p.weights[ranks]  # (L, popsize): each sample's weight, by its rank
+        weights = np.empty((count, p.popsize))  # each sample's weight, by its rank
+        weights[np.arange(count)[:, None], order] = p.weights
         positive = np.maximum(weights, 0)[:, None, :]
         mean_sample = np.matmul(positive, samples)[:, 0]  # <z>_w (L, D)
         scales = self._scales[slots]
@@ -340,7 +341,22 @@ class CMAES:
         self._basis[slots] = basis
 
 
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread inside the block (threadpoolctl's own ``limit`` looks every
+    library up again each time: ~25 us, twice a generation)."""
+    libraries = _blas()
+    before = [library.num_threads for library in libraries]
+    for library in libraries:
+        library.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for library, threads in zip(libraries, before, strict=True):
+            library.set_num_threads(threads)
+
+
 @functools.cache
-def _blas() -> ThreadpoolController:
+def _blas() -> list[Any]:
     """The BLAS libraries loaded in this process (looked up once: a lookup costs ms)."""
-    return ThreadpoolController()
+    return list(ThreadpoolController().select(user_api="blas").lib_controllers)
