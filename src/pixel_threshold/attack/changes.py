@@ -75,7 +75,7 @@ def move_dtype(th: int) -> type[np.int8] | type[np.int16]:
 @dataclass(frozen=True)
 class Originals:
     """Where the originals of some rows are: ``images`` (N, H, W, C), float32 pixels, of
-    ``keys`` (N,) (an image's key, unique in a run: its sample index; -1 for none)."""
+    ``keys`` (N,) (an image's key, unique among an attack's images; -1 for none)."""
 
     images: Pixels
     keys: IntArray
@@ -107,13 +107,6 @@ class ChangedRows:
                 found[position] = source.images[row]
         assert found is not None and not wanted, "every row's original is in its sources"
         return found
-
-    def decoded(self) -> Pixels:
-        """The rows as pixels (M, H, W, C), decoded on the host (the reference)."""
-        unique, rows = np.unique(self.keys, return_inverse=True)
-        pixels = self.originals(unique)[rows]
-        self.change.apply(pixels)
-        return pixels
 
 
 def joined(parts: Sequence[ChangedRows]) -> ChangedRows:
