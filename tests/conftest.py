@@ -109,6 +109,14 @@ def digits_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def digits_cnn(digits_weights: Path) -> Any:
+    """The trained digits CNN (a Keras model), built from ``digits_weights``."""
+    from pixel_threshold.models.registry import build_model
+
+    return build_model("small_cnn", (8, 8, 1), 10, weights=str(digits_weights))
+
+
 @pytest.fixture(scope="session")
 def lite0_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An ``XDG_CACHE_HOME`` holding EfficientNet-Lite0 with its ImageNet weights,

@@ -4,8 +4,6 @@ same attack results as host decoding."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import keras
 import numpy as np
 import pytest
@@ -13,10 +11,9 @@ import tensorflow as tf
 
 from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Sample, make_encoding
 from pixel_threshold.attack.changes import ChangedRows, Originals, joined
-from pixel_threshold.data.datasets import Split, digits
+from pixel_threshold.data.datasets import digits
 from pixel_threshold.models.classifier import CompiledClassifier
 from pixel_threshold.models.device_decoding import DeviceDecoder
-from pixel_threshold.models.registry import build_model
 
 from .strategy_cases import each_strategy
 
@@ -83,17 +80,8 @@ def test_too_many_originals_for_a_call_is_an_error() -> None:
         decoder(rows)
 
 
-@pytest.fixture(scope="module")
-def split() -> Split:
-    return digits(seed=0)
-
-
-@pytest.fixture(scope="module")
-def model(digits_weights: Path) -> keras.Model:
-    return build_model("small_cnn", (8, 8, 1), 10, weights=str(digits_weights))
-
-
-def attack(model: keras.Model, split: Split, config: AttackConfig, *, on_device: bool):
+def attack(model: keras.Model, config: AttackConfig, *, on_device: bool):
+    split = digits(seed=0)
     samples = [Sample(i, split.test_images[i], int(split.test_labels[i])) for i in range(12)]
     predict = CompiledClassifier(model, batch_size=config.batch_size, decode_on_device=on_device)
     return sorted(
@@ -114,7 +102,7 @@ def attack(model: keras.Model, split: Split, config: AttackConfig, *, on_device:
     ("attack_type", "th"), [("pixel", 3), ("pixel", -1), ("threshold", 40), ("threshold", -1)]
 )
 def test_an_attack_decoding_on_the_device_gives_the_host_decodings_results(
-    model: keras.Model, split: Split, es: int, attack_type: str, th: int
+    digits_cnn: keras.Model, es: int, attack_type: str, th: int
 ) -> None:
     popsize = 2 if es == 2 else 16
     config = AttackConfig(
@@ -127,13 +115,13 @@ def test_an_attack_decoding_on_the_device_gives_the_host_decodings_results(
         batch_size=32,
         seed=1,
     )
-    on_host = attack(model, split, config, on_device=False)
-    assert attack(model, split, config, on_device=True) == on_host
+    on_host = attack(digits_cnn, config, on_device=False)
+    assert attack(digits_cnn, config, on_device=True) == on_host
     assert any(success for _, success, *_ in on_host)
 
 
 def test_each_original_is_sent_to_the_device_once(
-    model: keras.Model, split: Split, monkeypatch: pytest.MonkeyPatch
+    digits_cnn: keras.Model, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sent: list[int] = []
     fetch = ChangedRows.originals
@@ -144,13 +132,15 @@ def test_each_original_is_sent_to_the_device_once(
 
     monkeypatch.setattr(ChangedRows, "originals", counted)
     config = AttackConfig(th=1, es=1, max_iter=10, popsize=16, batch_size=64, seed=0)
-    results = attack(model, split, config, on_device=True)
+    results = attack(digits_cnn, config, on_device=True)
     attacked = sum(queries > 0 for _, _, queries, *_ in results)
     assert len(sent) == len(set(sent)) == attacked
 
 
-def test_decoding_on_the_device_is_the_default_only_with_a_gpu(model: keras.Model) -> None:
+def test_decoding_on_the_device_is_the_default_only_with_a_gpu(digits_cnn: keras.Model) -> None:
     gpus = tf.config.list_logical_devices("GPU")
-    assert CompiledClassifier(model, batch_size=8).decode_on_device == bool(gpus)
-    assert CompiledClassifier(model, batch_size=8, decode_on_device=False).decoding() is None
-    assert CompiledClassifier(model, batch_size=8, decode_on_device=True).decoding() is not None
+    assert CompiledClassifier(digits_cnn, batch_size=8).decode_on_device == bool(gpus)
+    host = CompiledClassifier(digits_cnn, batch_size=8, decode_on_device=False)
+    assert host.decoding() is None
+    device = CompiledClassifier(digits_cnn, batch_size=8, decode_on_device=True)
+    assert device.decoding() is not None
