@@ -262,8 +262,12 @@ class SquareRandomSearch:
     ) -> None:
         self._th = th
         self._shape = shape
-        channels = shape[2]
+        height, width, channels = shape
         self._greedy = _Greedy(capacity, popsize, max_iter)
+        shares = SQUARE_P_INIT / 2.0 ** np.arange(len(BUDGET_BREAKS) + 1)
+        sides = np.clip(np.round(np.sqrt(shares * height * width)), 1, min(height, width))
+        self._sides = sides.astype(np.intp)
+        """A window's side by the breaks of the schedule passed."""
         # per proposal: the window's row and column, a sign per channel, a channel to flip
         self._draws = _Draws(capacity, popsize * (3 + channels))
         self._signs = np.zeros((capacity, *shape), dtype=np.int8)
@@ -326,14 +330,12 @@ class SquareRandomSearch:
         place; ``steps`` (R,) done and ``draws`` (R, 3 + C) per row moved. Only the
         windows are touched: a step costs the window, not the image."""
         height, width, channels = self._shape
-        share = SQUARE_P_INIT / 2.0 ** _schedule_step(steps, self._greedy.max_iter)
-        side = np.clip(np.round(np.sqrt(share * height * width)), 1, min(height, width))
-        side = side.astype(np.intp)
+        side = self._sides[_schedule_step(steps, self._greedy.max_iter)]
         top = np.floor(draws[:, 0] * (height - side + 1)).astype(np.intp)
         left = np.floor(draws[:, 1] * (width - side + 1)).astype(np.intp)
         new = np.where(draws[:, 2 : 2 + channels] < 0.5, -1, 1).astype(np.int8)
         flip = np.floor(draws[:, -1] * channels).astype(np.intp)
-        for size in np.unique(side):  # the rows whose windows have this side, together
+        for size in np.flatnonzero(np.bincount(side)):  # the rows whose windows have it, together
             moves = np.flatnonzero(side == size)
             span = np.arange(size)
             at = (
