@@ -1,8 +1,8 @@
 """The contract of a search strategy (``es``): batched ask/tell over images in slots.
 
 `Strategy` is what the batched search (`level_search`) drives; `PerImage` makes one out
-of any per-image ask/tell optimizer (DE, CMA-ES). The registry of strategies, one
-record each, is `strategies`.
+of any per-image ask/tell optimizer (DE; CMA-ES and the random search are batched over
+the slots themselves). The registry of strategies, one record each, is `strategies`.
 """
 
 from __future__ import annotations
