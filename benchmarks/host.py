@@ -36,8 +36,8 @@ import numpy.typing as npt
 
 from benchmarks.cases import Case, digits_case, lite0_case
 from benchmarks.run import compiled
-from benchmarks.timing import Row
-from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Predict, Sample, encodings
+from benchmarks.timing import Row, samples_of
+from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Predict, encodings
 
 OUTPUT = Path("benchmarks/output/host.json")
 DIGITS_SETTINGS = {  # name: (config, images)
@@ -122,10 +122,7 @@ def profiled_run(
         clock.model += time.perf_counter() - start
         return scores
 
-    samples = [
-        Sample(index, image, int(label))
-        for index, (image, label) in enumerate(zip(images, labels, strict=True))
-    ]
+    samples = samples_of(images, labels)
     undo = timed_decoding(clock)
     try:
         start = time.perf_counter()

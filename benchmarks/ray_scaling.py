@@ -19,6 +19,7 @@ from typing import Any
 
 from benchmarks.cases import digits_case
 from benchmarks.run import compiled
+from benchmarks.timing import samples_of
 from pixel_threshold.attack import AttackConfig, ImageResult, Sample
 from pixel_threshold.steps import sharding
 from tests.ray_head import ray_head
@@ -77,10 +78,7 @@ def main() -> None:
         batch_size=args.batch_size,
         seed=0,
     )
-    samples = [
-        Sample(index, image, int(label))
-        for index, (image, label) in enumerate(zip(case.images, case.labels, strict=True))
-    ]
+    samples = samples_of(case.images, case.labels)
     classifier = compiled(case, args.batch_size)
     common = {
         "case": case.name,

@@ -60,12 +60,11 @@ import numpy.typing as npt
 from benchmarks.cases import Case, digits_case
 from benchmarks.run import compiled
 from benchmarks.strength import Recorded, replay_seconds
-from benchmarks.timing import Row
+from benchmarks.timing import Row, samples_of
 from pixel_threshold.attack import (
     AttackConfig,
     PixelThresholdAttack,
     Predict,
-    Sample,
     default_popsize,
     distances,
     make_encoding,
@@ -128,10 +127,7 @@ def our_configs(
 
 def run_ours(case: Case, predict: Predict, config: AttackConfig) -> Outcome:
     """Our attack on every image of ``case``."""
-    samples = [
-        Sample(index, image, int(label))
-        for index, (image, label) in enumerate(zip(case.images, case.labels, strict=True))
-    ]
+    samples = samples_of(case.images, case.labels)
     recorded = Recorded(predict)
     start = time.perf_counter()
     results = sorted(PixelThresholdAttack(config).run(samples, recorded), key=lambda r: r.index)

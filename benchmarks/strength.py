@@ -26,13 +26,12 @@ import numpy.typing as npt
 
 from benchmarks.cases import digits_case, lite0_case
 from benchmarks.run import compiled
-from benchmarks.timing import Row, median_seconds
+from benchmarks.timing import Row, median_seconds, samples_of
 from pixel_threshold.attack import (
     STRATEGIES,
     AttackConfig,
     PixelThresholdAttack,
     Predict,
-    Sample,
 )
 from pixel_threshold.metrics import wilson_interval
 
@@ -80,10 +79,7 @@ class Attacked(Protocol):
 
 def strength_row(case: Attacked, predict: Predict, config: AttackConfig, setting: str) -> Row:
     """Attack every image of ``case`` with ``config``; success, queries and timing."""
-    samples = [
-        Sample(index, image, int(label))
-        for index, (image, label) in enumerate(zip(case.images, case.labels, strict=True))
-    ]
+    samples = samples_of(case.images, case.labels)
     recorded = Recorded(predict)
     start = time.perf_counter()
     results = list(PixelThresholdAttack(config).run(samples, recorded))

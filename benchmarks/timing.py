@@ -40,6 +40,15 @@ def trace_padded_shapes(
         rows *= 2
 
 
+def samples_of(images: npt.NDArray[np.uint8], labels: npt.NDArray[Any]) -> list[Sample]:
+    """The core's samples of ``images`` (N, H, W, C) with true ``labels`` (N,), indexed
+    in order."""
+    return [
+        Sample(index, image, int(label))
+        for index, (image, label) in enumerate(zip(images, labels, strict=True))
+    ]
+
+
 def run_ours(
     images: npt.NDArray[np.uint8],
     labels: npt.NDArray[np.int64],
@@ -48,10 +57,7 @@ def run_ours(
 ) -> Row:
     """Our attack on ``images`` (N, H, W, C) with true ``labels`` (N,): success rate,
     queries and seconds per image."""
-    samples = [
-        Sample(index, image, int(label))
-        for index, (image, label) in enumerate(zip(images, labels, strict=True))
-    ]
+    samples = samples_of(images, labels)
     start = time.perf_counter()
     results = list(PixelThresholdAttack(config).run(samples, predict))
     seconds = time.perf_counter() - start

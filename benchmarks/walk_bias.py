@@ -18,7 +18,7 @@ from pathlib import Path
 
 from benchmarks.cases import digits_case
 from benchmarks.run import compiled
-from benchmarks.timing import Row
+from benchmarks.timing import Row, samples_of
 from pixel_threshold.attack import (
     AttackConfig,
     ImageResult,
@@ -51,10 +51,7 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     case = digits_case(args.images)
     predict = compiled(case, 400)
-    samples = [
-        Sample(index, image, int(label))
-        for index, (image, label) in enumerate(zip(case.images, case.labels, strict=True))
-    ]
+    samples = samples_of(case.images, case.labels)
     rows: list[Row] = []
     for attack_type, levels in FIXED.items():
         for es, (max_iter, popsize) in BUDGETS.items():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pixel_threshold.attack import CMAES, DifferentialEvolution, cmaes, default_popsize
-from pixel_threshold.attack.cmaes import into_box
+from pixel_threshold.attack.cmaes import Box
 from pixel_threshold.attack.de import latin_hypercube
 
 LOWER = np.full(4, -5.0)
@@ -130,11 +130,11 @@ def test_box_mapping_is_pycmas_transformation_vectorised() -> None:
         [[low, high] for low, high in zip(lower, upper, strict=True)]
     )
     expected = np.array([pycma.transform(point) for point in points])
-    mapped = into_box(points.copy(), lower, upper)
+    mapped = Box(lower, upper).mapped(points.copy())
     np.testing.assert_allclose(mapped, expected, rtol=0, atol=1e-9)
     assert np.all((mapped >= lower) & (mapped <= upper))
     inside = np.array([[4.0, 4.0, 128.0, 0.5]])
-    assert into_box(inside.copy(), lower, upper).tolist() == inside.tolist()  # identity inside
+    assert Box(lower, upper).mapped(inside.copy()).tolist() == inside.tolist()  # identity inside
 
 
 def test_popsize_checks_and_pycma_default() -> None:

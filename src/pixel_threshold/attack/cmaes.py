@@ -9,7 +9,7 @@ CMA's negative recombination weights, cumulative step-size adaptation). Above
 `FULL_COVARIANCE_MAX_DIMENSION` genes the covariance is diagonal (separable CMA-ES, Ros &
 Hansen, PPSN 2008), with learning rates scaled by (D + 2) / 3: time and memory linear in D.
 
-Samples live in an unbounded space; `into_box` maps them into the encoding's box with
+Samples live in an unbounded space; `Box.mapped` maps them into the encoding's box with
 pycma's ``bounds`` transformation (vectorised over the population), and the update is
 told the unbounded samples with the objective of their images. No stopping rule: on a
 confident model every candidate of a generation can score the same float32
@@ -43,7 +43,7 @@ MIN_POPSIZE = 3
 FULL_COVARIANCE_MAX_DIMENSION = 256
 """Above this many genes, use separable (diagonal) CMA-ES: linear time and memory."""
 BOX_BLOCK_VALUES = 1 << 21
-"""`into_box` maps this many values at a time (16 MB of float64 scratch a temporary)."""
+"""`Box.mapped` maps this many values at a time (16 MB of float64 scratch a temporary)."""
 
 
 def default_popsize(dimension: int) -> int:
@@ -51,43 +51,52 @@ def default_popsize(dimension: int) -> int:
     return 4 + int(3 * math.log(dimension))
 
 
-def into_box(points: FloatArray, lower: FloatArray, upper: FloatArray) -> FloatArray:
-    """Map ``points`` (M, D) into ``[lower, upper]``, in place.
+class Box:
+    """The box ``[lower, upper]`` (D,) of the genes, and the mapping into it.
 
     Hansen's linear-quadratic box transformation (the one pycma's ``bounds`` option
     applies solution by solution, here on the whole population at once): the
     identity inside, a parabola that meets each bound with zero slope over a margin
     ``a = min(width / 2, max(1, |bound|) / 20)``, mirrored periodically outside
     ``[lower - a_low, upper + a_high]``. The flat approach to each bound keeps values
-    at and near it (black and white pixels, the largest deltas) easy to reach. Rows go
-    a block at a time, so its scratch memory stays bounded whatever M and D.
+    at and near it (black and white pixels, the largest deltas) easy to reach. The
+    margins are worked out once, not a generation.
     """
-    width = upper - lower
-    margin_low = np.minimum(width / 2, np.maximum(1, np.abs(lower)) / 20)
-    margin_high = np.minimum(width / 2, np.maximum(1, np.abs(upper)) / 20)
-    start = lower - margin_low
-    span = upper + margin_high - start
-    rows = max(1, BOX_BLOCK_VALUES // points.shape[1])
-    for block in range(0, len(points), rows):
-        part = points[block : block + rows]
-        outside = (part < start) | (part > start + span)
-        if outside.any():  # fold into [start, start + span] by mirroring
-            at, cols = np.nonzero(outside)
-            folded = np.mod(part[at, cols] - start[cols], 2 * span[cols])
-            mirrored = np.where(folded > span[cols], 2 * span[cols] - folded, folded)
-            part[at, cols] = mirrored + start[cols]
-        # whole-block arithmetic: cheaper than indexing the points near a bound
-        below = part - start
-        below *= below
-        below /= 4 * margin_low
-        below += lower
-        above = part - (upper + margin_high)
-        above *= above
-        above /= -4 * margin_high
-        above += upper
-        np.copyto(part, below, where=part < lower + margin_low)
-        np.copyto(part, above, where=part > upper - margin_high)
-    return points
+
+    def __init__(self, lower: FloatArray, upper: FloatArray) -> None:
+        self.lower, self.upper = lower, upper
+        width = upper - lower
+        self._margin_low = np.minimum(width / 2, np.maximum(1, np.abs(lower)) / 20)
+        self._margin_high = np.minimum(width / 2, np.maximum(1, np.abs(upper)) / 20)
+        self._start = lower - self._margin_low
+        self._span = upper + self._margin_high - self._start
+
+    def mapped(self, points: FloatArray) -> FloatArray:
+        """``points`` (M, D) mapped into the box, in place. Rows go a block at a time,
+        so the scratch memory stays bounded whatever M and D."""
+        lower, upper, start, span = self.lower, self.upper, self._start, self._span
+        margin_low, margin_high = self._margin_low, self._margin_high
+        rows = max(1, BOX_BLOCK_VALUES // points.shape[1])
+        for block in range(0, len(points), rows):
+            part = points[block : block + rows]
+            outside = (part < start) | (part > start + span)
+            if outside.any():  # fold into [start, start + span] by mirroring
+                at, cols = np.nonzero(outside)
+                folded = np.mod(part[at, cols] - start[cols], 2 * span[cols])
+                mirrored = np.where(folded > span[cols], 2 * span[cols] - folded, folded)
+                part[at, cols] = mirrored + start[cols]
+            # whole-block arithmetic: cheaper than indexing the points near a bound
+            below = part - start
+            below *= below
+            below /= 4 * margin_low
+            below += lower
+            above = part - (upper + margin_high)
+            above *= above
+            above /= -4 * margin_high
+            above += upper
+            np.copyto(part, below, where=part < lower + margin_low)
+            np.copyto(part, above, where=part > upper - margin_high)
+        return points
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,11 @@ class Parameters:
         return weights
 
     @functools.cached_property
+    def decay(self) -> float:
+        """What the covariance keeps of itself a generation: 1 - c_1 - c_mu sum(w) (eq. 47)."""
+        return 1 - self.c1 - self.cmu * float(self.weights.sum())
+
+    @functools.cached_property
     def cc(self) -> float:
         """Learning rate of the rank-one evolution path (eq. 56)."""
         n, mueff = self.dimension, self.mueff
@@ -194,10 +208,12 @@ class CMAES:
         dimension = len(lower)
         self._initial_guess = initial_guess
         self._sigma0 = sigma0
-        self._lower = np.asarray(lower, dtype=np.float64)
         # the box is half-open; map just inside the upper bound
-        self._upper = np.nextafter(np.asarray(upper, dtype=np.float64), -np.inf)
-        self._maxstd = (self._upper - self._lower) / 3
+        self._box = Box(
+            np.asarray(lower, dtype=np.float64),
+            np.nextafter(np.asarray(upper, dtype=np.float64), -np.inf),
+        )
+        self._maxstd = (self._box.upper - self._box.lower) / 3
         self.parameters = Parameters(
             dimension, popsize, separable=dimension > FULL_COVARIANCE_MAX_DIMENSION
         )
@@ -258,7 +274,7 @@ class CMAES:
             self._asked = (samples, steps)
             genes = steps * sigma
         genes += self._mean[slots, None, :]
-        return into_box(genes.reshape(-1, dimension), self._lower, self._upper)
+        return self._box.mapped(genes.reshape(-1, dimension))
 
     def tell(self, slots: IntArray, fitness: FloatArray) -> None:
         """Losses (L * popsize,) of the last `ask`, lower is better: the tutorial's update
@@ -308,8 +324,7 @@ class CMAES:
         squares = samples * samples
         lengths = np.sum(squares, axis=2)
         weights = np.where(weights < 0, weights * p.dimension / lengths, weights)
-        lost = np.where(stalled, p.c1 * p.cc * (2 - p.cc), 0.0)  # delta(h_sigma) c_1
-        keep = 1 + lost - p.c1 - p.cmu * float(p.weights.sum())
+        keep = p.decay + np.where(stalled, p.c1 * p.cc * (2 - p.cc), 0.0)  # + delta(h_sigma) c_1
         if steps is None:
             rank_mu = np.matmul(weights[:, None, :], squares)[:, 0] * scales**2
             variances = keep[:, None] * self._variances[slots]

@@ -41,6 +41,8 @@ class DeviceDecoder:
         self._originals: tf.Variable | None = None
         self._places: OrderedDict[int, int] = OrderedDict()
         """Each kept original's row in the variable, least recently used first."""
+        self._free = list(range(capacity))
+        """The variable's rows no original holds."""
 
     def __call__(self, rows: ChangedRows) -> npt.NDArray[np.float32]:
         keys, inverse = np.unique(rows.keys, return_inverse=True)
@@ -62,14 +64,13 @@ class DeviceDecoder:
                 )
         wanted = set(keys.tolist())
         missing = [key for key in keys.tolist() if key not in self._places]
-        free = sorted(set(range(self._capacity)) - set(self._places.values()))
         for key in list(self._places):  # make room: the least recently used not wanted
-            if len(free) >= len(missing):
+            if len(self._free) >= len(missing):
                 break
             if key not in wanted:
-                free.append(self._places.pop(key))
-        for key, place in zip(missing, free, strict=False):
-            self._places[key] = place
+                self._free.append(self._places.pop(key))
+        for key in missing:
+            self._places[key] = self._free.pop()
         if missing:
             at = np.array([self._places[key] for key in missing], dtype=np.int32)
             pixels = rows.originals(np.array(missing))
