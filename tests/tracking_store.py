@@ -9,10 +9,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow import MlflowClient
@@ -77,9 +78,33 @@ def model_server(model_uri: str, log: Path) -> Iterator[Server]:
 def _serving(
     command: list[str], health: str, log: Path, *, port_option: str, extra: Sequence[str] = ()
 ) -> Iterator[Server]:
-    port = free_port()
+    server = start_mlflow(
+        command, health, log, port=free_port(), port_option=port_option, extra=extra
+    )
+    try:
+        yield server
+    finally:
+        stop(server)
+
+
+def start_mlflow(
+    command: Sequence[str],
+    health: str,
+    log: Path,
+    *,
+    port: int,
+    port_option: str = "--port",
+    extra: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    account: Mapping[str, Any] | None = None,
+) -> Server:
+    """Start ``mlflow <command>`` on 127.0.0.1 at ``port`` in a session of its own, its
+    output appended to ``log``, with ``env`` added to this environment and as
+    ``account`` (`subprocess.Popen`'s ``user``, ``group``, ``extra_groups``) if given;
+    return it once ``health`` answers (the test fails if it exits or does not answer
+    within `SERVER_START_SECONDS`)."""
     bin_dir = str(Path(sys.executable).parent)
-    with open(log, "w") as output:
+    with open(log, "a") as output:
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -95,19 +120,31 @@ def _serving(
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
+            cwd=log.parent,
+            env={
+                **os.environ,
+                "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+                **(env or {}),
+            },
+            **(account or {}),
         )
     server = Server(f"http://127.0.0.1:{port}", process)
     try:
         _wait_until_up(server, health, log)
-        yield server
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+    except BaseException:
+        stop(server)
+        raise
+    return server
+
+
+def stop(server: Server) -> None:
+    """Stop ``server`` and its workers (SIGTERM, SIGKILL after 30 s) if it still runs."""
+    if server.process.poll() is None:
+        os.killpg(server.process.pid, signal.SIGTERM)
+        try:
+            server.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 def _wait_until_up(server: Server, health: str, log: Path) -> None:
@@ -121,4 +158,6 @@ def _wait_until_up(server: Server, health: str, log: Path) -> None:
                     return
         except OSError:
             time.sleep(1)
-    pytest.fail(f"mlflow did not answer at {server.url} within 120 s:\n{log.read_text()}")
+    pytest.fail(
+        f"mlflow did not answer at {server.url} within {SERVER_START_SECONDS} s:\n{log.read_text()}"
+    )

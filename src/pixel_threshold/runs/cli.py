@@ -5,11 +5,11 @@ type, default and help from it. The parameters are checked first (`steps.plan`),
 before TensorFlow or MLflow is imported: a bad one answers within a second or two,
 starts no run of its own, and under ``mlflow run`` is recorded on the run that
 ``mlflow run`` made (ended FAILED, the error as its description). A ``ValueError``
-from the step (a bad parameter, named with its value) or an `outbox.UploadFailed`
-(results kept on disk, the error names the folder) becomes a one-line error and exit
-status 1; the step has already marked its MLflow run FAILED. Ctrl-C or SIGTERM
-stops the step (which ends its run KILLED) with the shell's status for the signal:
-130 or 143.
+from the step (a bad parameter, named with its value), an `outbox.UploadFailed`
+(results kept on disk, the error names the folder) or a login or permission the
+tracking server refused (`logins.refusal`) becomes a one-line error and exit status 1;
+the step has already marked its MLflow run FAILED. Ctrl-C or SIGTERM stops the step
+(which ends its run KILLED) with the shell's status for the signal: 130 or 143.
 """
 
 from __future__ import annotations
@@ -60,6 +60,11 @@ def command(
                 step(params)
         except (ValueError, outbox.UploadFailed) as error:
             raise click.ClickException(str(error)) from error
+        except Exception as error:
+            refused = _refusal(error)
+            if not refused:
+                raise
+            raise click.ClickException(refused) from error
         except KeyboardInterrupt as error:
             click.echo(f"{name}: interrupted by {str(error) or 'SIGINT'}", err=True)
             raise SystemExit(interrupts.exit_status(error)) from error
@@ -76,6 +81,15 @@ def command(
     ]
     text = f"{params_type.__doc__} {names.described(name)}".strip()
     return click.Command(name, callback=callback, params=options, help=text)
+
+
+def _refusal(error: Exception) -> str:
+    """`logins.refusal` of ``error`` on this process's tracking server."""
+    import mlflow
+
+    from pixel_threshold.runs import logins
+
+    return logins.refusal(error, mlflow.get_tracking_uri())
 
 
 def _alias(field: dataclasses.Field[Any]) -> list[str]:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import click
 
+from pixel_threshold.runs import logins
+
 OUTBOX_VARIABLE = "PIXEL_THRESHOLD_OUTBOX"
 PENDING = "pending.json"
 """What a parcel holds besides its artifacts; written last, so a parcel without it is
@@ -69,11 +71,12 @@ class Parcel:
 
 def new_parcel(run_id: str, tracking_uri: str) -> Parcel:
     """An empty parcel for ``run_id`` (its artifacts folder created, replacing any
-    earlier parcel of the run)."""
+    earlier parcel of the run), keeping ``tracking_uri`` without its password
+    (`logins.shown`)."""
     folder = root() / run_id
     shutil.rmtree(folder, ignore_errors=True)
     (folder / ARTIFACTS).mkdir(parents=True)
-    return Parcel(folder=folder, run_id=run_id, tracking_uri=tracking_uri)
+    return Parcel(folder=folder, run_id=run_id, tracking_uri=logins.shown(tracking_uri))
 
 
 def read_parcel(folder: Path) -> Parcel:
@@ -88,7 +91,8 @@ def send(parcel: Parcel, *, end_run: bool = False) -> None:
     """Save ``parcel``, log it to its run (on ``MLFLOW_TRACKING_URI`` if set, else where
     the run was), then remove it; with ``end_run``, also end the run with the parcel's
     status and clear the error an earlier failed upload recorded. Raises
-    `UploadFailed`, naming the folder and how to upload it later, if logging fails."""
+    `UploadFailed`, naming the folder and how to upload it later, if logging fails (a
+    login the server refused, in words: `logins.refusal`)."""
     import mlflow
     from mlflow.entities import Metric, RunTag
 
@@ -103,6 +107,12 @@ def send(parcel: Parcel, *, end_run: bool = False) -> None:
         for step, value in enumerate(values)
     ]
     uri = os.environ.get("MLFLOW_TRACKING_URI") or parcel.tracking_uri
+    if logins.is_masked(uri):
+        raise UploadFailed(
+            f"the results of run {parcel.run_id} in {parcel.folder} go to {uri}, whose password "
+            "is not kept: set MLFLOW_TRACKING_URI to that store's URI with its password and "
+            f"upload them with `{UPLOAD_COMMAND} {parcel.folder}`"
+        )
     try:
         client = mlflow.MlflowClient(uri)
         client.log_batch(
@@ -118,10 +128,16 @@ def send(parcel: Parcel, *, end_run: bool = False) -> None:
                     client.delete_tag(parcel.run_id, tag)
             client.set_terminated(parcel.run_id, parcel.status)
     except Exception as error:  # whatever stopped the upload, the parcel is kept
+        refused = logins.refusal(error, uri)
+        once = (
+            f"once {logins.USERNAME} and {logins.PASSWORD} hold a login it takes"
+            if getattr(error, "error_code", "") == "UNAUTHENTICATED"
+            else "once the server answers"
+        )
         raise UploadFailed(
             f"could not log the results of run {parcel.run_id} to the tracking server at "
-            f"{uri}: {error}. They are kept in {parcel.folder}: once the server answers, "
-            f"upload them with `{UPLOAD_COMMAND} {parcel.folder}`"
+            f"{logins.shown(uri)}: {refused or error}. They are kept in {parcel.folder}: "
+            f"{once}, upload them with `{UPLOAD_COMMAND} {parcel.folder}`"
         ) from error
     shutil.rmtree(parcel.folder)
 

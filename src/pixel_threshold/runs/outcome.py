@@ -18,7 +18,7 @@ import mlflow
 from mlflow.entities import Run
 
 from pixel_threshold.artifacts import names
-from pixel_threshold.runs import records, tracking
+from pixel_threshold.runs import logins, records, tracking
 
 UI_ADDRESS = "http://127.0.0.1:5000"
 """Where ``mlflow ui`` (and ``make ui``) serves a local store by default."""
@@ -54,7 +54,7 @@ def ui_page(experiment_id: str, run_id: str) -> str:
     page = f"#/experiments/{experiment_id}/runs/{run_id}"
     if uri.startswith(("http://", "https://")):
         return f"{uri.rstrip('/')}/{page}"
-    return f"{UI_ADDRESS}/{page} (serve it: mlflow ui --backend-store-uri {uri})"
+    return f"{UI_ADDRESS}/{page} (serve it: mlflow ui --backend-store-uri {logins.shown(uri)})"
 
 
 def _train(run: Run) -> list[str]:

@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 
 from pixel_threshold.artifacts import names, tarball
 from pixel_threshold.data.datasets import ImageSet
-from pixel_threshold.runs import generated_names
+from pixel_threshold.runs import generated_names, logins
 
 Fits = Callable[[Run], str]
 """Why a run's model does not fit what a step needs; empty when it fits."""
@@ -126,8 +126,11 @@ def _end_failed(run_id: str) -> None:
 
 def failure_message(error: Exception) -> str:
     """What a failed run says went wrong: a bad parameter's message as it is (a
-    ``ValueError`` names the parameter and its value), anything else with its type."""
-    return str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
+    ``ValueError`` names the parameter and its value), a login or permission the tracking
+    server refused in words (`logins.refusal`), anything else with its type."""
+    if isinstance(error, ValueError):
+        return str(error)
+    return logins.refusal(error, mlflow.get_tracking_uri()) or f"{type(error).__name__}: {error}"
 
 
 def record_failure(run_id: str, step: str, error: Exception) -> None:
@@ -170,13 +173,17 @@ def record_refusal(step: str, params: Any, error: ValueError) -> None:
 
 def check_server(uri: str) -> None:
     """Raise ValueError within seconds if ``uri`` is an http(s) tracking server that
-    does not answer (a local store needs no check)."""
-    if not uri.startswith(("http://", "https://")):
+    does not answer, or holds a login (`logins.check_uri`); MLflow's exception if it
+    refuses the login (`logins.refusal`). A local store needs no check."""
+    logins.check_uri(uri)
+    if not uri.startswith(logins.SERVER_SCHEMES):
         return
     try:
         with variables_set(SERVER_PROBE):
             mlflow.MlflowClient(uri).search_experiments(max_results=1)
     except MlflowException as error:
+        if logins.refusal(error, uri):
+            raise
         raise ValueError(
             f"expected an MLflow tracking server at MLFLOW_TRACKING_URI={uri!r}, but it did not "
             f"answer: is `mlflow server` running there? ({error.message})"

@@ -22,7 +22,7 @@ from pixel_threshold.attack.encodings import ATTACK_TYPES, encoding_type
 from pixel_threshold.data import datasets
 from pixel_threshold.report import curves
 from pixel_threshold.report.page import Caution, Commands, Page, Picture, Section, Table
-from pixel_threshold.runs import naming, outcome
+from pixel_threshold.runs import logins, naming, outcome
 from pixel_threshold.runs.params import AttackParams
 from pixel_threshold.steps.assessment import AssessedRun, Assessment
 
@@ -494,7 +494,7 @@ def _examples(assessment: Assessment) -> Section:
 def _reproduce(assessment: Assessment, *, tracking_uri: str, experiment: str) -> Section:
     commits = sorted({run.run.source_commit for run in assessment.runs if run.run.source_commit})
     lines = [f"git checkout {commit}" for commit in commits[:1]]
-    lines.append(f"export MLFLOW_TRACKING_URI={shlex.quote(tracking_uri)}")
+    lines.append(f"export MLFLOW_TRACKING_URI={shlex.quote(logins.shown(tracking_uri))}")
     for run in assessment.runs:
         lines.append(_attack_command(run, experiment))
     lines.append(

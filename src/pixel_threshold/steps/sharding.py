@@ -37,6 +37,7 @@ from pixel_threshold.models.backends.http import TOKEN_VARIABLE
 from pixel_threshold.models.classifier import CompiledClassifier
 from pixel_threshold.models.options import ModelOptions
 from pixel_threshold.models.scoring import Classifier
+from pixel_threshold.runs import logins
 
 Search = Callable[[Iterable[Sample]], Iterator[ImageResult]]
 """Attacks samples; yields each image's result once it is final, in any order."""
@@ -183,11 +184,10 @@ def _connect(address: str) -> Any:
 
 
 def _worker_env() -> dict[str, str]:
-    """`WORKER_ENV`, and what a worker needs to load a model itself: the tracking URI,
-    an endpoint's token."""
-    passed = {
-        name: os.environ[name] for name in (TRACKING_URI, TOKEN_VARIABLE) if os.environ.get(name)
-    }
+    """`WORKER_ENV`, and what a worker needs to load a model itself: the tracking URI
+    and its login, an endpoint's token."""
+    needed = (TRACKING_URI, logins.USERNAME, logins.PASSWORD, TOKEN_VARIABLE)
+    passed = {name: os.environ[name] for name in needed if os.environ.get(name)}
     return {**WORKER_ENV, **passed}
 
 
