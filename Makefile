@@ -28,7 +28,7 @@ IMAGENET_PARAMS := -P dataset=imagenet-sample -P architecture=efficientnet_lite0
 SMOKE_PARAMS := -P th_values=1 -P es_values=1 -P limit=10 -P epochs=1 -P max_iter=5 -P popsize=20
 UI_PORT ?= 5000
 
-.PHONY: install test test-slow test-ui lint bench bench-search bench-smallest bench-backends \
+.PHONY: install test test-slow test-server test-ui lint bench bench-search bench-smallest bench-backends \
 	bench-targeted bench-host clean demo ui \
 	imagenet-demo smoke
 
@@ -58,10 +58,26 @@ $(BENCH_STAMP): $(STAMP)
 TEST_WORKERS ?= 2
 
 test: install
-	$(BIN)/pytest -m "not slow and not ui" -q --durations=15 -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -m "not slow and not ui and not server" -q --durations=15 -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(SLOW_STAMP)
-	$(BIN)/pytest -m "slow and not ui" -q || test $$? -eq 5  # 5: no slow test collected
+	$(BIN)/pytest -m "slow and not ui and not server" -q || test $$? -eq 5  # 5: none collected
+
+# `make test-server`: a team's tracking server under load (tests/test_team_server.py):
+# PostgreSQL from Debian's package (apt-get, with sudo unless root, where it is missing)
+# in a throw-away cluster, mlflow server with logins on it and on sqlite; 8 attacks and
+# 2 main sweeps at once, with faults. Figures land in test-output/team-server/.
+SERVER_STAMP := $(VENV)/.installed-server
+
+test-server: $(SERVER_STAMP)
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql; }
+	$(BIN)/pytest -m server -q
+
+$(SERVER_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[cpu,dev,imagenet,server]'
+	touch $@
 
 # `make test-ui`: the MLflow UI in headless Chromium (tests/test_ui.py). Debian's chromium
 # package (apt-get, with sudo unless root) and Playwright's Python package; Playwright

@@ -20,7 +20,7 @@ from pixel_threshold.models.classifier import CompiledClassifier
 from pixel_threshold.models.conventions import AUTO, InputConventions
 from pixel_threshold.models.options import ModelOptions
 from pixel_threshold.models.scoring import Classifier
-from pixel_threshold.models.sources import ModelSource, is_mlflow_model, model_source
+from pixel_threshold.models.sources import ModelSource, is_mlflow_model, is_refusal, model_source
 
 SAFE_LOAD = {"compile": False, "safe_mode": True}
 """How every Keras model is loaded: no optimizer state, no Python code from the file."""
@@ -103,6 +103,8 @@ def load_model(uri: str) -> keras.Model:
         try:
             flavors = mlflow.models.get_model_info(uri).flavors
         except (MlflowException, OSError) as error:
+            if is_refusal(error):
+                raise
             raise ValueError(f"cannot load model={uri!r}: {_reason(error)}") from error
         if "keras" not in flavors:
             raise ValueError(

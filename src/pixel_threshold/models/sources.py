@@ -61,9 +61,18 @@ def _flavours(uri: str) -> dict[str, dict[str, object]]:
     try:
         flavours: dict[str, dict[str, object]] = mlflow.models.get_model_info(uri).flavors
     except (MlflowException, OSError) as error:
+        if is_refusal(error):
+            raise
         message = getattr(error, "message", None) or str(error)
         raise ValueError(f"cannot load model={uri!r}: {message.strip().splitlines()[0]}") from error
     return flavours
+
+
+def is_refusal(error: Exception) -> bool:
+    """Whether ``error`` is the tracking server refusing a login (401) or a permission
+    (403): left to the step, which says so naming the user (`runs.logins`)."""
+    status = getattr(error, "get_http_status_code", lambda: 0)()
+    return status in (401, 403)
 
 
 def _kind_of_flavours(uri: str, flavours: dict[str, dict[str, object]]) -> str:
