@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 import pytest
 
-from pixel_threshold.runs import tracking
+from pixel_threshold.runs import outbox, tracking
 from pixel_threshold.runs.params import AttackParams, CompareParams
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.compare import run_compare
@@ -57,14 +58,30 @@ def test_long_messages_are_cut_in_the_name_only(experiment: str) -> None:
     assert run.data.tags[tracking.ERROR_TAG] == message
 
 
-def test_an_unreachable_server_does_not_hide_the_step_s_error(
-    experiment: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_a_run_s_end_the_server_does_not_take_is_kept_and_uploaded_later(
+    experiment: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with mlflow.start_run() as run:
+    store = os.environ["MLFLOW_TRACKING_URI"]
+    monkeypatch.setenv(outbox.OUTBOX_VARIABLE, str(tmp_path / "outbox"))
+    with pytest.raises(ValueError, match="got es=-1"), tracking.step_run("attack") as run:
         run_id = run.info.run_id
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
-    tracking.record_failure(run_id, "attack", ValueError("got es=-1"))
-    assert f"could not record the error on run {run_id}" in capsys.readouterr().err
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")  # gone
+        raise ValueError("got es=-1")
+    folder = tmp_path / "outbox" / run_id
+    said = capsys.readouterr().err
+    assert f"the tracking server did not take the end of run {run_id} (" in said
+    assert f"upload it with `python -m pixel_threshold.runs.outbox {folder}`" in said
+    assert mlflow.MlflowClient(store).get_run(run_id).info.status == "RUNNING"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)  # back
+    outbox.send(outbox.read_parcel(folder), end_run=True)
+    ended = mlflow.get_run(run_id)
+    assert ended.info.status == "FAILED"
+    assert ended.data.tags[tracking.ERROR_TAG] == "got es=-1"
+    assert ended.data.tags[tracking.DESCRIPTION_TAG] == "attack failed: got es=-1"
+    assert not folder.exists()
 
 
 def test_no_train_run_names_the_experiment_and_the_one_that_has_it(

@@ -6,10 +6,11 @@ before TensorFlow or MLflow is imported: a bad one answers within a second or tw
 starts no run of its own, and under ``mlflow run`` is recorded on the run that
 ``mlflow run`` made (ended FAILED, the error as its description). A ``ValueError``
 from the step (a bad parameter, named with its value), an `outbox.UploadFailed`
-(results kept on disk, the error names the folder) or a login or permission the
-tracking server refused (`logins.refusal`) becomes a one-line error and exit status 1;
-the step has already marked its MLflow run FAILED. Ctrl-C or SIGTERM stops the step
-(which ends its run KILLED) with the shell's status for the signal: 130 or 143.
+(results kept on disk, the error names the folder) or MLflow's own (the tracking
+server refused a login or permission, or failed) becomes a one-line error and exit
+status 1; the step has already marked its MLflow run FAILED (or kept that in the
+outbox). Ctrl-C or SIGTERM stops the step (which ends its run KILLED) with the shell's
+status for the signal: 130 or 143.
 """
 
 from __future__ import annotations
@@ -61,10 +62,10 @@ def command(
         except (ValueError, outbox.UploadFailed) as error:
             raise click.ClickException(str(error)) from error
         except Exception as error:
-            refused = _refusal(error)
-            if not refused:
+            said = _tracking_error(error)
+            if not said:
                 raise
-            raise click.ClickException(refused) from error
+            raise click.ClickException(said) from error
         except KeyboardInterrupt as error:
             click.echo(f"{name}: interrupted by {str(error) or 'SIGINT'}", err=True)
             raise SystemExit(interrupts.exit_status(error)) from error
@@ -83,13 +84,14 @@ def command(
     return click.Command(name, callback=callback, params=options, help=text)
 
 
-def _refusal(error: Exception) -> str:
-    """`logins.refusal` of ``error`` on this process's tracking server."""
-    import mlflow
+def _tracking_error(error: Exception) -> str:
+    """What went wrong, in one line (`tracking.failure_message`), if ``error`` is
+    MLflow's: the tracking server refused a login or permission, or failed; else ''."""
+    from mlflow.exceptions import MlflowException
 
-    from pixel_threshold.runs import logins
+    from pixel_threshold.runs import tracking
 
-    return logins.refusal(error, mlflow.get_tracking_uri())
+    return tracking.failure_message(error) if isinstance(error, MlflowException) else ""
 
 
 def _alias(field: dataclasses.Field[Any]) -> list[str]:

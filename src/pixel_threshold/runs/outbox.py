@@ -79,6 +79,22 @@ def new_parcel(run_id: str, tracking_uri: str) -> Parcel:
     return Parcel(folder=folder, run_id=run_id, tracking_uri=logins.shown(tracking_uri))
 
 
+def keep_end(run_id: str, tracking_uri: str, status: str, tags: dict[str, str]) -> Path:
+    """Keep a run's end that the tracking server did not take, ``status`` and ``tags``
+    (a failed run's error), in the run's parcel, and return its folder. A run that
+    already has a parcel (its results) keeps that parcel's status, taking ``tags`` only
+    if it ends with ``status`` too; a run without one gets a parcel of no artifacts."""
+    try:
+        parcel = read_parcel(root() / run_id)
+    except ValueError:
+        parcel = new_parcel(run_id, tracking_uri)
+        parcel.status = status
+    if parcel.status == status:
+        parcel.tags |= tags
+    parcel.save()
+    return parcel.folder
+
+
 def read_parcel(folder: Path) -> Parcel:
     """The parcel saved in ``folder``; raises ValueError if it is not a complete one."""
     pending = folder / PENDING
@@ -92,7 +108,8 @@ def send(parcel: Parcel, *, end_run: bool = False) -> None:
     the run was), then remove it; with ``end_run``, also end the run with the parcel's
     status and clear the error an earlier failed upload recorded. Raises
     `UploadFailed`, naming the folder and how to upload it later, if logging fails (a
-    login the server refused, in words: `logins.refusal`)."""
+    login the server refused, in words: `logins.refusal`). An error the parcel's own
+    tags record stays."""
     import mlflow
     from mlflow.entities import Metric, RunTag
 
@@ -124,7 +141,7 @@ def send(parcel: Parcel, *, end_run: bool = False) -> None:
         if end_run:
             logged = client.get_run(parcel.run_id).data.tags
             for tag in (tracking.ERROR_TAG, tracking.DESCRIPTION_TAG):
-                if tag in logged:
+                if tag in logged and tag not in parcel.tags:
                     client.delete_tag(parcel.run_id, tag)
             client.set_terminated(parcel.run_id, parcel.status)
     except Exception as error:  # whatever stopped the upload, the parcel is kept

@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 
 from pixel_threshold.artifacts import names, tarball
 from pixel_threshold.data.datasets import ImageSet
-from pixel_threshold.runs import generated_names, logins
+from pixel_threshold.runs import generated_names, logins, outbox
 
 Fits = Callable[[Run], str]
 """Why a run's model does not fit what a step needs; empty when it fits."""
@@ -69,7 +69,8 @@ def step_run(step: str) -> Iterator[mlflow.ActiveRun]:
 
     A child of the active run if there is one (``main``), else the run ``mlflow run``
     created for this process (``MLFLOW_RUN_ID``), else a new run. A top-level step
-    first checks that a tracking server answers.
+    first checks that a tracking server answers. A run's end that the tracking server
+    cannot take (it may be why the step failed) is kept in the outbox (`_end`).
     """
     nested = mlflow.active_run() is not None
     if not nested:
@@ -80,11 +81,10 @@ def step_run(step: str) -> Iterator[mlflow.ActiveRun]:
         try:
             yield run
         except KeyboardInterrupt:
-            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+            _end(run.info.run_id, RunStatus.KILLED)
             raise
         except Exception as error:
-            record_failure(run.info.run_id, step, error)
-            _end_failed(run.info.run_id)
+            _end(run.info.run_id, RunStatus.FAILED, failed=(step, error))
             raise
 
 
@@ -114,14 +114,35 @@ def _dataset_source(data: str) -> str:
     return str(path.resolve()) if path.exists() else data
 
 
-def _end_failed(run_id: str) -> None:
-    """End the active run FAILED without MLflow's minutes of retries: a server that
-    does not answer may be why the step failed."""
-    try:
-        with variables_set(SERVER_PROBE):
-            mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
-    except Exception as unended:  # the step's own error matters more than this one
-        print(f"could not end run {run_id} FAILED: {unended}", file=sys.stderr)
+def _end(run_id: str, status: int, *, failed: tuple[str, Exception] | None = None) -> None:
+    """End the active run with ``status``, a failed step's error recorded first
+    (``failed``: the step and its error, `record_failure`), without MLflow's minutes of
+    retries: a server that does not answer may be why the step stopped. If the server
+    does not take it, keep the run's end in the outbox (`outbox.keep_end`), to be
+    uploaded with whatever else the run kept there, and say so."""
+    refused: list[Exception] = []
+    with variables_set(SERVER_PROBE):
+        if failed is not None:
+            try:
+                record_failure(run_id, *failed)
+            except Exception as unrecorded:
+                refused.append(unrecorded)
+        try:
+            mlflow.end_run(RunStatus.to_string(status))  # leaves the run, answered or not
+        except Exception as unended:
+            refused.append(unended)
+    if refused:
+        tags = failure_tags(*failed) if failed is not None else {}
+        folder = outbox.keep_end(
+            run_id, mlflow.get_tracking_uri(), RunStatus.to_string(status), tags
+        )
+        reason = str(refused[0]).splitlines()[0]
+        print(
+            f"the tracking server did not take the end of run {run_id} ({reason}); it is kept "
+            f"in {folder}: once the server answers, upload it with `{outbox.UPLOAD_COMMAND} "
+            f"{folder}`",
+            file=sys.stderr,
+        )
 
 
 def failure_message(error: Exception) -> str:
@@ -133,23 +154,24 @@ def failure_message(error: Exception) -> str:
     return logins.refusal(error, mlflow.get_tracking_uri()) or f"{type(error).__name__}: {error}"
 
 
-def record_failure(run_id: str, step: str, error: Exception) -> None:
-    """Store ``error``'s message where the MLflow UI shows it: as the run's description
-    and its tag ``error``; a run still named by MLflow (`generated_names`) is renamed
-    ``<step> failed: <message>``. Best effort: if the tracking server cannot take it
-    (it may be why the step failed), say so on stderr and leave the error to the caller.
-    """
+def failure_tags(step: str, error: Exception) -> dict[str, str]:
+    """A failed run's tags: ``error``'s message as its tag ``error`` and its description
+    (``<step> failed: <message>``)."""
     message = failure_message(error)
-    described = f"{step} failed: {message}"
-    try:
-        with variables_set(SERVER_PROBE):
-            client = mlflow.MlflowClient()
-            client.set_tag(run_id, ERROR_TAG, message)
-            client.set_tag(run_id, DESCRIPTION_TAG, described)
-            if generated_names.is_generated(client.get_run(run_id).info.run_name or ""):
-                client.set_tag(run_id, RUN_NAME_TAG, _cut(described, FAILED_NAME_LENGTH))
-    except Exception as unrecorded:  # the step's own error matters more than this one
-        print(f"could not record the error on run {run_id}: {unrecorded}", file=sys.stderr)
+    return {ERROR_TAG: message, DESCRIPTION_TAG: f"{step} failed: {message}"}
+
+
+def record_failure(run_id: str, step: str, error: Exception) -> None:
+    """Store ``error``'s message where the MLflow UI shows it (`failure_tags`); a run
+    still named by MLflow (`generated_names`) is renamed ``<step> failed: <message>``.
+    Raises what the tracking server raises, at once (no retries)."""
+    tags = failure_tags(step, error)
+    with variables_set(SERVER_PROBE):
+        client = mlflow.MlflowClient()
+        for name, value in tags.items():
+            client.set_tag(run_id, name, value)
+        if generated_names.is_generated(client.get_run(run_id).info.run_name or ""):
+            client.set_tag(run_id, RUN_NAME_TAG, _cut(tags[DESCRIPTION_TAG], FAILED_NAME_LENGTH))
 
 
 def _cut(text: str, length: int) -> str:
@@ -160,7 +182,7 @@ def _cut(text: str, length: int) -> str:
 def record_refusal(step: str, params: Any, error: ValueError) -> None:
     """Record parameters refused before ``step`` started on the run ``mlflow run`` made
     for it (``MLFLOW_RUN_ID``): the step's tag, the parameters, the error
-    (`record_failure`); end it FAILED. Best effort, as `record_failure`."""
+    (`record_failure`); end it FAILED. Best effort: the refusal itself matters more."""
     try:
         with variables_set(SERVER_PROBE), mlflow.start_run() as run:
             mlflow.set_tag(STEP_TAG, step)
