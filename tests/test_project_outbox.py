@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import mlflow
@@ -18,11 +17,9 @@ from pixel_threshold.runs import tracking
 from pixel_threshold.runs.params import EvaluateParams, TrainParams
 from pixel_threshold.steps.evaluate import run_evaluate
 from pixel_threshold.steps.train import run_train
-from tests.tracking_store import mlflow_server
+from tests.tracking_store import SEARCHING, mlflow_server, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
-SEARCHING = b"pixel th=1 es=1:"
-"""The progress bar's start: the attack has made its last request before the search."""
 
 
 def _environment(server: str, outbox: Path) -> dict[str, str]:
@@ -33,18 +30,6 @@ def _environment(server: str, outbox: Path) -> dict[str, str]:
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",  # fail at once, not after minutes of retries
         "PIXEL_THRESHOLD_OUTBOX": str(outbox),
     }
-
-
-def _wait_for(process: subprocess.Popen[bytes], marker: bytes) -> bytes:
-    """Read ``process``'s stderr until ``marker`` appears; return what was read."""
-    assert process.stderr is not None
-    seen = b""
-    deadline = time.monotonic() + 300
-    while marker not in seen:
-        chunk = os.read(process.stderr.fileno(), 4096)
-        assert chunk and time.monotonic() < deadline, seen.decode(errors="replace")[-3000:]
-        seen += chunk
-    return seen
 
 
 @pytest.mark.slow
@@ -66,7 +51,7 @@ def test_results_survive_a_tracking_server_that_dies_before_the_upload(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        started = _wait_for(attack, SEARCHING)
+        started = wait_for(attack, SEARCHING)
         first.kill()
     printed, rest = attack.communicate(timeout=300)
     stderr = (started + rest).decode(errors="replace")

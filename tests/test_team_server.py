@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 from pixel_threshold.runs import tracking
 from tests import team_load
 from tests.team_server import BACKENDS, Login, TeamServer, read_only, team_server
-from tests.test_project_outbox import SEARCHING, _wait_for
+from tests.tracking_store import SEARCHING, wait_for
 
 pytestmark = pytest.mark.server
 ROOT = Path(__file__).resolve().parents[1]
@@ -275,7 +275,7 @@ def test_a_password_changed_during_an_attack_keeps_its_results(team: Team, tmp_p
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    started = _wait_for(attack, SEARCHING)
+    started = wait_for(attack, SEARCHING)
     changed = team.server.new_password(dave)
     printed, rest = attack.communicate(timeout=600)
     said = printed.decode() + (started + rest).decode(errors="replace")

@@ -1,5 +1,5 @@
 """Throw-away MLflow stores for tests: sqlite in a temporary folder, and ``mlflow server``
-on one."""
+on one; and reading a step's output until it says it searches."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from mlflow import MlflowClient
 from tests.ray_head import free_port
 
 SERVER_START_SECONDS = 120
+SEARCHING = b"pixel th=1 es=1:"
+"""The progress bar's start: the attack has made its last request before the search."""
 
 
 @contextmanager
@@ -161,3 +163,15 @@ def _wait_until_up(server: Server, health: str, log: Path) -> None:
     pytest.fail(
         f"mlflow did not answer at {server.url} within {SERVER_START_SECONDS} s:\n{log.read_text()}"
     )
+
+
+def wait_for(process: subprocess.Popen[bytes], marker: bytes) -> bytes:
+    """Read ``process``'s stderr until ``marker`` appears; return what was read."""
+    assert process.stderr is not None
+    seen = b""
+    deadline = time.monotonic() + 300
+    while marker not in seen:
+        chunk = os.read(process.stderr.fileno(), 4096)
+        assert chunk and time.monotonic() < deadline, seen.decode(errors="replace")[-3000:]
+        seen += chunk
+    return seen
