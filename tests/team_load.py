@@ -23,7 +23,7 @@ from mlflow.entities import Run
 
 from pixel_threshold.artifacts import names
 from pixel_threshold.artifacts.tarball import read_adv_testing
-from pixel_threshold.runs import tracking
+from pixel_threshold.runs import failures, tracking
 from tests.team_server import Login
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,7 +203,7 @@ def settle(client: MlflowClient, experiment_id: str, folder: Path) -> Settled:
         failed_without_reason=[
             run.info.run_id
             for run in runs
-            if run.info.status == "FAILED" and not run.data.tags.get(tracking.ERROR_TAG)
+            if run.info.status == "FAILED" and not run.data.tags.get(failures.ERROR_TAG)
         ],
         artifacts_missing=missing,
         manifests_wrong=wrong,

@@ -108,13 +108,17 @@ class Postgres:
         return f"postgresql://{DATABASE_USER}@127.0.0.1:{self.port}/{database}"
 
     def run(self, program: str, *arguments: str) -> None:
-        subprocess.run(
+        """One of PostgreSQL's programs, as the cluster's account; the test fails with
+        its output if it fails."""
+        done = subprocess.run(
             [str(self.binaries / program), *arguments],
-            check=True,
             capture_output=True,
+            text=True,
             cwd=self.data.parent,
             **self.account,
         )
+        if done.returncode != 0:
+            pytest.fail(f"{program} {' '.join(arguments)} failed:\n{done.stdout}{done.stderr}")
 
     def ctl(self, *arguments: str) -> None:
         """``pg_ctl`` on the cluster, waiting for it to finish."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from pixel_threshold.runs import outbox, tracking
+from pixel_threshold.runs import failures, outbox, tracking
 from pixel_threshold.runs.params import AttackParams, CompareParams
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.compare import run_compare
@@ -31,8 +31,8 @@ def test_a_failed_run_is_named_after_its_error_and_describes_it(experiment: str)
     (run,) = mlflow.search_runs([experiment], output_format="list")
     assert run.info.status == "FAILED"
     assert run.info.run_name == f"attack failed: {BAD_TH}"
-    assert run.data.tags[tracking.DESCRIPTION_TAG] == f"attack failed: {BAD_TH}"
-    assert run.data.tags[tracking.ERROR_TAG] == BAD_TH
+    assert run.data.tags[failures.DESCRIPTION_TAG] == f"attack failed: {BAD_TH}"
+    assert run.data.tags[failures.ERROR_TAG] == BAD_TH
 
 
 def test_a_failed_run_keeps_the_name_a_person_gave_it(
@@ -46,7 +46,7 @@ def test_a_failed_run_keeps_the_name_a_person_gave_it(
     failed = mlflow.get_run(given.info.run_id)
     assert failed.info.status == "FAILED"
     assert failed.info.run_name == "ci-smoke"
-    assert failed.data.tags[tracking.ERROR_TAG] == "RuntimeError: the disk is full"
+    assert failed.data.tags[failures.ERROR_TAG] == "RuntimeError: the disk is full"
 
 
 def test_long_messages_are_cut_in_the_name_only(experiment: str) -> None:
@@ -55,7 +55,7 @@ def test_long_messages_are_cut_in_the_name_only(experiment: str) -> None:
         raise ValueError(message)
     (run,) = mlflow.search_runs([experiment], output_format="list")
     assert run.info.run_name == f"train failed: {message}"[: tracking.FAILED_NAME_LENGTH - 1] + "…"
-    assert run.data.tags[tracking.ERROR_TAG] == message
+    assert run.data.tags[failures.ERROR_TAG] == message
 
 
 def test_a_run_s_end_the_server_does_not_take_is_kept_and_uploaded_later(
@@ -79,8 +79,8 @@ def test_a_run_s_end_the_server_does_not_take_is_kept_and_uploaded_later(
     outbox.send(outbox.read_parcel(folder), end_run=True)
     ended = mlflow.get_run(run_id)
     assert ended.info.status == "FAILED"
-    assert ended.data.tags[tracking.ERROR_TAG] == "got es=-1"
-    assert ended.data.tags[tracking.DESCRIPTION_TAG] == "attack failed: got es=-1"
+    assert ended.data.tags[failures.ERROR_TAG] == "got es=-1"
+    assert ended.data.tags[failures.DESCRIPTION_TAG] == "attack failed: got es=-1"
     assert not folder.exists()
 
 

@@ -14,7 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from pixel_threshold.models.backends import http
-from pixel_threshold.runs import outbox, records, tracking
+from pixel_threshold.runs import failures, outbox, records, tracking
 from pixel_threshold.runs.params import AttackParams, EvaluateParams
 from pixel_threshold.steps.attack import run_attack
 from pixel_threshold.steps.evaluate import run_evaluate
@@ -96,7 +96,7 @@ def test_a_server_that_fails_mid_attack_fails_the_run_keeping_the_finished_image
             run_attack(dataclasses.replace(params, model=url))
         failed = _latest(experiment)
         assert failed.info.status == "FAILED"
-        assert "HTTP 500" in failed.data.tags[tracking.ERROR_TAG]
+        assert "HTTP 500" in failed.data.tags[failures.ERROR_TAG]
         done, total = failed.data.tags["images_done"].split(" of ")
         assert total == "20" and 0 < int(done) < 20
         scoring.fail_after = None

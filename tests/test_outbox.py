@@ -10,7 +10,7 @@ import mlflow
 import pytest
 from click.testing import CliRunner
 
-from pixel_threshold.runs import outbox, tracking
+from pixel_threshold.runs import failures, outbox
 from tests.ray_head import free_port
 from tests.tracking_store import sqlite_experiment
 
@@ -56,7 +56,7 @@ def test_a_failed_upload_keeps_the_parcel_and_the_command_uploads_it_later(
     run = mlflow.MlflowClient().create_run(experiment)
     run_id = run.info.run_id
     parcel = _parcel(run_id)
-    mlflow.MlflowClient().set_tag(run_id, tracking.ERROR_TAG, "could not log the results")
+    mlflow.MlflowClient().set_tag(run_id, failures.ERROR_TAG, "could not log the results")
     down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     monkeypatch.setenv("MLFLOW_TRACKING_URI", down)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -79,7 +79,7 @@ def test_a_failed_upload_keeps_the_parcel_and_the_command_uploads_it_later(
     )
     metrics, tags, listed = _logged(run_id)
     assert (metrics["mean_queries"], listed) == (120.0, {"adv_testing.tar.gz"})
-    assert tracking.ERROR_TAG not in tags
+    assert failures.ERROR_TAG not in tags
     assert mlflow.get_run(run_id).info.status == "FINISHED"
     assert not parcel.folder.exists()
     assert CliRunner().invoke(outbox.main, []).output == f"nothing to upload in {outbox.root()}\n"

@@ -21,7 +21,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
-from pixel_threshold.runs import records, tracking
+from pixel_threshold.runs import failures, records, tracking
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = "smoke"
@@ -209,6 +209,6 @@ def test_bad_parameter_exits_non_zero_and_marks_the_run_failed(store: Store) -> 
     assert run.info.status == "FAILED"
     assert run.data.params["th"] == "0"
     reason = "expected th >= 1 or th=-1 (each image's smallest), got th=0"
-    assert run.data.tags[tracking.ERROR_TAG] == reason  # refused before TensorFlow loaded
-    assert run.data.tags[tracking.DESCRIPTION_TAG] == f"attack failed: {reason}"
+    assert run.data.tags[failures.ERROR_TAG] == reason  # refused before TensorFlow loaded
+    assert run.data.tags[failures.DESCRIPTION_TAG] == f"attack failed: {reason}"
     assert run.info.run_name == f"attack failed: {reason}"

@@ -13,7 +13,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from pixel_threshold.runs import tracking
+from pixel_threshold.runs import failures
 from pixel_threshold.runs.params import EvaluateParams, TrainParams
 from pixel_threshold.steps.evaluate import run_evaluate
 from pixel_threshold.steps.train import run_train
@@ -79,7 +79,7 @@ def test_results_survive_a_tracking_server_that_dies_before_the_upload(
         assert f"uploaded run {run_id} (adv_testing.tar.gz, " in upload.stdout
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED"
-        assert tracking.ERROR_TAG not in run.data.tags
+        assert failures.ERROR_TAG not in run.data.tags
         assert run.data.metrics["images_attacked"] > 50
         assert {item.path for item in client.list_artifacts(run_id)} == {
             "adv_testing.tar.gz",

@@ -22,7 +22,7 @@ from pixel_threshold.attack.distances import DISTANCES
 from pixel_threshold.data.datasets import digits
 from pixel_threshold.metrics import SUMMARIES
 from pixel_threshold.models import small_cnn
-from pixel_threshold.runs import outcome, tracking
+from pixel_threshold.runs import failures, outcome, tracking
 from pixel_threshold.runs.params import AttackParams, EvaluateParams, MainParams, TrainParams
 from pixel_threshold.steps import attack as attack_step
 from pixel_threshold.steps.attack import run_attack
@@ -470,8 +470,8 @@ def _fails(experiment: str, step: Callable[[Any], str], params: object, message:
     failed = _latest_run(experiment)
     assert failed.info.status == "FAILED"
     tags = failed.data.tags
-    assert tags[tracking.ERROR_TAG] == str(raised.value)
-    assert tags[tracking.DESCRIPTION_TAG] == f"{tags[tracking.STEP_TAG]} failed: {raised.value}"
+    assert tags[failures.ERROR_TAG] == str(raised.value)
+    assert tags[failures.DESCRIPTION_TAG] == f"{tags[tracking.STEP_TAG]} failed: {raised.value}"
     return failed
 
 

@@ -85,13 +85,13 @@ def command(
 
 
 def _tracking_error(error: Exception) -> str:
-    """What went wrong, in one line (`tracking.failure_message`), if ``error`` is
+    """What went wrong, in one line (`failures.failure_message`), if ``error`` is
     MLflow's: the tracking server refused a login or permission, or failed; else ''."""
     from mlflow.exceptions import MlflowException
 
-    from pixel_threshold.runs import tracking
+    from pixel_threshold.runs import failures
 
-    return tracking.failure_message(error) if isinstance(error, MlflowException) else ""
+    return failures.failure_message(error) if isinstance(error, MlflowException) else ""
 
 
 def _alias(field: dataclasses.Field[Any]) -> list[str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import click
 
-from pixel_threshold.runs import logins
+from pixel_threshold.runs import failures, logins
 
 OUTBOX_VARIABLE = "PIXEL_THRESHOLD_OUTBOX"
 PENDING = "pending.json"
@@ -113,8 +113,6 @@ def send(parcel: Parcel, *, end_run: bool = False) -> None:
     import mlflow
     from mlflow.entities import Metric, RunTag
 
-    from pixel_threshold.runs import tracking
-
     parcel.save()
     now = int(time.time() * 1000)
     metrics = [Metric(name, value, now, 0) for name, value in parcel.metrics.items()]
@@ -140,7 +138,7 @@ def send(parcel: Parcel, *, end_run: bool = False) -> None:
         client.log_artifacts(parcel.run_id, str(parcel.artifacts))
         if end_run:
             logged = client.get_run(parcel.run_id).data.tags
-            for tag in (tracking.ERROR_TAG, tracking.DESCRIPTION_TAG):
+            for tag in (failures.ERROR_TAG, failures.DESCRIPTION_TAG):
                 if tag in logged and tag not in parcel.tags:
                     client.delete_tag(parcel.run_id, tag)
             client.set_terminated(parcel.run_id, parcel.status)

@@ -23,6 +23,7 @@ from mlflow.exceptions import MlflowException
 from pixel_threshold.artifacts import names, tarball
 from pixel_threshold.data.datasets import ImageSet
 from pixel_threshold.runs import generated_names, logins, outbox
+from pixel_threshold.runs.failures import DESCRIPTION_TAG, failure_tags
 
 Fits = Callable[[Run], str]
 """Why a run's model does not fit what a step needs; empty when it fits."""
@@ -51,10 +52,6 @@ ATTACK_RUNS_TAG = "attack_run_ids"
 REPORT_RUN_TAG = "report_run_id"
 SOURCE_COMMIT_TAG = "mlflow.source.git.commit"
 MODEL_ARTIFACT = "model"
-ERROR_TAG = "error"
-"""A failed run's error message (also its description, ``DESCRIPTION_TAG``)."""
-DESCRIPTION_TAG = "mlflow.note.content"
-"""The tag the MLflow UI shows as a run's description."""
 RUN_NAME_TAG = "mlflow.runName"
 FAILED_NAME_LENGTH = 120
 SERVER_PROBE = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
@@ -143,22 +140,6 @@ def _end(run_id: str, status: int, *, failed: tuple[str, Exception] | None = Non
             f"{folder}`",
             file=sys.stderr,
         )
-
-
-def failure_message(error: Exception) -> str:
-    """What a failed run says went wrong: a bad parameter's message as it is (a
-    ``ValueError`` names the parameter and its value), a login or permission the tracking
-    server refused in words (`logins.refusal`), anything else with its type."""
-    if isinstance(error, ValueError):
-        return str(error)
-    return logins.refusal(error, mlflow.get_tracking_uri()) or f"{type(error).__name__}: {error}"
-
-
-def failure_tags(step: str, error: Exception) -> dict[str, str]:
-    """A failed run's tags: ``error``'s message as its tag ``error`` and its description
-    (``<step> failed: <message>``)."""
-    message = failure_message(error)
-    return {ERROR_TAG: message, DESCRIPTION_TAG: f"{step} failed: {message}"}
 
 
 def record_failure(run_id: str, step: str, error: Exception) -> None:
