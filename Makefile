@@ -34,12 +34,18 @@ UI_PORT ?= 5000
 
 install: $(STAMP)
 
+# Dioptra 1.x's plugin tests (tests/test_dioptra.py) run its validator and worker code
+# in-process: the package alone, without the REST server's requirements (the dev extra
+# has the two it needs).
+DIOPTRA := dioptra-platform==1.2.2
+
 # What the default suite needs; the slow suite adds Ray, the benchmarks ART, the UI
 # check Playwright (each a stamp of its own, so `make test` installs no more than it uses).
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[cpu,dev,imagenet]'
+	$(BIN)/pip install --quiet --no-deps $(DIOPTRA)
 	touch $(STAMP)
 
 SLOW_STAMP := $(VENV)/.installed-slow
