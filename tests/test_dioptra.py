@@ -159,13 +159,13 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def jobs(store: str) -> Jobs:
-    """A small demo job, then an assessment of the model its train step logged."""
+    """A small demo job, then an assessment of the model it registered (version 1 of
+    ``pixel-threshold-model``, the assessment's default ``model_uri``)."""
     demo = dioptra_jobs.run_job(RESOURCES, "pixel_threshold_demo", SMALL_DEMO, job_id=1)
     assert demo.error is None, demo.error
-    [train] = children(demo, "train")
-    model_uri = f"runs:/{train.info.run_id}/{tracking.MODEL_ARTIFACT}"
-    values = SMALL_ASSESSMENT | {"model_uri": model_uri}
-    assessment = dioptra_jobs.run_job(RESOURCES, "robustness_assessment", values, job_id=2)
+    assessment = dioptra_jobs.run_job(  # the model the demo registered: the default model_uri
+        RESOURCES, "robustness_assessment", SMALL_ASSESSMENT, job_id=2
+    )
     return Jobs(demo, assessment)
 
 
@@ -207,11 +207,14 @@ def test_demo_job_finishes_with_nested_step_runs(jobs: Jobs) -> None:
     [attack] = children(demo, "attack")
     [evaluate] = children(demo, "evaluate")
     assert evaluate.data.tags[tracking.ATTACK_RUN_TAG] == attack.info.run_id
+    [train] = children(demo, "train")
+    [version] = MlflowClient().search_model_versions("name = 'pixel-threshold-model'")
+    assert (str(version.version), version.run_id) == ("1", train.info.run_id)
 
 
 def test_demo_job_artifacts_are_logged_and_registered(jobs: Jobs) -> None:
     demo = jobs.demo
-    outputs = {"adv_testing/adv_testing.tar.gz", "examples/examples.png"}
+    outputs = {"adv_testing/adv_testing.tar.gz", "examples/examples.png", "queries/queries.png"}
     assert outputs <= artifact_paths(demo.mlflow_run_id)
     root = MlflowClient().get_run(demo.mlflow_run_id).info.artifact_uri
     created = {entry["artifact_uri"] for entry in demo.client.artifacts_created}
