@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -75,8 +76,10 @@ class StubClient:
             "jobs.set_mlflow_run_id": self._set_mlflow_run_id,
             "jobs.append_metric_by_id": self._append_metric,
             "jobs.append_logs_by_id": self._append_logs,
-            "entrypoints.snapshots.get_plugins_bundle": self._plugins_bundle,
-            "entrypoints.snapshots.get_artifact_plugins_bundle": self._artifact_plugins_bundle,
+            "entrypoints.snapshots.get_plugins_bundle": partial(self._bundle, "plugins"),
+            "entrypoints.snapshots.get_artifact_plugins_bundle": partial(
+                self._bundle, "artifact_plugins"
+            ),
             "entrypoints.snapshots.get_artifact_plugins": self._artifact_plugins,
             "artifacts.create": self._create_artifact,
         }
@@ -148,26 +151,18 @@ class StubClient:
     def _append_logs(self, job_id: str | int, logs: list[dict[str, Any]]) -> None:
         self.logs.extend(logs)
 
-    def _plugins_bundle(
+    def _bundle(
         self,
+        plugins: str,
         entrypoint_id: str | int,
         entrypoint_snapshot_id: str | int,
         file_type: Any = None,
         output_dir: Path | None = None,
         file_stem: str = "plugins",
     ) -> Path:
-        names = self.resources.entrypoints()[self.entrypoint].get("plugins", [])
-        return plugins_bundle(self.resources, names, Path(output_dir or ".", file_stem + ".tar.gz"))
-
-    def _artifact_plugins_bundle(
-        self,
-        entrypoint_id: str | int,
-        entrypoint_snapshot_id: str | int,
-        file_type: Any = None,
-        output_dir: Path | None = None,
-        file_stem: str = "artifact-plugins",
-    ) -> Path:
-        names = self.resources.entrypoints()[self.entrypoint].get("artifact_plugins", [])
+        """The entrypoint's ``plugins`` (its ``plugins`` or ``artifact_plugins``) as the
+        bundle the REST API sends, in ``output_dir``."""
+        names = self.resources.entrypoints()[self.entrypoint].get(plugins, [])
         return plugins_bundle(self.resources, names, Path(output_dir or ".", file_stem + ".tar.gz"))
 
     def _artifact_plugins(

@@ -6,8 +6,6 @@ tests/test_team_server.py)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +13,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import PERMISSION_DENIED, RESOURCE_DOES_NOT_EXIST, UNAUTHENTICATED
 
 from pixel_threshold.runs import logins, outbox
+from tests import entry_points
 
-ROOT = Path(__file__).resolve().parents[1]
 SECRET = "s3cret-Pa55"
 
 
@@ -25,14 +23,7 @@ def test_a_tracking_uri_holding_a_login_is_refused_without_showing_its_password(
 ) -> None:
     uri = f"http://alice:{SECRET}@127.0.0.1:9"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "entrypoints" / "evaluate.py")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = entry_points.run("evaluate", cwd=tmp_path, env=env, timeout=300)
     assert done.returncode == 1
     assert (
         "expected MLFLOW_TRACKING_URI without a login, got 'http://alice:***@127.0.0.1:9': put "

@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 
 from pixel_threshold.artifacts.tarball import read_adv_testing
 from pixel_threshold.runs import tracking
+from tests import entry_points
 from tests.tracking_store import mlflow_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,14 +166,7 @@ def test_a_server_that_is_down_gives_a_clear_error_without_retries(tmp_path: Pat
     uri = f"http://127.0.0.1:{listener.getsockname()[1]}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     try:
-        done = subprocess.run(
-            [sys.executable, str(ROOT / "entrypoints" / "evaluate.py")],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        done = entry_points.run("evaluate", cwd=tmp_path, env=env, timeout=300)
     finally:
         listener.close()
     assert done.returncode == 1

@@ -18,7 +18,7 @@ import pytest
 from mlflow import MlflowClient
 
 from pixel_threshold.runs import failures, tracking
-from tests import team_load
+from tests import entry_points, team_load
 from tests.team_server import BACKENDS, Login, TeamServer, read_only, team_server
 from tests.tracking_store import SEARCHING, wait_for
 
@@ -64,7 +64,7 @@ def team(
         env = team_load.environment(
             server.url, alice, folder / "outbox", MLFLOW_EXPERIMENT_NAME="models"
         )
-        trained = _python(["entrypoints/train.py", "--epochs", "2"], folder, env)
+        trained = entry_points.run("train", "--epochs", "2", cwd=folder, env=env)
         assert trained.returncode == 0, trained.stderr[-3000:]
         saved = os.environ.copy()
         try:
@@ -146,7 +146,7 @@ def _compare(team: Team, experiment: str, folder: Path) -> list[str]:
     table lists."""
     env = team_load.environment(team.server.url, team.carol, folder / "outbox")
     env["MLFLOW_EXPERIMENT_NAME"] = experiment
-    done = _python(["entrypoints/compare.py"], folder, env)
+    done = entry_points.run("compare", cwd=folder, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     client = team.client(team.carol)
     experiment_id = client.get_experiment_by_name(experiment).experiment_id
@@ -186,18 +186,6 @@ def test_a_read_only_artifact_folder_under_load(team: Team, tmp_path: Path) -> N
     assert len(figures["attack_runs"]) >= team_load.ATTACKS  # every attack, uploaded after
 
 
-def _python(
-    arguments: list[str], folder: Path, env: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    """This interpreter running ``arguments`` (a path is this checkout's) in ``folder``."""
-    command = [
-        str(ROOT / argument) if argument.endswith(".py") else argument for argument in arguments
-    ]
-    return subprocess.run(
-        [sys.executable, *command], cwd=folder, env=env, capture_output=True, text=True, timeout=600
-    )
-
-
 def _backend(team: Team) -> str:
     return "postgresql" if team.server.cluster is not None else "sqlite"
 
@@ -206,12 +194,12 @@ def _backend(team: Team) -> str:
 def test_a_user_without_permission_is_refused_before_any_query(team: Team, tmp_path: Path) -> None:
     backend = _backend(team)
     experiment_id = team.experiment(f"private-{backend}")
-    attack = ["entrypoints/attack.py", f"--model={team.model_uri}"]
+    model = f"--model={team.model_uri}"
     outbox = tmp_path / "outbox"
     env = team_load.environment(
         team.server.url, team.bob, outbox, MLFLOW_EXPERIMENT_NAME=f"private-{backend}"
     )
-    done = _python(attack, tmp_path, env)
+    done = entry_points.run("attack", model, cwd=tmp_path, env=env)
     assert done.returncode == 1
     assert "user 'bob' lacks the permission the tracking server at" in done.stderr
     assert "to grant bob " in done.stderr
@@ -220,13 +208,20 @@ def test_a_user_without_permission_is_refused_before_any_query(team: Team, tmp_p
     assert not team.client(team.alice).search_runs([experiment_id])
     project = ["run", str(ROOT), "-e", "attack", "--env-manager", "local"]
     project += ["--experiment-name", f"private-{backend}", f"-Pmodel={team.model_uri}"]
-    by_mlflow_run = _python(["-m", "mlflow", *project], tmp_path, env)
+    by_mlflow_run = subprocess.run(
+        [sys.executable, "-m", "mlflow", *project],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert by_mlflow_run.returncode != 0  # MLflow's own refusal: it makes the run, not us
     assert "403" in by_mlflow_run.stderr and "Permission denied" in by_mlflow_run.stderr
     assert not team.client(team.alice).search_runs([experiment_id])
     own = team.client(team.bob).create_experiment(f"bob-{backend}")
     env["MLFLOW_EXPERIMENT_NAME"] = f"bob-{backend}"
-    done = _python(attack, tmp_path, env)
+    done = entry_points.run("attack", model, cwd=tmp_path, env=env)
     assert done.returncode == 1
     assert "user 'bob' lacks the permission" in done.stderr, done.stderr[-3000:]
     assert "to grant bob READ on it" in done.stderr

@@ -79,15 +79,21 @@ class CompiledClassifier:
         """The batch shape a call with ``count`` rows runs at."""
         return min(self.batch_size, 1 << max(count - 1, 0).bit_length())
 
-    def __call__(self, pixels: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Scores (m, K) for float32 pixels (m, H, W, C), ``m <= batch_size``."""
-        count = len(pixels)
-        rows, graph = self._graph(count)
-        if rows > count:  # padded on the host: a TensorFlow op more a call costs more
+    def __call__(self, pixels: npt.NDArray[np.float32] | tf.Tensor) -> npt.NDArray[np.float32]:
+        """Scores (m, K) for float32 pixels (m, H, W, C), ``m <= batch_size``: host pixels
+        (padded with numpy: a TensorFlow op more a call costs more) or a tensor on the
+        device (the decoder's, padded there), run at the padded batch shape."""
+        count = int(pixels.shape[0])
+        if count > self.batch_size:
+            raise ValueError(f"expected at most {self.batch_size} images a call, got {count}")
+        rows = self.padded_rows(count)
+        if rows > count and isinstance(pixels, np.ndarray):
             padded = np.zeros((rows, *self.input_shape), dtype=np.float32)
             padded[:count] = pixels
             pixels = padded
-        outputs: npt.NDArray[np.float32] = graph(tf.constant(pixels)).numpy()
+        elif rows > count:
+            pixels = tf.pad(pixels, [[0, rows - count], [0, 0], [0, 0], [0, 0]])
+        outputs: npt.NDArray[np.float32] = self._graph(rows)(tf.convert_to_tensor(pixels)).numpy()
         return outputs[:count]
 
     def decoding(self) -> DeviceDecoder | None:
@@ -95,24 +101,12 @@ class CompiledClassifier:
         None where candidates are decoded on the host (``decode_on_device``)."""
         if not self.decode_on_device:
             return None
-        return DeviceDecoder(self._scores, capacity=self.batch_size, device=self._device)
+        return DeviceDecoder(self, capacity=self.batch_size, device=self._device)
 
-    def _scores(self, pixels: tf.Tensor) -> npt.NDArray[np.float32]:
-        """Scores (m, K) for a float32 tensor of pixels (m, H, W, C) on the device."""
-        count = int(pixels.shape[0])
-        rows, graph = self._graph(count)
-        if rows > count:
-            pixels = tf.pad(pixels, [[0, rows - count], [0, 0], [0, 0], [0, 0]])
-        outputs: npt.NDArray[np.float32] = graph(pixels).numpy()
-        return outputs[:count]
-
-    def _graph(self, count: int) -> tuple[int, Any]:
-        """The padded batch shape of a call of ``count`` rows, and its traced graph."""
-        if count > self.batch_size:
-            raise ValueError(f"expected at most {self.batch_size} images a call, got {count}")
-        rows = self.padded_rows(count)
+    def _graph(self, rows: int) -> Any:
+        """The graph traced for calls of ``rows`` rows (a padded batch shape)."""
         graph = self._graphs.get(rows)
         if graph is None:  # traced explicitly, once per shape: no retracing warnings
             spec = tf.TensorSpec((rows, *self.input_shape), tf.float32)
             graph = self._graphs[rows] = self._forward.get_concrete_function(spec)
-        return rows, graph
+        return graph

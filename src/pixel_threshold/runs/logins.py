@@ -53,20 +53,24 @@ def is_masked(uri: str) -> bool:
     return urlsplit(uri).password == MASK
 
 
+def login_refused(error: BaseException) -> bool:
+    """Whether ``error`` is MLflow's exception for a login the server did not take (401)."""
+    return getattr(error, "error_code", "") == "UNAUTHENTICATED"
+
+
 def refusal(error: BaseException, uri: str) -> str:
     """What the tracking server at ``uri`` refused, naming the user, if ``error`` is
     MLflow's exception for a refused login (401) or permission (403); else ''."""
-    code = getattr(error, "error_code", "")
     user = os.environ.get(USERNAME, "")
     where = f"the tracking server at {shown(uri)}"
-    if code == "UNAUTHENTICATED" and not user:
+    if login_refused(error) and not user:
         return f"{where} asks for a login: set {USERNAME} and {PASSWORD}"
-    if code == "UNAUTHENTICATED":
+    if login_refused(error):
         return (
             f"{where} did not take the login of user {user!r} ({USERNAME}, {PASSWORD}): "
             "check the password (an admin may have changed it)"
         )
-    if code != "PERMISSION_DENIED":
+    if getattr(error, "error_code", "") != "PERMISSION_DENIED":
         return ""
     found = _ENDPOINT.search(str(error))
     endpoint = found.group(1) if found else "a request"

@@ -146,7 +146,7 @@ def send(parcel: Parcel, *, end_run: bool = False) -> None:
         refused = logins.refusal(error, uri)
         once = (
             f"once {logins.USERNAME} and {logins.PASSWORD} hold a login it takes"
-            if getattr(error, "error_code", "") == "UNAUTHENTICATED"
+            if logins.login_refused(error)
             else "once the server answers"
         )
         raise UploadFailed(
