@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow import MlflowClient
 
+from pixel_threshold.data import datasets
+from pixel_threshold.data.datasets import ImageSet
 from pixel_threshold.runs import failures, tracking
 from tests import entry_points, team_load
 from tests.team_server import BACKENDS, Login, TeamServer, read_only, team_server
@@ -168,6 +172,48 @@ def test_eight_attacks_and_two_sweeps_at_once(team: Team, tmp_path: Path) -> Non
     assert figures["parcels_kept"] == 0
     assert figures["runs"] == {"FINISHED": team_load.ATTACKS + team_load.SWEEPS * 6}
     assert figures["images"] == (team_load.ATTACKS + team_load.SWEEPS * 2) * team_load.IMAGES
+
+
+TOGETHER = 10
+
+
+def _attack_run_started_together(barrier: Any, images: ImageSet) -> None:
+    """One attack run of ``barrier``'s: started, then its dataset logged, at once with
+    the others'."""
+    barrier.wait()
+    with tracking.step_run("attack"):
+        barrier.wait()
+        tracking.log_attacked_data(images, "digits")
+
+
+@pytest.mark.parametrize("team", BACKENDS, indirect=True)
+def test_runs_started_together_share_their_experiment_and_dataset(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack runs of a new experiment started at once all mark it, and log the same
+    dataset at once: both writes race in MLflow's store (`races`); no run fails."""
+    experiment_id = team.experiment(f"together-{_backend(team)}")
+    client = team.client(team.alice)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", team.server.url)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
+    test = datasets.digits().test_set()
+    images = ImageSet(test.images[:5], test.labels[:5], test.class_names, ())
+    processes = multiprocessing.get_context("spawn")
+    barrier = processes.Barrier(TOGETHER)
+    runs = [
+        processes.Process(target=_attack_run_started_together, args=(barrier, images))
+        for _ in range(TOGETHER)
+    ]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(timeout=300)
+    assert [run.exitcode for run in runs] == [0] * TOGETHER
+    logged = client.search_runs([experiment_id])
+    assert [run.info.status for run in logged] == ["FINISHED"] * TOGETHER
+    assert all(len(run.inputs.dataset_inputs) == 1 for run in logged)
+    experiment = client.get_experiment(experiment_id)
+    assert experiment.tags[tracking.EXPERIMENT_KIND_TAG] == tracking.MODEL_DEVELOPMENT
 
 
 @pytest.mark.parametrize("team", BACKENDS, indirect=True)

@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 
 from pixel_threshold.artifacts import names, tarball
 from pixel_threshold.data.datasets import ImageSet
-from pixel_threshold.runs import generated_names, logins, outbox
+from pixel_threshold.runs import generated_names, logins, outbox, races
 from pixel_threshold.runs.failures import DESCRIPTION_TAG, failure_tags
 
 Fits = Callable[[Run], str]
@@ -90,20 +90,22 @@ def _mark_model_development(experiment_id: str) -> None:
     training runs; an experiment whose kind someone set keeps it."""
     experiment = mlflow.get_experiment(experiment_id)
     if EXPERIMENT_KIND_TAG not in experiment.tags:
-        mlflow.MlflowClient().set_experiment_tag(
-            experiment_id, EXPERIMENT_KIND_TAG, MODEL_DEVELOPMENT
+        client = mlflow.MlflowClient()
+        races.written(
+            lambda: client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_DEVELOPMENT)
         )
 
 
 def log_attacked_data(attacked: ImageSet, data: str) -> None:
     """The attacked images and labels as the run's dataset input (the runs table's
-    Dataset column), named after ``data``."""
+    Dataset column), named after ``data``; the runs of an experiment share the dataset
+    (`races`)."""
     from mlflow.data.numpy_dataset import from_numpy
 
     dataset = from_numpy(
         attacked.images, targets=attacked.labels, source=_dataset_source(data), name=data
     )
-    mlflow.log_input(dataset, context="attack")
+    races.written(lambda: mlflow.log_input(dataset, context="attack"))
 
 
 def _dataset_source(data: str) -> str:
