@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -20,7 +21,13 @@ from pixel_threshold.models.classifier import CompiledClassifier
 from pixel_threshold.models.conventions import AUTO, InputConventions
 from pixel_threshold.models.options import ModelOptions
 from pixel_threshold.models.scoring import Classifier
-from pixel_threshold.models.sources import ModelSource, is_mlflow_model, is_refusal, model_source
+from pixel_threshold.models.sources import (
+    ModelSource,
+    answer_cut_off,
+    is_mlflow_model,
+    is_refusal,
+    model_source,
+)
 
 SAFE_LOAD = {"compile": False, "safe_mode": True}
 """How every Keras model is loaded: no optimizer state, no Python code from the file."""
@@ -29,7 +36,22 @@ SAFE_LOAD = {"compile": False, "safe_mode": True}
 def load_classifier(uri: str, options: ModelOptions) -> Classifier:
     """The model ``uri`` names, of whatever kind (`sources.model_source`), as a
     `scoring.Classifier`. Raises ValueError, naming ``model`` or the parameter at fault,
-    for a model it cannot load or call as asked."""
+    for a model it cannot load or call as asked. A load whose answer the tracking server
+    cut off (`sources.answer_cut_off`) is made once more, and says so."""
+    try:
+        return _load_classifier(uri, options)
+    except Exception as error:
+        if not answer_cut_off(error):
+            raise
+        print(
+            f"model={uri!r} did not load ({_reason(error)}): the tracking server may have "
+            "stopped answering mid-way; loading it once more",
+            file=sys.stderr,
+        )
+    return _load_classifier(uri, options)
+
+
+def _load_classifier(uri: str, options: ModelOptions) -> Classifier:
     source = model_source(uri)
     asked = options.conventions()
     if source.kind == "keras":

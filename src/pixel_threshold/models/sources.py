@@ -75,6 +75,28 @@ def is_refusal(error: Exception) -> bool:
     return status in (401, 403)
 
 
+CUT_OFF_DOWNLOAD = "Failed to download artifacts from path"
+"""How MLflow 3.17 words any download of a model's files that failed: it does not say why
+(a path that is not there reads the same)."""
+
+
+def answer_cut_off(error: BaseException) -> bool:
+    """Whether ``error``, or an error it came from, is an answer of the tracking server
+    that stopped mid-way (a server killed or restarted while it answered): a connection
+    broken while the answer was read, or a download of the model's files that failed
+    (`CUT_OFF_DOWNLOAD`). MLflow retries a server that does not answer, not these."""
+    import requests
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, requests.exceptions.ChunkedEncodingError):
+            return True
+        if str(getattr(seen, "message", "")).startswith(CUT_OFF_DOWNLOAD):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _kind_of_flavours(uri: str, flavours: dict[str, dict[str, object]]) -> str:
     for flavour, kind in FLAVOURS:
         if flavour in flavours:
