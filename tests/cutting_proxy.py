@@ -4,13 +4,14 @@ answer, half of it comes, and the connection closes."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import requests
+
+from tests.local_http import serving
 
 DROPPED_HEADERS = {"host", "content-length", "connection", "transfer-encoding", "accept-encoding"}
 """Request headers the proxy sets itself (or, for the answer, that no longer hold once
@@ -65,11 +66,5 @@ def cutting_proxy(upstream: str, cuts: Cuts) -> Iterator[str]:
         def log_message(self, format: str, *args: object) -> None:
             """Quiet: the test reads `Cuts.made`."""
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url
