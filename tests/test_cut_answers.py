@@ -5,7 +5,6 @@ retries a server that does not answer, not an answer that stops half-way."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -75,7 +74,6 @@ def test_a_load_cut_off_twice_fails_naming_the_model(
 
 def test_a_model_that_is_not_there_is_not_loaded_again(
     served_model: tuple[str, str],
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
