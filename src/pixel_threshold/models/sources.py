@@ -5,6 +5,9 @@ MLmodel file or the file suffix: never guessed.
 - ``runs:/``, ``models:/``, a folder with an MLmodel file: by its flavours, in this
   order: keras, pytorch, onnx, sklearn; else python_function (pyfunc);
 - a ``.keras`` file: keras; ``.onnx``: onnx; ``.pt``: pytorch (TorchScript).
+
+Also what the tracking server's errors while a model is read mean to the loader: a
+refused login or permission (`is_refusal`), an answer cut off mid-way (`answer_cut_off`).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ made, named, read back and printed.
 - `naming`, `generated_names`: run names that say what ran;
 - `outcome`: what a finished step prints;
 - `outbox`: results kept on disk until the tracking server has them;
+- `failures`: what a failed run records; `logins`: credentials, and refusals in words;
 - `races`: writes that runs started together race to make;
 - `cli`, `interrupts`: the command line, and Ctrl-C or SIGTERM.
 
