@@ -9,7 +9,7 @@ from pixel_threshold.attack import PixelEncoding, ThresholdEncoding
 from pixel_threshold.attack.random_search import (
     SparseRandomSearch,
     SquareRandomSearch,
-    _schedule_step,
+    _Greedy,
     changed_colours,
     place,
 )
@@ -151,8 +151,15 @@ def test_square_proposals_move_every_value_by_exactly_th(
 
 def test_the_schedule_passes_a_break_at_each_share_of_the_budget() -> None:
     steps = np.array([0, 9, 10, 49, 50, 199, 200, 499, 500, 999, 1000, 7999, 8000, 9999])
-    assert _schedule_step(steps, 10_000).tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 8, 9, 9]
-    assert _schedule_step(np.array([0, 1, 10, 99]), 100).tolist() == [0, 2, 5, 9]
+    assert _schedule(steps, 10_000).tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 8, 9, 9]
+    assert _schedule(np.array([0, 1, 10, 99]), 100).tolist() == [0, 2, 5, 9]
+
+
+def _schedule(steps: np.ndarray, max_iter: int) -> np.ndarray:
+    """The breaks passed by slots that have done ``steps``, of ``max_iter``."""
+    greedy = _Greedy(len(steps), popsize=1, max_iter=max_iter)
+    greedy.steps[:] = steps
+    return greedy.schedule(np.arange(len(steps)))
 
 
 def test_sparse_swaps_fewer_pixels_as_the_budget_is_spent() -> None:

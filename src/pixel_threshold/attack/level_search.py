@@ -232,19 +232,31 @@ class LevelSearch:
         popsize = len(genes) // len(slots)
         labels = self._labels[proposal.owners]
         fitness = loss(config.loss, scores, labels, config.target, config.outputs)
-        predicted = np.argmax(scores, axis=1)
-        success = succeeded(predicted, labels, config.target).reshape(len(slots), popsize)
+        success = succeeded(scores.argmax(axis=1), labels, config.target)
         self._strategy.tell(slots, fitness)
         self._steps[slots] += 1
         self._queries[slots] += popsize
-        fooled = np.any(success, axis=1)
-        for position in np.flatnonzero(fooled):
-            rows = slice(position * popsize, (position + 1) * popsize)
-            best = int(np.argmin(np.where(success[position], fitness[rows], np.inf)))
+        fooled = success.reshape(len(slots), popsize).any(axis=1)
+        if fooled.any():
+            self._claim(slots, genes, fitness, success, fooled)
+        exhausted = ~fooled & (self._steps[slots] >= config.max_iter)
+        return [self._unfooled(slot) for slot in slots[exhausted].tolist()]
+
+    def _claim(
+        self,
+        slots: IntArray,
+        genes: FloatArray,
+        fitness: FloatArray,
+        success: npt.NDArray[np.bool_],
+        fooled: npt.NDArray[np.bool_],
+    ) -> None:
+        """Each ``fooled`` slot claims its best fooling candidate of the step."""
+        popsize = len(genes) // len(slots)
+        fooling = np.where(success, fitness, np.inf).reshape(len(slots), popsize)
+        for position in fooled.nonzero()[0].tolist():
+            best = int(fooling[position].argmin())
             self._claims[int(slots[position])] = genes[position * popsize + best].copy()
         self._claimed[slots[fooled]] = True
-        exhausted = ~fooled & (self._steps[slots] >= config.max_iter)
-        return [self._unfooled(int(slot)) for slot in slots[exhausted]]
 
     def settle_claims(self, claims: Claims, scores: FloatArray) -> list[ImageResult]:
         """Take the model's outputs (C, K) on ``claims``, each scored alone (a query more

@@ -58,57 +58,71 @@ starts ImageNet at 5%; 10% fools at least as many photos within a small budget h
 (docs/benchmarks.md, "Why the core is as it is")."""
 
 
-def _schedule_step(steps: IntArray, max_iter: int) -> IntArray:
-    """How many breaks of the schedule each image has passed: (L,) from steps done (L,)."""
-    return np.searchsorted(BUDGET_BREAKS, steps / max_iter, side="right")
-
-
 class _Draws:
     """Each slot's uniform random numbers from its image's own generator, ``per_step``
     numbers a step, drawn a block of steps at a time."""
 
     def __init__(self, capacity: int, per_step: int) -> None:
         self._block = max(1, min(64, 65_536 // per_step))
-        self._buffer = np.empty((capacity, self._block, per_step))
-        self._used = np.full(capacity, self._block)
+        self._buffer = np.empty((capacity * self._block, per_step))
+        """Slot s's block in rows ``s * block`` on."""
+        self._next = np.arange(capacity) * self._block + self._block
+        """Each slot's next row; its block's end when the block is spent."""
         self._rngs: list[np.random.Generator | None] = [None] * capacity
 
     def start(self, slot: int, rng: np.random.Generator) -> None:
         self._rngs[slot] = rng
-        self._used[slot] = self._block
+        self._next[slot] = (slot + 1) * self._block
 
     def take(self, slots: IntArray) -> FloatArray:
         """The next step's numbers of each slot, (L, per_step)."""
-        for slot in slots[self._used[slots] == self._block]:
-            rng = self._rngs[slot]
-            assert rng is not None, "a slot draws only after start()"
-            rng.random(out=self._buffer[slot])
-            self._used[slot] = 0
-        numbers: FloatArray = self._buffer[slots, self._used[slots]]
-        self._used[slots] += 1
+        rows = self._next[slots]
+        spent = rows % self._block == 0
+        if spent.any():
+            for slot in slots[spent].tolist():
+                rng = self._rngs[slot]
+                assert rng is not None, "a slot draws only after start()"
+                start = slot * self._block
+                rng.random(out=self._buffer[start : start + self._block])
+            rows[spent] -= self._block
+        self._next[slots] = rows + 1
+        numbers: FloatArray = self._buffer[rows]
         return numbers
 
 
 class _Greedy:
-    """The accept rule both searches share: per slot, the current loss and steps done."""
+    """The accept rule both searches share: per slot, the current loss and steps done,
+    and where each step falls on the schedule."""
 
     def __init__(self, capacity: int, popsize: int, max_iter: int) -> None:
         self.popsize = popsize
         self.max_iter = max_iter
         self.loss = np.full(capacity, np.inf)
         self.steps = np.zeros(capacity, dtype=np.intp)
+        self._breaks_passed = np.searchsorted(
+            BUDGET_BREAKS, np.arange(max_iter + 1) / max_iter, side="right"
+        ).astype(np.intp)
 
     def restart(self, slot: int) -> None:
         self.loss[slot] = np.inf
         self.steps[slot] = 0
 
+    def schedule(self, slots: IntArray) -> IntArray:
+        """How many breaks of the schedule each slot's image has passed (L,)."""
+        passed: IntArray = self._breaks_passed[self.steps[slots]]
+        return passed
+
     def select(self, slots: IntArray, fitness: FloatArray) -> tuple[IntArray, IntArray]:
         """Per slot, the best of its ``popsize`` proposals (L,), and the positions among
         ``slots`` whose best is no worse than their current candidate."""
-        scores = np.asarray(fitness, dtype=np.float64).reshape(len(slots), self.popsize)
-        best = np.argmin(scores, axis=1)
-        best_loss = scores[np.arange(len(slots)), best]
-        accepted = np.flatnonzero(best_loss <= self.loss[slots])
+        if self.popsize == 1:
+            best = np.zeros(len(slots), dtype=np.intp)
+            best_loss = np.asarray(fitness, dtype=np.float64)
+        else:
+            scores = np.asarray(fitness, dtype=np.float64).reshape(len(slots), self.popsize)
+            best = scores.argmin(axis=1)
+            best_loss = scores[np.arange(len(slots)), best]
+        accepted = (best_loss <= self.loss[slots]).nonzero()[0]
         self.loss[slots[accepted]] = best_loss[accepted]
         self.steps[slots] += 1
         return best, accepted
@@ -215,7 +229,7 @@ class SparseRandomSearch:
         blocks = draws[:, -th * (2 + channels) :].reshape(count, th, 2 + channels)
         positions = self._positions[owners]
         colours = self._colours[owners]
-        schedule = self._schedule(owners)
+        schedule = self._greedy.schedule(owners)
         keys = blocks[..., 0]  # change the blocks with the smallest keys
         cutoff = np.sort(keys, axis=1)[np.arange(count), self._swapped[schedule] - 1]
         replace = keys <= cutoff[:, None]
@@ -242,9 +256,6 @@ class SparseRandomSearch:
         chosen = accepted * self._greedy.popsize + best[accepted]
         self._positions[slots[accepted]] = positions[chosen]
         self._colours[slots[accepted]] = colours[chosen]
-
-    def _schedule(self, slots: IntArray) -> IntArray:
-        return _schedule_step(self._greedy.steps[slots], self._greedy.max_iter)
 
 
 class SquareRandomSearch:
@@ -309,9 +320,9 @@ class SquareRandomSearch:
             proposals[rows] = self._starts.pop(int(slots[position]))
         moving = np.flatnonzero(np.repeat(~fresh, popsize))
         if len(moving):
-            steps = np.repeat(self._greedy.steps[slots], popsize)[moving]
+            schedule = np.repeat(self._greedy.schedule(slots), popsize)[moving]
             draws = self._draws.take(slots[~fresh]).reshape(-1, 3 + self._shape[2])
-            self._move(proposals, moving, steps, draws)
+            self._move(proposals, moving, schedule, draws)
         self._proposals = proposals
         genes = proposals.reshape(len(proposals), -1).astype(np.float32)
         genes *= self._th
@@ -325,12 +336,12 @@ class SquareRandomSearch:
         chosen = accepted * self._greedy.popsize + best[accepted]
         self._signs[slots[accepted]] = self._proposals[chosen]
 
-    def _move(self, signs: Signs, rows: IntArray, steps: IntArray, draws: FloatArray) -> None:
+    def _move(self, signs: Signs, rows: IntArray, schedule: IntArray, draws: FloatArray) -> None:
         """Re-sign one square window of each of ``signs[rows]`` (signs: (M, H, W, C)), in
-        place; ``steps`` (R,) done and ``draws`` (R, 3 + C) per row moved. Only the
-        windows are touched: a step costs the window, not the image."""
+        place; ``schedule`` (R,), the breaks passed, and ``draws`` (R, 3 + C) per row
+        moved. Only the windows are touched: a step costs the window, not the image."""
         height, width, channels = self._shape
-        side = self._sides[_schedule_step(steps, self._greedy.max_iter)]
+        side = self._sides[schedule]
         top = np.floor(draws[:, 0] * (height - side + 1)).astype(np.intp)
         left = np.floor(draws[:, 1] * (width - side + 1)).astype(np.intp)
         new = np.where(draws[:, 2 : 2 + channels] < 0.5, -1, 1).astype(np.int8)
