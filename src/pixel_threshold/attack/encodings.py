@@ -50,12 +50,16 @@ class PixelEncoding:
     lower: FloatArray = field(init=False, repr=False)
     upper: FloatArray = field(init=False, repr=False)
 
+    _largest: FloatArray = field(init=False, repr=False)
+    """A block's largest integer genes: (2 + C,) row, column, values."""
+
     def __post_init__(self) -> None:
         self.check_th(self.th, self.shape)
         height, width, channels = self.shape
         block_upper = np.array([height, width] + [PIXEL_LEVELS] * channels, dtype=np.float64)
         object.__setattr__(self, "lower", np.zeros(self.dimension))
         object.__setattr__(self, "upper", np.tile(block_upper, self.th))
+        object.__setattr__(self, "_largest", block_upper - 1)
 
     @property
     def dimension(self) -> int:
@@ -95,11 +99,12 @@ class PixelEncoding:
         values, each gene floored and clipped to its range."""
         height, width, channels = self.shape
         blocks = np.floor(genes.reshape(len(genes), self.th, 2 + channels))
-        rows = np.clip(blocks[..., 0], 0, height - 1).astype(np.intp)
-        cols = np.clip(blocks[..., 1], 0, width - 1).astype(np.intp)
-        positions = distinct_positions(rows * width + cols, height * width)
-        values = np.clip(blocks[..., 2:], 0, PIXEL_LEVELS - 1).astype(np.float32)
-        return SetPixels(positions, values)
+        np.maximum(blocks, 0, out=blocks)
+        np.minimum(blocks, self._largest, out=blocks)
+        flat = blocks[..., 0] * width
+        flat += blocks[..., 1]
+        positions = distinct_positions(flat.astype(np.intp), height * width)
+        return SetPixels(positions, blocks[..., 2:].astype(np.float32))
 
     @staticmethod
     def check_th(th: int, shape: Shape) -> None:
@@ -278,16 +283,19 @@ def distinct_positions(positions: IntArray, pixels: int) -> IntArray:
     block steps on one pixel at a time past those its row's other blocks hold: at most
     ``th`` steps, with no array of the image's size.
     """
+    if positions.shape[1] == 1:
+        return positions
     ordered = np.sort(positions, axis=1)
-    repeating = np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1))
+    repeating = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1).nonzero()[0]
     if not len(repeating):
         return positions
     rows = positions[repeating]
+    blocks = np.arange(rows.shape[1])
     for block in range(1, rows.shape[1]):
-        moving = np.flatnonzero((rows[:, :block] == rows[:, block, None]).any(axis=1))
+        moving = (rows[:, :block] == rows[:, block, None]).any(axis=1).nonzero()[0]
         if not len(moving):
             continue
-        others = np.delete(rows[moving], block, axis=1)
+        others = rows[moving][:, blocks != block]
         new = rows[moving, block]
         stepping = np.arange(len(moving))
         while len(stepping):

@@ -141,16 +141,19 @@ def place(positions: IntArray, replace: BoolArray, draws: FloatArray, pixels: in
     """
     before = positions.copy()  # pixels held before the swap stay taken during it
     crowded = 2 * positions.shape[1] >= pixels  # else a row always has a free pixel
-    for block in np.flatnonzero(replace.any(axis=0)):
-        rows = np.flatnonzero(replace[:, block])
-        held = np.concatenate([before[rows], positions[rows]], axis=1)
+    for block in replace.any(axis=0).nonzero()[0].tolist():
+        rows = replace[:, block].nonzero()[0]
+        # taken: what the row held before, and the blocks placed before this one
+        held = before[rows]
+        if block:
+            held = np.concatenate([held, positions[rows, :block]], axis=1)
         if crowded:
             ordered = np.sort(held, axis=1)
             distinct = (ordered >= 0) & np.diff(ordered, axis=1, prepend=-1).astype(bool)
             movable = np.count_nonzero(distinct, axis=1) < pixels
             rows, held = rows[movable], held[movable]
-        pick = np.floor(draws[rows, block] * pixels).astype(np.intp)
-        clash = np.flatnonzero((held == pick[:, None]).any(axis=1))
+        pick = (draws[rows, block] * pixels).astype(np.intp)  # the floor of a non-negative
+        clash = (held == pick[:, None]).any(axis=1).nonzero()[0]
         while len(clash):
             pick[clash] = (pick[clash] + 1) % pixels
             clash = clash[(held[clash] == pick[clash, None]).any(axis=1)]
@@ -166,10 +169,15 @@ def changed_colours(draws: FloatArray, original: FloatArray, recolour: BoolArray
     whose draw was nearest one half (the least decided) flipped. ``draws`` (M, k, C)
     are uniform in [0, 1)."""
     corners = np.where(draws < 0.5, 0.0, PIXEL_LEVELS - 1.0)
-    same = np.all(corners == original, axis=2, keepdims=True)
-    least_decided = np.argmin(np.abs(draws - 0.5), axis=2)[..., None]
-    flip = same & (np.arange(draws.shape[2]) == least_decided)
+    same = corners == original
+    if draws.shape[2] == 1:  # one channel: it is the least decided
+        flip = same
+    else:
+        least_decided = np.abs(draws - 0.5).argmin(axis=2)[..., None]
+        flip = same.all(axis=2, keepdims=True) & (np.arange(draws.shape[2]) == least_decided)
     corners[flip] = PIXEL_LEVELS - 1.0 - corners[flip]
+    if not recolour.any():
+        return corners
     levels = np.floor(draws * (PIXEL_LEVELS - 1))
     levels += levels >= original  # skip the pixel's own value
     return np.where(recolour[:, None, None], levels, corners)
@@ -223,30 +231,41 @@ class SparseRandomSearch:
         """Genes (L * popsize, D) of the slots' proposals, slot by slot."""
         popsize, th = self._greedy.popsize, self._th
         channels = self._shape[2]
-        owners = np.repeat(slots, popsize)
+        owners = np.repeat(slots, popsize) if popsize > 1 else slots
         count = len(owners)
         draws = self._draws.take(slots).reshape(count, -1)
         blocks = draws[:, -th * (2 + channels) :].reshape(count, th, 2 + channels)
         positions = self._positions[owners]
         colours = self._colours[owners]
         schedule = self._greedy.schedule(owners)
-        keys = blocks[..., 0]  # change the blocks with the smallest keys
-        cutoff = np.sort(keys, axis=1)[np.arange(count), self._swapped[schedule] - 1]
-        replace = keys <= cutoff[:, None]
-        first = positions[:, 0] < 0
-        replace[first] = True  # a first step places every pixel
-        recolour = (draws[:, 0] < SPARSE_RECOLOUR_SHARE) & (schedule >= SPARSE_RECOLOUR_FROM)
-        recolour &= ~first & self._recolour
-        place(positions, replace & ~recolour[:, None], blocks[..., 1], self._pixels)
+        first = positions[:, 0] < 0  # a first step places every pixel
+        if th == 1:  # its one block swaps
+            replace = np.ones((count, 1), dtype=bool)
+        else:  # the blocks with the smallest keys swap
+            keys = blocks[..., 0]
+            cutoff = np.sort(keys, axis=1)[np.arange(count), self._swapped[schedule] - 1]
+            replace = keys <= cutoff[:, None]
+            replace[first] = True
+        if self._recolour:
+            recolour = (draws[:, 0] < SPARSE_RECOLOUR_SHARE) & (schedule >= SPARSE_RECOLOUR_FROM)
+            recolour &= ~first
+            place(positions, replace & ~recolour[:, None], blocks[..., 1], self._pixels)
+        else:
+            recolour = np.zeros(count, dtype=bool)
+            place(positions, replace, blocks[..., 1], self._pixels)
         original = self._originals[owners[:, None], positions]  # (count, th, C)
         fresh = changed_colours(blocks[..., 2:], original, recolour)
-        colours[replace] = fresh[replace]
+        if th == 1:
+            colours = fresh
+        else:
+            colours[replace] = fresh[replace]
         self._proposals = (positions, colours)
         width = self._shape[1]
-        genes = np.concatenate(
-            [(positions // width)[..., None], (positions % width)[..., None], colours], axis=2
-        )
-        return (genes + 0.5).reshape(count, -1)
+        genes = np.empty((count, th, 2 + channels))
+        np.divmod(positions, width, out=(genes[..., 0], genes[..., 1]))
+        genes[..., 2:] = colours
+        genes += 0.5
+        return genes.reshape(count, -1)
 
     def tell(self, slots: IntArray, fitness: FloatArray) -> None:
         """Losses (L * popsize,) of the last `ask`'s proposals; lower is better."""
