@@ -201,7 +201,10 @@ class ThresholdEncoding:
     def changes(self, genes: FloatArray) -> MoveValues:
         """The moves candidates ``genes`` (M, D) make: each gene floored and clipped to
         [-th, th], as the smallest integers that hold them."""
-        delta: IntArray = np.clip(np.floor(genes), -self.th, self.th).astype(move_dtype(self.th))
+        floors = np.floor(genes)
+        np.maximum(floors, -self.th, out=floors)
+        np.minimum(floors, self.th, out=floors)
+        delta: IntArray = floors.astype(move_dtype(self.th))
         return MoveValues(delta.reshape(len(genes), *self.shape))
 
     @staticmethod

@@ -332,16 +332,22 @@ class SquareRandomSearch:
     def ask(self, slots: IntArray) -> FloatArray:
         """Genes (L * popsize, H * W * C) of the slots' proposals, slot by slot."""
         popsize = self._greedy.popsize
-        proposals = np.repeat(self._signs[slots], popsize, axis=0)
+        proposals = self._signs[slots] if popsize == 1 else np.repeat(self._signs[slots], popsize, 0)
         fresh = self._greedy.steps[slots] == 0
-        for position in np.flatnonzero(fresh):
-            rows = slice(position * popsize, (position + 1) * popsize)
-            proposals[rows] = self._starts.pop(int(slots[position]))
-        moving = np.flatnonzero(np.repeat(~fresh, popsize))
+        if not fresh.any():
+            moving = np.arange(len(proposals))
+            schedule = self._greedy.schedule(slots)
+            draws = self._draws.take(slots)
+        else:
+            for position in fresh.nonzero()[0].tolist():
+                rows = slice(position * popsize, (position + 1) * popsize)
+                proposals[rows] = self._starts.pop(int(slots[position]))
+            moving = np.repeat(~fresh, popsize).nonzero()[0]
+            schedule = self._greedy.schedule(slots[~fresh])
+            draws = self._draws.take(slots[~fresh])
         if len(moving):
-            schedule = np.repeat(self._greedy.schedule(slots), popsize)[moving]
-            draws = self._draws.take(slots[~fresh]).reshape(-1, 3 + self._shape[2])
-            self._move(proposals, moving, schedule, draws)
+            schedule = np.repeat(schedule, popsize) if popsize > 1 else schedule
+            self._move(proposals, moving, schedule, draws.reshape(-1, 3 + self._shape[2]))
         self._proposals = proposals
         genes = proposals.reshape(len(proposals), -1).astype(np.float32)
         genes *= self._th
@@ -361,12 +367,14 @@ class SquareRandomSearch:
         moved. Only the windows are touched: a step costs the window, not the image."""
         height, width, channels = self._shape
         side = self._sides[schedule]
-        top = np.floor(draws[:, 0] * (height - side + 1)).astype(np.intp)
-        left = np.floor(draws[:, 1] * (width - side + 1)).astype(np.intp)
-        new = np.where(draws[:, 2 : 2 + channels] < 0.5, -1, 1).astype(np.int8)
-        flip = np.floor(draws[:, -1] * channels).astype(np.intp)
-        for size in np.flatnonzero(np.bincount(side)):  # the rows whose windows have it, together
-            moves = np.flatnonzero(side == size)
+        # floors of non-negative numbers
+        top = (draws[:, 0] * (height - side + 1)).astype(np.intp)
+        left = (draws[:, 1] * (width - side + 1)).astype(np.intp)
+        new = np.where(draws[:, 2 : 2 + channels] < 0.5, np.int8(-1), np.int8(1))
+        flip = (draws[:, -1] * channels).astype(np.intp)
+        sizes = np.bincount(side).nonzero()[0].tolist()
+        for size in sizes:  # the rows whose windows have it, together
+            moves = (side == size).nonzero()[0] if len(sizes) > 1 else np.arange(len(side))
             span = np.arange(size)
             at = (
                 rows[moves, None, None],
