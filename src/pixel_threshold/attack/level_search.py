@@ -207,14 +207,15 @@ class LevelSearch:
     def propose(self) -> Proposal:
         """The next step's candidates of every image in flight but those whose claim
         waits to be confirmed (`busy` must hold; the proposal may be empty)."""
-        slots = np.flatnonzero(self._active & ~self._claimed)
+        slots = (self._active & ~self._claimed).nonzero()[0]
         genes = self._strategy.ask(slots) if len(slots) else np.empty((0, self.encoding.dimension))
-        owners = np.repeat(slots, len(genes) // max(1, len(slots)))
+        popsize = len(genes) // max(1, len(slots))
+        owners = slots if popsize == 1 else np.repeat(slots, popsize)
         return Proposal(self.encoding, self._originals, owners, genes, slots)
 
     def claims(self) -> Claims:
         """The successes claimed in the last step, to be scored alone (may be empty)."""
-        slots = np.flatnonzero(self._claimed)
+        slots = self._claimed.nonzero()[0]
         genes = np.empty((len(slots), self.encoding.dimension))
         for row, slot in enumerate(slots.tolist()):
             genes[row] = self._claims.pop(slot)

@@ -130,6 +130,6 @@ class ModelCalls:
             raise ValueError(
                 f"expected the model to return ({rows}, classes) scores, got shape {scores.shape}"
             )
-        if not np.all(np.isfinite(scores)):
+        if not np.isfinite(scores).all():
             raise ValueError("the model returned non-finite scores (NaN or inf)")
         return scores
