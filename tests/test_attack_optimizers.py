@@ -247,15 +247,32 @@ def test_cma_es_runs_its_linear_algebra_on_one_blas_thread(monkeypatch: pytest.M
         ]
 
     seen: list[list[int]] = []
-    eigh = np.linalg.eigh
+    cholesky = np.linalg.cholesky
 
     def watched(matrix: np.ndarray):
         seen.append(numpys_blas_threads())
-        return eigh(matrix)
+        return cholesky(matrix)
 
-    monkeypatch.setattr(np.linalg, "eigh", watched)
+    monkeypatch.setattr(np.linalg, "cholesky", watched)
     outside = numpys_blas_threads()
     es = OneSlot(np.zeros(4), 2.0, popsize=8, seed=0)
     minimise(es, sphere, 3)
     assert outside and seen and all(threads == [1] for threads in seen)
     assert numpys_blas_threads() == outside
+
+
+def test_square_roots_are_cholesky_factors_and_survive_a_matrix_rounding_broke() -> None:
+    """Each covariance's root A has A A^T = C: its lower Cholesky factor, the same for a
+    slot whatever its company; a C that rounding left with a negative eigenvalue gets a
+    root from its floored eigendecomposition instead of an error."""
+    rng = np.random.default_rng(0)
+    factors = rng.standard_normal((2, 5, 5))
+    good = factors @ factors.transpose(0, 2, 1) + np.eye(5)
+    broken = np.diag([1.0, 2.0, 3.0, 4.0, -1e-12])
+    roots = cmaes._square_roots(np.stack([good[0], broken, good[1]]))
+    for row, covariance in ((0, good[0]), (2, good[1])):
+        assert np.array_equal(roots[row], np.tril(roots[row]))
+        assert np.array_equal(roots[row], cmaes._square_roots(covariance[None])[0])
+        np.testing.assert_allclose(roots[row] @ roots[row].T, covariance, rtol=1e-12)
+    assert np.all(np.isfinite(roots[1]))
+    np.testing.assert_allclose(roots[1] @ roots[1].T, np.diag([1.0, 2, 3, 4, 4e-20]), atol=1e-15)

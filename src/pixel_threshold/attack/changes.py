@@ -61,8 +61,7 @@ class MoveValues:
     def apply(self, pixels: Pixels) -> None:
         """Move the values of ``pixels`` (M, H, W, C), the rows' originals, in place."""
         np.add(pixels, self.delta, out=pixels, casting="unsafe")
-        np.maximum(pixels, 0, out=pixels)
-        np.minimum(pixels, PIXEL_LEVELS - 1, out=pixels)
+        np.clip(pixels, 0, PIXEL_LEVELS - 1, out=pixels)
 
 
 Change = SetPixels | MoveValues

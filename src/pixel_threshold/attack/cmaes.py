@@ -1,11 +1,18 @@
 """CMA-ES (Hansen, "The CMA Evolution Strategy: A Tutorial", arXiv 1604.00772), batched
 over every image in flight: one `CMAES` strategy holds each slot's mean, step size,
 evolution paths and covariance as rows of arrays, so a generation of all the images in
-flight costs a few stacked numpy calls (a matrix product, an eigendecomposition per
+flight costs a few stacked numpy calls (a matrix product, a Cholesky factorisation per
 slot in one LAPACK call), not a Python optimizer object per image.
 
 The update is the tutorial's, with its default parameters (Table 1 and eq. 49-58: active
-CMA's negative recombination weights, cumulative step-size adaptation). Above
+CMA's negative recombination weights, cumulative step-size adaptation), but for the square
+root of the covariance C that samples are drawn with: its lower Cholesky factor A
+(y = A z), not its symmetric root B D from an eigendecomposition, and so, in the
+step-size path, A^-1 <y>_w = <z>_w for C^(-1/2) <y>_w. Krause, Arbones & Igel (NeurIPS
+2016) show that this leaves the search as it was (the triangular factor changes as
+smoothly as the symmetric root); at 64 genes it costs a fifteenth of the
+eigendecomposition, which the tutorial's rule asks for every generation at a large
+population (docs/benchmarks.md, "The host out of the model's way"). Above
 `FULL_COVARIANCE_MAX_DIMENSION` genes the covariance is diagonal (separable CMA-ES, Ros &
 Hansen, PPSN 2008), with learning rates scaled by (D + 2) / 3: time and memory linear in D.
 
@@ -70,33 +77,50 @@ class Box:
         self._margin_high = np.minimum(width / 2, np.maximum(1, np.abs(upper)) / 20)
         self._start = lower - self._margin_low
         self._span = upper + self._margin_high - self._start
+        self._end = self._start + self._span
+        self._low_bend = lower + self._margin_low
+        """Below it, the parabola that meets the lower bound."""
+        self._high_bend = upper - self._margin_high
+        self._high_vertex = upper + self._margin_high
 
     def mapped(self, points: FloatArray) -> FloatArray:
-        """``points`` (M, D) mapped into the box, in place. Rows go a block at a time,
-        so the scratch memory stays bounded whatever M and D."""
-        lower, upper, start, span = self.lower, self.upper, self._start, self._span
-        margin_low, margin_high = self._margin_low, self._margin_high
-        rows = max(1, BOX_BLOCK_VALUES // points.shape[1])
+        """``points`` (M, D), C-contiguous, mapped into the box, in place. Only the values
+        beyond a bend change, so only they are worked on; rows go a block at a time, so
+        the scratch memory stays bounded whatever M and D."""
+        dimension = points.shape[1]
+        rows = max(1, BOX_BLOCK_VALUES // dimension)
         for block in range(0, len(points), rows):
             part = points[block : block + rows]
-            outside = (part < start) | (part > start + span)
-            if outside.any():  # fold into [start, start + span] by mirroring
-                at, cols = np.nonzero(outside)
-                folded = np.mod(part[at, cols] - start[cols], 2 * span[cols])
-                mirrored = np.where(folded > span[cols], 2 * span[cols] - folded, folded)
-                part[at, cols] = mirrored + start[cols]
-            # whole-block arithmetic: cheaper than indexing the points near a bound
-            below = part - start
-            below *= below
-            below /= 4 * margin_low
-            below += lower
-            above = part - (upper + margin_high)
-            above *= above
-            above /= -4 * margin_high
-            above += upper
-            np.copyto(part, below, where=part < lower + margin_low)
-            np.copyto(part, above, where=part > upper - margin_high)
+            bent = part < self._low_bend
+            bent |= part > self._high_bend
+            at = np.flatnonzero(bent)
+            if len(at):
+                flat = part.reshape(-1)
+                flat[at] = self._bent(flat[at], at % dimension)
         return points
+
+    def _bent(self, values: FloatArray, columns: IntArray) -> FloatArray:
+        """``values`` (K,) of genes ``columns`` (K,), each beyond a bend, mapped."""
+        start, end = self._start[columns], self._end[columns]
+        outside = (values < start) | (values > end)
+        if outside.any():  # fold into [start, end] by mirroring
+            at = columns[outside]
+            span = self._span[at]
+            folded = np.mod(values[outside] - start[outside], 2 * span)
+            values[outside] = np.where(folded > span, 2 * span - folded, folded) + start[outside]
+        low = values < self._low_bend[columns]
+        at = columns[low]
+        below = values[low] - start[low]
+        below *= below
+        below /= 4 * self._margin_low[at]
+        values[low] = below + self.lower[at]
+        high = values > self._high_bend[columns]
+        at = columns[high]
+        above = values[high] - self._high_vertex[at]
+        above *= above
+        above /= -4 * self._margin_high[at]
+        values[high] = above + self.upper[at]
+        return values
 
 
 @dataclass(frozen=True)
@@ -182,11 +206,6 @@ class Parameters:
         n = self.dimension
         return math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n**2))
 
-    @functools.cached_property
-    def eigen_interval(self) -> int:
-        """Generations between eigendecompositions: O(D^2) a generation (p. 37)."""
-        return max(1, int(1 / (10 * self.dimension * (self.c1 + self.cmu))))
-
 
 class CMAES:
     """The CMA-ES `strategy.Strategy`: up to ``capacity`` images' searches in a box
@@ -218,20 +237,23 @@ class CMAES:
             dimension, popsize, separable=dimension > FULL_COVARIANCE_MAX_DIMENSION
         )
         full = not self.parameters.separable
+        self._identity = np.eye(dimension if full else 0)
         self._rngs: list[np.random.Generator | None] = [None] * capacity
         self._mean = np.zeros((capacity, dimension))
         self._sigma = np.zeros(capacity)
         self._path_sigma = np.zeros((capacity, dimension))
         self._path_c = np.zeros((capacity, dimension))
         self._generation = np.zeros(capacity, dtype=np.intp)
-        # the covariance C = B diag(scales^2) B^T: full (B, C kept) or diagonal (B = I)
-        self._scales = np.ones((capacity, dimension))
-        self._basis = np.zeros((capacity, dimension, dimension) if full else (0,))
+        # the covariance C: full (C and a square root A, A A^T = C) or diagonal (its
+        # variances and their square roots, the scales)
         self._covariance = np.zeros((capacity, dimension, dimension) if full else (0,))
+        self._root = np.zeros((capacity, dimension, dimension) if full else (0,))
         self._variances = np.ones((capacity, 0 if full else dimension))
+        self._scales = np.ones((capacity, 0 if full else dimension))
         self._asked: tuple[FloatArray, FloatArray | None] | None = None
         """The last `ask`'s standard normal samples z (L, popsize, D) and, with a full
-        covariance, their steps y = B D z."""
+        covariance, their steps y = A z (kept: a diagonal one's would double the memory
+        of a large image's population)."""
 
     def start(
         self,
@@ -248,15 +270,15 @@ class CMAES:
         self._path_sigma[slot] = 0
         self._path_c[slot] = 0
         self._generation[slot] = 0
-        self._scales[slot] = 1
         if self.parameters.separable:
             self._variances[slot] = 1
+            self._scales[slot] = 1
         else:
-            self._basis[slot] = np.eye(self.parameters.dimension)
-            self._covariance[slot] = np.eye(self.parameters.dimension)
+            self._covariance[slot] = self._identity
+            self._root[slot] = self._identity
 
     def ask(self, slots: IntArray) -> FloatArray:
-        """Genes (L * popsize, D) inside the box, slot by slot: x = m + sigma B D z."""
+        """Genes (L * popsize, D) inside the box, slot by slot: x = m + sigma A z."""
         popsize, dimension = self.parameters.popsize, self.parameters.dimension
         samples = np.empty((len(slots), popsize, dimension))
         for row, slot in enumerate(slots.tolist()):
@@ -268,9 +290,8 @@ class CMAES:
             self._asked = (samples, None)
             genes = samples * (sigma * self._scales[slots, None, :])
         else:
-            scaled_basis = self._basis[slots] * self._scales[slots, None, :]  # B D
             with _one_blas_thread():
-                steps = np.matmul(samples, scaled_basis.transpose(0, 2, 1))  # y = B D z
+                steps = np.matmul(samples, self._root[slots].transpose(0, 2, 1))  # y = A z
             self._asked = (samples, steps)
             genes = steps * sigma
         genes += self._mean[slots, None, :]
@@ -287,22 +308,18 @@ class CMAES:
         self, slots: IntArray, fitness: FloatArray, samples: FloatArray, steps: FloatArray | None
     ) -> None:
         """The update from the samples z (L, popsize, D) of the last `ask` and, with a full
-        covariance, their steps y = B D z."""
+        covariance, their steps y = A z."""
         p = self.parameters
         count = len(slots)
         order = np.argsort(fitness.reshape(count, p.popsize), axis=1, kind="stable")
         weights = np.empty((count, p.popsize))  # each sample's weight, by its rank
         weights[np.arange(count)[:, None], order] = p.weights
         positive = np.maximum(weights, 0)[:, None, :]
-        mean_sample = np.matmul(positive, samples)[:, 0]  # <z>_w (L, D)
-        scales = self._scales[slots]
+        whitened = np.matmul(positive, samples)[:, 0]  # A^-1 <y>_w = <z>_w (L, D)
         if steps is None:
-            mean_step = mean_sample * scales  # <y>_w = D <z>_w
-            whitened = mean_sample  # C^(-1/2) <y>_w = <z>_w
+            mean_step = whitened * self._scales[slots]  # <y>_w = D <z>_w
         else:
-            basis = self._basis[slots]
-            whitened = np.matmul(basis, mean_sample[:, :, None])[..., 0]  # B <z>_w
-            mean_step = np.matmul(basis, (scales * mean_sample)[:, :, None])[..., 0]
+            mean_step = np.matmul(positive, steps)[:, 0]  # <y>_w
         sigma = self._sigma[slots]
         self._mean[slots] += sigma[:, None] * mean_step  # c_m = 1
         path_sigma = (1 - p.cs) * self._path_sigma[slots] + math.sqrt(
@@ -326,7 +343,7 @@ class CMAES:
         weights = np.where(weights < 0, weights * p.dimension / lengths, weights)
         keep = p.decay + np.where(stalled, p.c1 * p.cc * (2 - p.cc), 0.0)  # + delta(h_sigma) c_1
         if steps is None:
-            rank_mu = np.matmul(weights[:, None, :], squares)[:, 0] * scales**2
+            rank_mu = np.matmul(weights[:, None, :], squares)[:, 0] * self._scales[slots] ** 2
             variances = keep[:, None] * self._variances[slots]
             variances += p.c1 * path_c * path_c + p.cmu * rank_mu
             self._variances[slots] = variances
@@ -338,22 +355,30 @@ class CMAES:
             covariance += p.c1 * path_c[:, :, None] * path_c[:, None, :] + p.cmu * rank_mu
             self._covariance[slots] = covariance
             largest_variance = np.diagonal(covariance, axis1=1, axis2=2)
-            self._decompose(slots[generation % p.eigen_interval == 0])
+            self._root[slots] = _square_roots(covariance)
         sigma = sigma * np.exp(p.cs / p.damps * (length / p.chi_n - 1))
         # no coordinate's standard deviation beyond maxstd (pycma's rule)
         ceiling = np.min(self._maxstd / np.sqrt(largest_variance), axis=1)
         self._sigma[slots] = np.minimum(sigma, ceiling)
 
-    def _decompose(self, slots: IntArray) -> None:
-        """B and D of each slot's covariance, C = B diag(D^2) B^T."""
-        if not len(slots):
-            return
-        covariance = self._covariance[slots]
-        covariance = (covariance + covariance.transpose(0, 2, 1)) / 2
-        values, basis = np.linalg.eigh(covariance)
-        floor = 1e-20 * np.max(values, axis=1, keepdims=True)
-        self._scales[slots] = np.sqrt(np.maximum(values, floor))
-        self._basis[slots] = basis
+
+def _square_roots(covariances: FloatArray) -> FloatArray:
+    """A square root A (A A^T = C) of each covariance C (L, D, D): its lower Cholesky
+    factor, or, where rounding has left C not positive definite, B D from its
+    eigendecomposition with the eigenvalues floored at 1e-20 of the largest."""
+    try:
+        roots: FloatArray = np.linalg.cholesky(covariances)
+        return roots
+    except np.linalg.LinAlgError:
+        roots = np.empty_like(covariances)
+        for row, covariance in enumerate(covariances):
+            try:
+                roots[row] = np.linalg.cholesky(covariance)
+            except np.linalg.LinAlgError:
+                values, basis = np.linalg.eigh((covariance + covariance.T) / 2)
+                floor = 1e-20 * values.max()
+                roots[row] = basis * np.sqrt(np.maximum(values, floor))
+        return roots
 
 
 @contextmanager

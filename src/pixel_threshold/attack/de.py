@@ -56,6 +56,7 @@ class DifferentialEvolution:
             )
         self._lower = np.asarray(lower, dtype=np.float32)
         self._upper = np.asarray(upper, dtype=np.float32)
+        self._span = self._upper - self._lower
         self._rng = rng
         self._population: FloatArray | None = None
         self._fitness: FloatArray | None = None
@@ -100,9 +101,13 @@ class DifferentialEvolution:
         trial -= population[r2]
         trial *= scale
         trial += population[np.argmin(fitness)]
-        outside = (trial < self._lower) | (trial >= self._upper)
-        if outside.any():
-            lows = np.broadcast_to(self._lower, trial.shape)[outside]
-            spans = np.broadcast_to(self._upper - self._lower, trial.shape)[outside]
-            trial[outside] = lows + rng.random(len(lows), dtype=np.float32) * spans
+        outside = trial < self._lower
+        outside |= trial >= self._upper
+        at = np.flatnonzero(outside)  # in row-major order, one draw each
+        if len(at):
+            genes = at % trial.shape[1]
+            redrawn = rng.random(len(at), dtype=np.float32)
+            redrawn *= self._span[genes]
+            redrawn += self._lower[genes]
+            trial.reshape(-1)[at] = redrawn
         return trial

@@ -28,7 +28,7 @@ from pixel_threshold.attack.losses import loss, succeeded, true_probability
 from pixel_threshold.attack.model_calls import ModelCalls
 from pixel_threshold.attack.results import ImageResult, Sample
 from pixel_threshold.attack.strategies import make_strategy
-from pixel_threshold.attack.types import FloatArray, IntArray
+from pixel_threshold.attack.types import BoolArray, FloatArray, IntArray
 
 Shape = tuple[int, int, int]
 
@@ -237,7 +237,7 @@ class LevelSearch:
         self._strategy.tell(slots, fitness)
         self._steps[slots] += 1
         self._queries[slots] += popsize
-        fooled = success.reshape(len(slots), popsize).any(axis=1)
+        fooled = np.any(success.reshape(len(slots), popsize), axis=1)
         if fooled.any():
             self._claim(slots, genes, fitness, success, fooled)
         exhausted = ~fooled & (self._steps[slots] >= config.max_iter)
@@ -248,8 +248,8 @@ class LevelSearch:
         slots: IntArray,
         genes: FloatArray,
         fitness: FloatArray,
-        success: npt.NDArray[np.bool_],
-        fooled: npt.NDArray[np.bool_],
+        success: BoolArray,
+        fooled: BoolArray,
     ) -> None:
         """Each ``fooled`` slot claims its best fooling candidate of the step."""
         popsize = len(genes) // len(slots)

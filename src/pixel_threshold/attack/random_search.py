@@ -141,7 +141,7 @@ def place(positions: IntArray, replace: BoolArray, draws: FloatArray, pixels: in
     """
     before = positions.copy()  # pixels held before the swap stay taken during it
     crowded = 2 * positions.shape[1] >= pixels  # else a row always has a free pixel
-    for block in replace.any(axis=0).nonzero()[0].tolist():
+    for block in np.flatnonzero(replace.any(axis=0)).tolist():
         rows = replace[:, block].nonzero()[0]
         # taken: what the row held before, and the blocks placed before this one
         held = before[rows]
@@ -236,7 +236,7 @@ class SparseRandomSearch:
         draws = self._draws.take(slots).reshape(count, -1)
         blocks = draws[:, -th * (2 + channels) :].reshape(count, th, 2 + channels)
         positions = self._positions[owners]
-        colours = self._colours[owners]
+        colours: FloatArray = self._colours[owners]
         schedule = self._greedy.schedule(owners)
         first = positions[:, 0] < 0  # a first step places every pixel
         if th == 1:  # its one block swaps
@@ -332,7 +332,9 @@ class SquareRandomSearch:
     def ask(self, slots: IntArray) -> FloatArray:
         """Genes (L * popsize, H * W * C) of the slots' proposals, slot by slot."""
         popsize = self._greedy.popsize
-        proposals = self._signs[slots] if popsize == 1 else np.repeat(self._signs[slots], popsize, 0)
+        proposals = self._signs[slots]  # a copy
+        if popsize > 1:
+            proposals = np.repeat(proposals, popsize, axis=0)
         fresh = self._greedy.steps[slots] == 0
         if not fresh.any():
             moving = np.arange(len(proposals))
