@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from pixel_threshold.attack import PixelEncoding, ThresholdEncoding, make_encoding
-from pixel_threshold.attack.encodings import distinct_positions
+from pixel_threshold.attack.encodings import PAIRWISE_BLOCKS, _repeating_rows, distinct_positions
 
 from .conftest import decode_candidates as _decode
 
@@ -150,6 +150,21 @@ def test_a_block_no_other_block_names_keeps_its_pixel() -> None:
     genes = _blocks((1, 0, 10), (1, 0, 20), (1, 1, 30))  # flat 5, 5, 6
     decoded = _decode(encoding, np.zeros((5, 5, 1), np.uint8), genes)[0, ..., 0]
     assert decoded[1, 1] == 30
+
+
+@pytest.mark.parametrize("th", [2, 3, PAIRWISE_BLOCKS, PAIRWISE_BLOCKS + 1, 9])
+def test_repeats_are_found_the_same_by_pairs_or_by_sorting(th: int) -> None:
+    """Few blocks compare pairs of columns, many sort: either way every row that names a
+    pixel twice is moved on, and every row comes out with th distinct pixels."""
+    positions = np.random.default_rng(th).integers(0, 12, (300, th))
+    ordered = np.sort(positions, axis=1)
+    expected = np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1))
+    assert 0 < len(expected) < len(positions)
+    assert _repeating_rows(positions).tolist() == expected.tolist()
+    distinct = distinct_positions(positions.copy(), 12)
+    assert all(len(set(row)) == th for row in distinct.tolist())
+    unchanged = np.setdiff1d(np.arange(len(positions)), expected)
+    assert np.array_equal(distinct[unchanged], positions[unchanged])
 
 
 @pytest.mark.parametrize(

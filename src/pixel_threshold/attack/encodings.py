@@ -31,6 +31,9 @@ from pixel_threshold.attack.shrinking import ClipDelta, RestorePixels, Shrink
 from pixel_threshold.attack.types import PIXEL_LEVELS, FloatArray, IntArray
 
 Shape = tuple[int, int, int]
+PAIRWISE_BLOCKS = 4
+"""Up to this many blocks a row, repeats are found by comparing pairs of columns (at
+most 6 compares), above it by sorting each row."""
 
 
 @dataclass(frozen=True)
@@ -285,10 +288,7 @@ def distinct_positions(positions: IntArray, pixels: int) -> IntArray:
     block steps on one pixel at a time past those its row's other blocks hold: at most
     ``th`` steps, with no array of the image's size.
     """
-    if positions.shape[1] == 1:
-        return positions
-    ordered = np.sort(positions, axis=1)
-    repeating = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1).nonzero()[0]
+    repeating = _repeating_rows(positions)
     if not len(repeating):
         return positions
     rows = positions[repeating]
@@ -306,3 +306,18 @@ def distinct_positions(positions: IntArray, pixels: int) -> IntArray:
         rows[moving, block] = new
     positions[repeating] = rows
     return positions
+
+
+def _repeating_rows(positions: IntArray) -> IntArray:
+    """The rows of ``positions`` (M, th) that name a pixel twice: for a few blocks, each
+    pair of columns compared (a handful of vector compares); for more, each row sorted."""
+    blocks = positions.shape[1]
+    if blocks > PAIRWISE_BLOCKS:
+        ordered = np.sort(positions, axis=1)
+        return np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1))
+    columns = positions.T
+    repeats = np.zeros(len(positions), dtype=bool)
+    for block in range(1, blocks):
+        for earlier in range(block):
+            repeats |= columns[block] == columns[earlier]
+    return repeats.nonzero()[0]

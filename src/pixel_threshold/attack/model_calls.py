@@ -97,7 +97,7 @@ class ModelCalls:
                     runs, filled = [], 0
         if runs:
             self._call(runs, pieces)
-        return [np.concatenate(parts) if parts else np.empty((0, 0)) for parts in pieces]
+        return [_joined(parts) for parts in pieces]
 
     def _call(self, runs: list[Run], pieces: list[list[FloatArray]]) -> None:
         """Score ``runs`` in one model call; each run's outputs go to its request's
@@ -133,3 +133,10 @@ class ModelCalls:
         if not np.isfinite(scores).all():
             raise ValueError("the model returned non-finite scores (NaN or inf)")
         return scores
+
+
+def _joined(parts: list[FloatArray]) -> FloatArray:
+    """The outputs of one request's calls, in order, as one array."""
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty((0, 0))
