@@ -121,10 +121,18 @@ def test_latin_hypercube_fills_every_stratum_once() -> None:
         assert sorted(np.floor(column).astype(int).tolist()) == list(range(10))
 
 
-def test_box_mapping_is_pycmas_transformation_vectorised() -> None:
+@pytest.mark.parametrize(
+    ("lower", "upper"),
+    [
+        (np.array([0.0, 0.0, 0.0, -3.0]), np.array([8.0, 8.0, 256.0, 4.0])),
+        (np.full(4, -8.0), np.full(4, 9.0)),  # one box for every gene, as Threshold's
+    ],
+)
+def test_box_mapping_is_pycmas_transformation_vectorised(
+    lower: np.ndarray, upper: np.ndarray
+) -> None:
     import cma
 
-    lower, upper = np.array([0.0, 0.0, 0.0, -3.0]), np.array([8.0, 8.0, 256.0, 4.0])
     points = np.random.default_rng(0).normal(0, 200, size=(500, 4))
     pycma = cma.transformations.BoxConstraintsLinQuadTransformation(
         [[low, high] for low, high in zip(lower, upper, strict=True)]
@@ -133,7 +141,7 @@ def test_box_mapping_is_pycmas_transformation_vectorised() -> None:
     mapped = Box(lower, upper).mapped(points.copy())
     np.testing.assert_allclose(mapped, expected, rtol=0, atol=1e-9)
     assert np.all((mapped >= lower) & (mapped <= upper))
-    inside = np.array([[4.0, 4.0, 128.0, 0.5]])
+    inside = (lower + upper)[None] / 2
     assert Box(lower, upper).mapped(inside.copy()).tolist() == inside.tolist()  # identity inside
 
 

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from pixel_threshold.attack.types import FloatArray, IntArray
+from pixel_threshold.attack.types import BoolArray, FloatArray, IntArray
 
 MIN_POPSIZE = 3
 """The smallest population with a positive and a negative recombination weight."""
@@ -73,15 +73,28 @@ class Box:
     def __init__(self, lower: FloatArray, upper: FloatArray) -> None:
         self.lower, self.upper = lower, upper
         width = upper - lower
-        self._margin_low = np.minimum(width / 2, np.maximum(1, np.abs(lower)) / 20)
-        self._margin_high = np.minimum(width / 2, np.maximum(1, np.abs(upper)) / 20)
-        self._start = lower - self._margin_low
-        self._span = upper + self._margin_high - self._start
-        self._end = self._start + self._span
-        self._low_bend = lower + self._margin_low
-        """Below it, the parabola that meets the lower bound."""
-        self._high_bend = upper - self._margin_high
-        self._high_vertex = upper + self._margin_high
+        margin_low = np.minimum(width / 2, np.maximum(1, np.abs(lower)) / 20)
+        margin_high = np.minimum(width / 2, np.maximum(1, np.abs(upper)) / 20)
+        start = lower - margin_low
+        span = upper + margin_high - start
+        edges = np.stack(
+            [
+                start,
+                start + span,  # the end of one period
+                span,
+                lower + margin_low,  # below it, the parabola that meets the lower bound
+                upper - margin_high,  # above it, the one that meets the upper bound
+                upper + margin_high,  # the upper parabola's vertex
+                4 * margin_low,
+                -4 * margin_high,
+                lower,
+                upper,
+            ]
+        )
+        self._uniform = bool(np.all(edges == edges[:, :1]))
+        """Every gene has the same box (the Threshold attack's): its edges are numbers."""
+        self._edges = edges[:, :1] if self._uniform else edges
+        self._low_bend, self._high_bend = edges[3], edges[4]
 
     def mapped(self, points: FloatArray) -> FloatArray:
         """``points`` (M, D), C-contiguous, mapped into the box, in place. Only the values
@@ -96,31 +109,39 @@ class Box:
             at = np.flatnonzero(bent)
             if len(at):
                 flat = part.reshape(-1)
-                flat[at] = self._bent(flat[at], at % dimension)
+                edges = self._edges if self._uniform else self._edges[:, at % dimension]
+                flat[at] = _bent(flat[at], edges)
         return points
 
-    def _bent(self, values: FloatArray, columns: IntArray) -> FloatArray:
-        """``values`` (K,) of genes ``columns`` (K,), each beyond a bend, mapped."""
-        start, end = self._start[columns], self._end[columns]
-        outside = (values < start) | (values > end)
-        if outside.any():  # fold into [start, end] by mirroring
-            at = columns[outside]
-            span = self._span[at]
-            folded = np.mod(values[outside] - start[outside], 2 * span)
-            values[outside] = np.where(folded > span, 2 * span - folded, folded) + start[outside]
-        low = values < self._low_bend[columns]
-        at = columns[low]
-        below = values[low] - start[low]
-        below *= below
-        below /= 4 * self._margin_low[at]
-        values[low] = below + self.lower[at]
-        high = values > self._high_bend[columns]
-        at = columns[high]
-        above = values[high] - self._high_vertex[at]
-        above *= above
-        above /= -4 * self._margin_high[at]
-        values[high] = above + self.upper[at]
-        return values
+
+def _bent(values: FloatArray, edges: FloatArray) -> FloatArray:
+    """``values`` (K,), each beyond a bend, mapped, in place; ``edges`` (10, K) or, where
+    every gene has the same box, (10, 1): `Box`'s edges of each value's gene."""
+    start, end, span, low_bend, high_bend, high_vertex, low_width, high_width, lower, upper = edges
+    outside = (values < start) | (values > end)
+    if outside.any():  # fold into [start, end] by mirroring
+        start_at, span_at = _at(outside, start, span)
+        folded = np.mod(values[outside] - start_at, 2 * span_at)
+        values[outside] = np.where(folded > span_at, 2 * span_at - folded, folded) + start_at
+    low = values < low_bend
+    start_at, low_width_at, lower_at = _at(low, start, low_width, lower)
+    below = values[low] - start_at
+    below *= below
+    below /= low_width_at
+    values[low] = below + lower_at
+    high = values > high_bend
+    vertex_at, high_width_at, upper_at = _at(high, high_vertex, high_width, upper)
+    above = values[high] - vertex_at
+    above *= above
+    above /= high_width_at
+    values[high] = above + upper_at
+    return values
+
+
+def _at(mask: BoolArray, *edges: FloatArray) -> list[FloatArray]:
+    """Each of ``edges`` at the values ``mask`` picks: one edge of every value (K,), or
+    of them all (1,), which stays as it is."""
+    return [edge if len(edge) == 1 else edge[mask] for edge in edges]
 
 
 @dataclass(frozen=True)
