@@ -263,9 +263,15 @@ def test_cma_es_runs_its_linear_algebra_on_one_blas_thread(monkeypatch: pytest.M
 
     monkeypatch.setattr(np.linalg, "cholesky", watched)
     outside = numpys_blas_threads()
-    es = OneSlot(np.zeros(4), 2.0, popsize=8, seed=0)
-    minimise(es, sphere, 3)
+    box = (np.full(40, -5.0), np.full(40, 5.0))
+    es = OneSlot(np.zeros(40), 2.0, popsize=200, seed=0, box=box)  # 200 x 40 x 40 > 65,536 x 4
+    for _ in range(3):
+        es.tell(np.sum(es.ask() ** 2, axis=1))
     assert outside and seen and all(threads == [1] for threads in seen)
+    seen.clear()
+    small = OneSlot(np.zeros(4), 2.0, popsize=8, seed=0)  # OpenBLAS keeps to one thread
+    minimise(small, sphere, 3)
+    assert seen and all(threads == outside for threads in seen)
     assert numpys_blas_threads() == outside
 
 

@@ -27,12 +27,15 @@ when given bounds), or a flat objective inflates the step size into blind random
 
 The linear algebra runs on one BLAS thread: at these sizes OpenBLAS's second thread
 never helps, and on a machine whose cores the model keeps busy it waits for a core
-(docs/benchmarks.md, "Why the core is as it is"). Every operation on a slot's rows is
-the same whatever the other slots, so an image's search does not depend on them.
+(docs/benchmarks.md, "Why the core is as it is"); products too small for OpenBLAS to
+split are left as they are, without the cost of setting its threads. Every operation on
+a slot's rows is the same whatever the other slots, so an image's search does not depend
+on them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from collections.abc import Callable, Iterator
@@ -49,6 +52,9 @@ MIN_POPSIZE = 3
 """The smallest population with a positive and a negative recombination weight."""
 FULL_COVARIANCE_MAX_DIMENSION = 256
 """Above this many genes, use separable (diagonal) CMA-ES: linear time and memory."""
+OPENBLAS_ONE_THREAD_WORK = 65_536 * 4
+"""OpenBLAS multiplies m x k by k x n on one thread when m k n is at most this
+(``SMP_THRESHOLD_MIN`` times the default ``GEMM_MULTITHREAD_THRESHOLD``)."""
 BOX_BLOCK_VALUES = 1 << 21
 """`Box.mapped` maps this many values at a time (16 MB of float64 scratch a temporary)."""
 
@@ -258,6 +264,9 @@ class CMAES:
             dimension, popsize, separable=dimension > FULL_COVARIANCE_MAX_DIMENSION
         )
         full = not self.parameters.separable
+        # a generation's largest products: popsize x D by D x D
+        split = popsize * dimension * dimension > OPENBLAS_ONE_THREAD_WORK
+        self._linear_algebra = _one_blas_thread if split else contextlib.nullcontext
         self._identity = np.eye(dimension if full else 0)
         self._rngs: list[np.random.Generator | None] = [None] * capacity
         self._mean = np.zeros((capacity, dimension))
@@ -311,7 +320,7 @@ class CMAES:
             self._asked = (samples, None)
             genes = samples * (sigma * self._scales[slots, None, :])
         else:
-            with _one_blas_thread():
+            with self._linear_algebra():
                 steps = np.matmul(samples, self._root[slots].transpose(0, 2, 1))  # y = A z
             self._asked = (samples, steps)
             genes = steps * sigma
@@ -322,7 +331,7 @@ class CMAES:
         """Losses (L * popsize,) of the last `ask`, lower is better: the tutorial's update
         of each slot's mean, paths, step size and covariance."""
         assert self._asked is not None, "tell() follows ask()"
-        with _one_blas_thread():
+        with self._linear_algebra():
             self._update(slots, np.asarray(fitness, dtype=np.float64), *self._asked)
 
     def _update(
