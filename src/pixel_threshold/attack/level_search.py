@@ -237,7 +237,7 @@ class LevelSearch:
         self._strategy.tell(slots, fitness)
         self._steps[slots] += 1
         self._queries[slots] += popsize
-        fooled = np.any(success.reshape(len(slots), popsize), axis=1)
+        fooled = success if popsize == 1 else np.logical_or.reduce(success.reshape(-1, popsize), 1)
         if fooled.any():
             self._claim(slots, genes, fitness, success, fooled)
         exhausted = ~fooled & (self._steps[slots] >= config.max_iter)

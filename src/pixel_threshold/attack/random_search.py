@@ -372,7 +372,7 @@ class SquareRandomSearch:
         # floors of non-negative numbers
         top = (draws[:, 0] * (height - side + 1)).astype(np.intp)
         left = (draws[:, 1] * (width - side + 1)).astype(np.intp)
-        new = np.where(draws[:, 2 : 2 + channels] < 0.5, np.int8(-1), np.int8(1))
+        new = np.where(draws[:, 2 : 2 + channels] < 0.5, -1, 1).astype(np.int8)
         flip = (draws[:, -1] * channels).astype(np.intp)
         sizes = np.bincount(side).nonzero()[0].tolist()
         for size in sizes:  # the rows whose windows have it, together
