@@ -116,6 +116,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)  # e.g. BENCH_ARGS="--lite0-images 5"
 	$(BIN)/python -m benchmarks.host $(HOST_ARGS)  # writes benchmarks/output/
 	$(BIN)/python -m benchmarks.overlap  # writes benchmarks/output/
+	$(BIN)/python -m benchmarks.cold_host  # writes benchmarks/output/
 	$(BIN)/python -m benchmarks.strength $(SEARCH_ARGS)  # writes benchmarks/output/
 	$(BIN)/python -m benchmarks.smallest $(SMALLEST_ARGS)  # writes benchmarks/output/
 	$(BIN)/python -m benchmarks.walk_bias $(BIAS_ARGS)  # writes benchmarks/output/
@@ -127,6 +128,7 @@ bench: $(BENCH_STAMP)
 bench-host: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.host $(HOST_ARGS)  # e.g. HOST_ARGS="--lite0-images 5"
 	$(BIN)/python -m benchmarks.overlap  # writes benchmarks/output/
+	$(BIN)/python -m benchmarks.cold_host  # writes benchmarks/output/
 
 # `make bench-targeted`: targeted runs, our settings against Sparse-RS's and Square's.
 bench-targeted: $(BENCH_STAMP)

@@ -135,17 +135,32 @@ def equal_budget(es: int, budget: int, popsize: int = 400) -> tuple[int, int]:
     return STRATEGIES[es].equal_budget(budget // popsize, popsize)
 
 
-def digits_settings() -> list[tuple[str, AttackConfig]]:
-    """Pixel th = 1 and 3 at DE's budget (100 x 400), every strategy and loss."""
+DIGITS_TH = {"pixel": (1, 3), "threshold": (8, 16)}
+"""The th of each attack type on the digits CNN: a few images fooled at the first, most
+(Pixel) or a tenth (Threshold) at the second, at 40,000 queries."""
+
+
+def digits_settings(
+    attack_types: Sequence[str], losses: Sequence[str]
+) -> list[tuple[str, AttackConfig]]:
+    """Each attack type at its `DIGITS_TH` and DE's budget (100 x 400), every strategy
+    and each of ``losses``."""
     settings = []
-    for th in (1, 3):
-        for es in STRATEGIES:
-            for loss in ("margin", "probability"):
-                max_iter, popsize = equal_budget(es, 40_000)
-                config = AttackConfig(
-                    th=th, es=es, loss=loss, max_iter=max_iter, popsize=popsize, batch_size=400
-                )
-                settings.append((f"pixel th={th}", config))
+    for attack_type in attack_types:
+        for th in DIGITS_TH[attack_type]:
+            for es in STRATEGIES:
+                for loss in losses:
+                    max_iter, popsize = equal_budget(es, 40_000)
+                    config = AttackConfig(
+                        attack_type=attack_type,
+                        th=th,
+                        es=es,
+                        loss=loss,
+                        max_iter=max_iter,
+                        popsize=popsize,
+                        batch_size=400,
+                    )
+                    settings.append((f"{attack_type} th={th}", config))
     return settings
 
 
@@ -171,6 +186,12 @@ def lite0_settings(losses: Sequence[str]) -> list[tuple[str, AttackConfig]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--digits-images", type=int, default=100, help="0 skips the case")
+    parser.add_argument(
+        "--digits-attacks", default="pixel", help="comma-separated attack types on the digits"
+    )
+    parser.add_argument(
+        "--digits-losses", default="margin,probability", help="comma-separated losses on the digits"
+    )
     parser.add_argument("--lite0-images", type=int, default=23, help="0 skips the case")
     parser.add_argument(
         "--lite0-losses", default="margin", help="comma-separated losses for the Lite0 case"
@@ -184,7 +205,11 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
     cases = (
-        (args.digits_images, digits_case, digits_settings),
+        (
+            args.digits_images,
+            digits_case,
+            lambda: digits_settings(args.digits_attacks.split(","), args.digits_losses.split(",")),
+        ),
         (args.lite0_images, lite0_case, lambda: lite0_settings(args.lite0_losses.split(","))),
     )
     for images, make_case, settings in cases:

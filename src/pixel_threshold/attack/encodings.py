@@ -205,7 +205,7 @@ class ThresholdEncoding:
         """The moves candidates ``genes`` (M, D) make: each gene floored and clipped to
         [-th, th], as the smallest integers that hold them."""
         floors = np.floor(genes)
-        np.clip(floors, -self.th, self.th, out=floors)  # in place: a new array costs 8x more
+        np.clip(floors, -self.th, self.th, out=floors)  # in place: into a new array is slower
         delta: IntArray = floors.astype(move_dtype(self.th))
         return MoveValues(delta.reshape(len(genes), *self.shape))
 

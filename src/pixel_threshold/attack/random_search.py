@@ -99,9 +99,9 @@ class _Greedy:
         self.max_iter = max_iter
         self.loss = np.full(capacity, np.inf)
         self.steps = np.zeros(capacity, dtype=np.intp)
-        self._breaks_passed = np.searchsorted(
+        self._breaks_passed = np.searchsorted(  # a byte a step: a large budget stays small
             BUDGET_BREAKS, np.arange(max_iter + 1) / max_iter, side="right"
-        ).astype(np.intp)
+        ).astype(np.int8)
 
     def restart(self, slot: int) -> None:
         self.loss[slot] = np.inf

@@ -106,7 +106,8 @@ STRATEGIES: dict[int, StrategyRecord] = {
             min_popsize=cmaes.MIN_POPSIZE,
             build=_cmaes,
             paper="Hansen, The CMA Evolution Strategy: A Tutorial (arXiv 1604.00772), batched "
-            "over images; x0 and sigma0 as Kotyan & Vargas (arXiv 1906.06026)",
+            "over images, sampled with the covariance's Cholesky factor (Krause, Arbonès & "
+            "Igel, NeurIPS 2016); x0 and sigma0 as Kotyan & Vargas (arXiv 1906.06026)",
         ),
         StrategyRecord(
             es=1,
