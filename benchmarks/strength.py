@@ -17,14 +17,14 @@ import json
 import statistics
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks.cases import digits_case, lite0_case
+from benchmarks.cases import Case, digits_case, lite0_case
 from benchmarks.run import compiled
 from benchmarks.timing import Row, median_seconds, samples_of
 from pixel_threshold.attack import (
@@ -204,7 +204,8 @@ def main() -> None:
     args = parser.parse_args()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
-    cases = (
+    Settings = Callable[[], list[tuple[str, AttackConfig]]]
+    cases: tuple[tuple[int, Callable[[int], Case], Settings], ...] = (
         (
             args.digits_images,
             digits_case,
