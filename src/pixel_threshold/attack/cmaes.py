@@ -9,10 +9,10 @@ CMA's negative recombination weights, cumulative step-size adaptation), but for 
 root of the covariance C that samples are drawn with: its lower Cholesky factor A
 (y = A z), not its symmetric root B D from an eigendecomposition, and so, in the
 step-size path, A^-1 <y>_w = <z>_w for C^(-1/2) <y>_w. Krause, Arbones & Igel (NeurIPS
-2016) show that this leaves the search as it was (the triangular factor changes as
-smoothly as the symmetric root); at 64 genes it costs a fifteenth of the
+2016) find empirically that the search then needs as many evaluations (the triangular
+factor changes as smoothly as the symmetric root); at 64 genes it costs a fifteenth of the
 eigendecomposition, which the tutorial's rule asks for every generation at a large
-population (docs/benchmarks.md, "The host out of the model's way"). Above
+population (docs/benchmarks.md, "The host out of the model's way, second pass"). Above
 `FULL_COVARIANCE_MAX_DIMENSION` genes the covariance is diagonal (separable CMA-ES, Ros &
 Hansen, PPSN 2008), with learning rates scaled by (D + 2) / 3: time and memory linear in D.
 
