@@ -58,6 +58,22 @@ class Progress:
             time.sleep(0.2)
         raise AssertionError(f"no progress to {done} images:\n{self.text[-3000:]}")
 
+    def ended(self, process: subprocess.Popen[bytes], timeout: float = 60) -> int:
+        """The process's exit status once it ends; if it has not within ``timeout``
+        seconds, it is killed (with its group, where it leads one) and the test fails
+        with what it printed."""
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            if os.getpgid(process.pid) == process.pid:  # its own session: the whole job
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                process.kill()
+            process.wait()
+            raise AssertionError(
+                f"still running {timeout:.0f} s after the signal:\n{self.text[-3000:]}"
+            ) from None
+
 
 def _env(store: str) -> dict[str, str]:
     bin_dir = str(Path(sys.executable).parent)
@@ -111,7 +127,7 @@ def test_sigterm_logs_the_finished_images_and_ends_the_run_killed(
     progress = Progress(process)
     progress.wait_for(3)
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=60) == 143
+    assert progress.ended(process) == 143
     progress.reader.join(timeout=10)
     run = _only_attack_run(store)
     done = _check_partial(store, run, tmp_path)
@@ -135,8 +151,7 @@ def test_ctrl_c_under_mlflow_run_logs_the_finished_images(model_file: Path, tmp_
     progress = Progress(process)
     progress.wait_for(3)
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: the whole group gets SIGINT
-    process.wait(timeout=60)
-    assert process.returncode != 0
+    assert progress.ended(process) != 0
     # The attack ends its run KILLED; then `mlflow run` marks it FAILED: its
     # _maybe_set_run_terminated compares the status name to RunStatus' integer codes,
     # so it never sees that the run had already ended (MLflow 3.17.2).
