@@ -65,14 +65,22 @@ class Progress:
         try:
             return process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            ignored = _ignored_signals(process.pid)
             if os.getpgid(process.pid) == process.pid:  # its own session: the whole job
                 os.killpg(process.pid, signal.SIGKILL)
             else:
                 process.kill()
             process.wait()
             raise AssertionError(
-                f"still running {timeout:.0f} s after the signal:\n{self.text[-3000:]}"
+                f"still running {timeout:.0f} s after the signal ({ignored}):\n{self.text[-3000:]}"
             ) from None
+
+
+def _ignored_signals(pid: int) -> str:
+    """The signals process ``pid`` ignores, as the kernel lists them (a hex mask)."""
+    status = Path(f"/proc/{pid}/status")
+    lines = status.read_text().splitlines() if status.exists() else []
+    return next((line for line in lines if line.startswith("SigIgn")), "SigIgn unknown")
 
 
 def _env(store: str) -> dict[str, str]:
@@ -135,14 +143,23 @@ def test_sigterm_logs_the_finished_images_and_ends_the_run_killed(
     assert f"resume={run.info.run_id}" in progress.text
 
 
+_DEFAULT_INTERRUPT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+"""Runs its arguments with SIGINT at its default (exec keeps an ignored signal ignored)."""
+
+
 @pytest.mark.slow
 def test_ctrl_c_under_mlflow_run_logs_the_finished_images(model_file: Path, tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     options = zip(ATTACK[::2], ATTACK[1::2], strict=True)
     params = [f"-P{name.lstrip('-').replace('-', '_')}={value}" for name, value in options]
     command = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "attack"]
+    # a terminal's job starts with Ctrl-C at its default, whatever this process ignores
+    interruptible = [sys.executable, "-c", _DEFAULT_INTERRUPT]
     process = subprocess.Popen(
-        [*command, "--env-manager", "local", f"-Pmodel={model_file}", *params],
+        [*interruptible, *command, "--env-manager", "local", f"-Pmodel={model_file}", *params],
         cwd=tmp_path,
         env=_env(store),
         stderr=subprocess.PIPE,
