@@ -13,6 +13,7 @@ Writes JSON rows to ``--output`` (untracked by default) as they come, and prints
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import time
@@ -147,20 +148,18 @@ def digits_settings(
     and each of ``losses``."""
     settings = []
     for attack_type in attack_types:
-        for th in DIGITS_TH[attack_type]:
-            for es in STRATEGIES:
-                for loss in losses:
-                    max_iter, popsize = equal_budget(es, 40_000)
-                    config = AttackConfig(
-                        attack_type=attack_type,
-                        th=th,
-                        es=es,
-                        loss=loss,
-                        max_iter=max_iter,
-                        popsize=popsize,
-                        batch_size=400,
-                    )
-                    settings.append((f"{attack_type} th={th}", config))
+        for th, es, loss in itertools.product(DIGITS_TH[attack_type], STRATEGIES, losses):
+            max_iter, popsize = equal_budget(es, 40_000)
+            config = AttackConfig(
+                attack_type=attack_type,
+                th=th,
+                es=es,
+                loss=loss,
+                max_iter=max_iter,
+                popsize=popsize,
+                batch_size=400,
+            )
+            settings.append((f"{attack_type} th={th}", config))
     return settings
 
 

@@ -97,10 +97,9 @@ class Box:
                 upper,
             ]
         )
-        self._uniform = bool(np.all(edges == edges[:, :1]))
-        """Every gene has the same box (the Threshold attack's): its edges are numbers."""
-        self._edges = edges[:, :1] if self._uniform else edges
-        self._low_bend, self._high_bend = edges[3], edges[4]
+        uniform = np.all(edges == edges[:, :1])  # one box for every gene (Threshold's)
+        self._edges = edges[:, :1] if uniform else edges
+        """Each gene's edges (10, D), or, where every gene has the same box, (10, 1)."""
 
     def mapped(self, points: FloatArray) -> FloatArray:
         """``points`` (M, D), C-contiguous, mapped into the box, in place. Only the values
@@ -110,12 +109,12 @@ class Box:
         rows = max(1, BOX_BLOCK_VALUES // dimension)
         for block in range(0, len(points), rows):
             part = points[block : block + rows]
-            bent = part < self._low_bend
-            bent |= part > self._high_bend
+            bent = part < self._edges[3]  # below the lower bend
+            bent |= part > self._edges[4]  # above the upper one
             at = np.flatnonzero(bent)
             if len(at):
                 flat = part.reshape(-1)
-                edges = self._edges if self._uniform else self._edges[:, at % dimension]
+                edges = self._edges if self._edges.shape[1] == 1 else self._edges[:, at % dimension]
                 flat[at] = _bent(flat[at], edges)
         return points
 

@@ -239,7 +239,7 @@ class LevelSearch:
         self._queries[slots] += popsize
         fooled = success if popsize == 1 else np.logical_or.reduce(success.reshape(-1, popsize), 1)
         if fooled.any():
-            self._claim(slots, genes, fitness, success, fooled)
+            self._claim(slots, genes, fitness, success.reshape(len(slots), popsize), fooled)
         exhausted = ~fooled & (self._steps[slots] >= config.max_iter)
         return [self._unfooled(slot) for slot in slots[exhausted].tolist()]
 
@@ -251,9 +251,10 @@ class LevelSearch:
         success: BoolArray,
         fooled: BoolArray,
     ) -> None:
-        """Each ``fooled`` slot claims its best fooling candidate of the step."""
-        popsize = len(genes) // len(slots)
-        fooling = np.where(success, fitness, np.inf).reshape(len(slots), popsize)
+        """Each ``fooled`` slot claims its best fooling candidate of the step; ``success``
+        is (L, popsize), slot by slot."""
+        popsize = success.shape[1]
+        fooling = np.where(success, fitness.reshape(success.shape), np.inf)
         for position in fooled.nonzero()[0].tolist():
             best = int(fooling[position].argmin())
             self._claims[int(slots[position])] = genes[position * popsize + best].copy()

@@ -246,13 +246,14 @@ class SparseRandomSearch:
             cutoff = np.sort(keys, axis=1)[np.arange(count), self._swapped[schedule] - 1]
             replace = keys <= cutoff[:, None]
             replace[first] = True
-        if self._recolour:
+        if self._recolour:  # a recoloured block keeps its pixel
             recolour = (draws[:, 0] < SPARSE_RECOLOUR_SHARE) & (schedule >= SPARSE_RECOLOUR_FROM)
             recolour &= ~first
-            place(positions, replace & ~recolour[:, None], blocks[..., 1], self._pixels)
+            swapping = replace & ~recolour[:, None]
         else:
             recolour = np.zeros(count, dtype=bool)
-            place(positions, replace, blocks[..., 1], self._pixels)
+            swapping = replace
+        place(positions, swapping, blocks[..., 1], self._pixels)
         original = self._originals[owners[:, None], positions]  # (count, th, C)
         fresh = changed_colours(blocks[..., 2:], original, recolour)
         if th == 1:
@@ -345,8 +346,9 @@ class SquareRandomSearch:
                 rows = slice(position * popsize, (position + 1) * popsize)
                 proposals[rows] = self._starts.pop(int(slots[position]))
             moving = np.repeat(~fresh, popsize).nonzero()[0]
-            schedule = self._greedy.schedule(slots[~fresh])
-            draws = self._draws.take(slots[~fresh])
+            stepping = slots[~fresh]
+            schedule = self._greedy.schedule(stepping)
+            draws = self._draws.take(stepping)
         if len(moving):
             schedule = np.repeat(schedule, popsize) if popsize > 1 else schedule
             self._move(proposals, moving, schedule, draws.reshape(-1, 3 + self._shape[2]))
