@@ -1,6 +1,6 @@
-"""A proxy in front of an MLflow server that cuts off its answers to chosen paths
-half-way, as a server killed while it answers does: the headers promise the whole
-answer, half of it comes, and the connection closes."""
+"""A proxy in front of an MLflow server that cuts off its answers to chosen paths, as a
+server killed while it answers does: the headers promise the whole answer, half of it
+comes, and the connection closes; or, the request done, nothing comes."""
 
 from __future__ import annotations
 
@@ -21,10 +21,12 @@ requests has decoded it)."""
 @dataclass
 class Cuts:
     """Which answers to cut: those to a path holding ``path``, the first ``times`` of
-    them; ``made`` lists the paths cut so far."""
+    them, half-way or (``withheld``) before their first byte; ``made`` lists the paths
+    cut so far."""
 
     path: str
     times: int
+    withheld: bool = False
     made: list[str] = field(default_factory=list)
 
 
@@ -48,13 +50,18 @@ def cutting_proxy(upstream: str, cuts: Cuts) -> Iterator[str]:
                 self.command, upstream + self.path, headers=headers, data=body, timeout=60
             )
             content = answer.content
+            cut = cuts.path in self.path and len(cuts.made) < cuts.times
+            if cut and cuts.withheld:
+                cuts.made.append(self.path)
+                self.close_connection = True
+                return
             self.send_response(answer.status_code)
             for name, value in answer.headers.items():
                 if name.lower() not in DROPPED_HEADERS | {"content-encoding"}:
                     self.send_header(name, value)
             self.send_header("Content-Length", str(len(content)))
             self.end_headers()
-            if cuts.path in self.path and len(cuts.made) < cuts.times and content:
+            if cut and content:
                 cuts.made.append(self.path)
                 self.wfile.write(content[: len(content) // 2])
                 self.close_connection = True

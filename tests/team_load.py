@@ -23,7 +23,7 @@ from mlflow.entities import Run
 
 from pixel_threshold.artifacts import names
 from pixel_threshold.artifacts.tarball import read_adv_testing
-from pixel_threshold.runs import failures, tracking
+from pixel_threshold.runs import creation, failures, tracking
 from tests.team_server import Login
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,6 +164,8 @@ class Settled:
     images: int
     artifacts: int
     left_running: list[str]
+    copies_ended: list[str]
+    """Runs the server made twice (`runs.creation`), the copy ended KILLED."""
     failed_without_reason: list[str]
     artifacts_missing: list[str]
     manifests_wrong: list[str]
@@ -200,6 +202,7 @@ def settle(client: MlflowClient, experiment_id: str, folder: Path) -> Settled:
         images=images,
         artifacts=sum(len(client.list_artifacts(run.info.run_id)) for run in runs),
         left_running=[run.info.run_id for run in runs if run.info.status == "RUNNING"],
+        copies_ended=[run.info.run_id for run in runs if creation.COPY_OF_TAG in run.data.tags],
         failed_without_reason=[
             run.info.run_id
             for run in runs

@@ -1,6 +1,8 @@
-"""A model whose loading the tracking server cuts off mid-answer (killed or restarted
-under a team's load) is loaded once more (`models.sources.answer_cut_off`): MLflow
-retries a server that does not answer, not an answer that stops half-way."""
+"""Answers a tracking server killed or restarted under a team's load cuts off. A model
+load cut off mid-answer is made once more (`models.sources.answer_cut_off`): MLflow
+retries a server that does not answer, not an answer that stops half-way. A run
+created by the server whose answer never came is created again by MLflow's retry; the
+first one is ended as a copy (`runs.creation`)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pixel_threshold.models import loading
 from pixel_threshold.models.options import ModelOptions
 from pixel_threshold.models.scoring import Classifier
 from pixel_threshold.models.small_cnn import small_cnn
+from pixel_threshold.runs import creation, tracking
 from tests.cutting_proxy import Cuts, cutting_proxy
 from tests.tracking_store import mlflow_server
 
@@ -21,6 +24,7 @@ RUN_ANSWER = "/api/2.0/mlflow/runs/get"
 """The run a ``runs:/`` model URI names, read before anything is downloaded."""
 MODEL_FILE = "model.keras"
 """The model's file, downloaded through the server's artifact proxy."""
+RUN_CREATED = "/api/2.0/mlflow/runs/create"
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +86,44 @@ def test_a_model_that_is_not_there_is_not_loaded_again(
     with pytest.raises(ValueError, match="cannot load model="):
         loading.load_classifier("runs:/" + "0" * 32 + "/model", ModelOptions())
     assert "did not load" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["top-level", "in-main"])
+def test_a_run_created_twice_by_a_lost_answer_is_kept_once(
+    served_model: tuple[str, str],
+    nested: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, _ = served_model
+    client = mlflow.MlflowClient(server)
+    experiment_id = client.create_experiment(f"created-twice-{nested}")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    cuts = Cuts(RUN_CREATED, times=0, withheld=True)
+    with cutting_proxy(server, cuts) as proxy:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy)
+        if nested:
+            with tracking.step_run("main") as parent:
+                cuts.times = 1
+                with tracking.step_run("attack") as step:
+                    pass
+        else:
+            cuts.times = 1
+            with tracking.step_run("attack") as step:
+                parent = None
+    assert cuts.made == [RUN_CREATED]
+    kept = client.get_run(step.info.run_id)
+    token = kept.data.tags[creation.CREATION_TAG]
+    runs = client.search_runs([experiment_id], f"tags.{creation.CREATION_TAG} = '{token}'")
+    (copy,) = [run for run in runs if run.info.run_id != kept.info.run_id]
+    assert (kept.info.status, copy.info.status) == ("FINISHED", "KILLED")
+    assert kept.data.tags[tracking.STEP_TAG] == "attack"
+    assert tracking.STEP_TAG not in copy.data.tags
+    assert copy.data.tags[creation.COPY_OF_TAG] == kept.info.run_id
+    assert f"A copy of run {kept.info.run_id}" in copy.data.tags[creation.NOTE_TAG]
+    if parent is not None:
+        assert copy.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    statuses = sorted(run.info.status for run in client.search_runs([experiment_id]))
+    assert statuses == ["FINISHED"] * (2 if nested else 1) + ["KILLED"]
+    assert f"the copy {copy.info.run_id} is ended KILLED" in capsys.readouterr().err

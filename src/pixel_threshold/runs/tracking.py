@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 
 from pixel_threshold.artifacts import names, tarball
 from pixel_threshold.data.datasets import ImageSet
-from pixel_threshold.runs import generated_names, logins, outbox, races
+from pixel_threshold.runs import creation, generated_names, logins, outbox, races
 from pixel_threshold.runs.failures import DESCRIPTION_TAG, failure_tags
 
 Fits = Callable[[Run], str]
@@ -65,14 +65,15 @@ def step_run(step: str) -> Iterator[mlflow.ActiveRun]:
     recorded: `record_failure`), or KILLED if it is interrupted (Ctrl-C, SIGTERM).
 
     A child of the active run if there is one (``main``), else the run ``mlflow run``
-    created for this process (``MLFLOW_RUN_ID``), else a new run. A top-level step
+    created for this process (``MLFLOW_RUN_ID``), else a new run (made once though the
+    request creating it is retried: `creation`). A top-level step
     first checks that a tracking server answers. A run's end that the tracking server
     cannot take (it may be why the step failed) is kept in the outbox (`_end`).
     """
     nested = mlflow.active_run() is not None
     if not nested:
         check_server(mlflow.get_tracking_uri())
-    with mlflow.start_run(nested=nested) as run:
+    with creation.started(nested) as run:
         mlflow.set_tag(STEP_TAG, step)
         _mark_model_development(run.info.experiment_id)
         try:
