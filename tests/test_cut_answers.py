@@ -101,17 +101,18 @@ def test_a_run_created_twice_by_a_lost_answer_is_kept_once(
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     cuts = Cuts(RUN_CREATED, times=0, withheld=True)
+    parent: mlflow.ActiveRun | None = None
     with cutting_proxy(server, cuts) as proxy:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy)
         if nested:
             with tracking.step_run("main") as parent:
-                cuts.times = 1
+                cuts.times = 1  # the child's creation, not the parent's
                 with tracking.step_run("attack") as step:
                     pass
         else:
             cuts.times = 1
             with tracking.step_run("attack") as step:
-                parent = None
+                pass
     assert cuts.made == [RUN_CREATED]
     kept = client.get_run(step.info.run_id)
     token = kept.data.tags[creation.CREATION_TAG]
