@@ -23,6 +23,7 @@ Writes JSON rows to ``--output`` (untracked by default) and prints a table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
@@ -186,6 +187,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", default="", help="run the settings whose name has this")
+    parser.add_argument(
+        "--batch-size", type=int, default=0, help="rows a model call for every setting (0: its own)"
+    )
     parser.add_argument("--lite0-images", type=int, default=0, help="0 skips Lite0")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
@@ -199,6 +203,11 @@ def main() -> None:
         )
     rows: list[Row] = []
     for case, settings in cases:
+        if args.batch_size:
+            settings = {
+                name: (dataclasses.replace(config, batch_size=args.batch_size), images)
+                for name, (config, images) in settings.items()
+            }
         predict = compiled(case, max(config.batch_size for config, _ in settings.values()))
         for name, (config, images) in settings.items():
             if args.only not in name:
