@@ -17,6 +17,7 @@ from pixel_threshold.models.options import ModelOptions
 from pixel_threshold.models.scoring import Classifier
 from pixel_threshold.models.small_cnn import small_cnn
 from pixel_threshold.runs import creation, tracking
+from pixel_threshold.runs.failures import DESCRIPTION_TAG
 from tests.cutting_proxy import Cuts, cutting_proxy
 from tests.tracking_store import mlflow_server
 
@@ -122,7 +123,7 @@ def test_a_run_created_twice_by_a_lost_answer_is_kept_once(
     assert kept.data.tags[tracking.STEP_TAG] == "attack"
     assert tracking.STEP_TAG not in copy.data.tags
     assert copy.data.tags[creation.COPY_OF_TAG] == kept.info.run_id
-    assert f"A copy of run {kept.info.run_id}" in copy.data.tags[creation.NOTE_TAG]
+    assert f"A copy of run {kept.info.run_id}" in copy.data.tags[DESCRIPTION_TAG]
     if parent is not None:
         assert copy.data.tags["mlflow.parentRunId"] == parent.info.run_id
     statuses = sorted(run.info.status for run in client.search_runs([experiment_id]))

@@ -237,9 +237,10 @@ class LevelSearch:
         self._strategy.tell(slots, fitness)
         self._steps[slots] += 1
         self._queries[slots] += popsize
-        fooled = success if popsize == 1 else np.logical_or.reduce(success.reshape(-1, popsize), 1)
+        by_slot = success.reshape(len(slots), popsize)
+        fooled = np.logical_or.reduce(by_slot, axis=1)
         if fooled.any():
-            self._claim(slots, genes, fitness, success.reshape(len(slots), popsize), fooled)
+            self._claim(slots, genes, fitness, by_slot, fooled)
         exhausted = ~fooled & (self._steps[slots] >= config.max_iter)
         return [self._unfooled(slot) for slot in slots[exhausted].tolist()]
 

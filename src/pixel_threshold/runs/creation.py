@@ -22,12 +22,12 @@ import mlflow
 from mlflow.entities import RunInfo, RunStatus
 from mlflow.environment_variables import MLFLOW_RUN_ID
 
+from pixel_threshold.runs.failures import DESCRIPTION_TAG
+
 CREATION_TAG = "creation_token"
 """A token made for one creation request; the runs holding it were made by that request."""
 COPY_OF_TAG = "copy_of"
 """On a run ended as a copy: the run that holds the step."""
-NOTE_TAG = "mlflow.note.content"
-"""The run's description in MLflow's UI."""
 
 
 @contextmanager
@@ -35,13 +35,10 @@ def started(nested: bool) -> Iterator[mlflow.ActiveRun]:
     """``mlflow.start_run(nested=nested)``, with any copy of a run it creates ended (the
     module's docstring). The run ``mlflow run`` made for the process (``MLFLOW_RUN_ID``),
     which ``start_run`` takes up, is started as it is."""
-    if os.environ.get(MLFLOW_RUN_ID.name):
-        with mlflow.start_run(nested=nested) as run:
-            yield run
-        return
-    token = uuid.uuid4().hex
-    with mlflow.start_run(nested=nested, tags={CREATION_TAG: token}) as run:
-        end_copies(run.info, token)
+    token = "" if os.environ.get(MLFLOW_RUN_ID.name) else uuid.uuid4().hex
+    with mlflow.start_run(nested=nested, tags={CREATION_TAG: token} if token else None) as run:
+        if token:
+            end_copies(run.info, token)
         yield run
 
 
@@ -61,7 +58,7 @@ def end_copies(kept: RunInfo, token: str) -> None:
         if run.info.run_id == kept.run_id:
             continue
         client.set_tag(run.info.run_id, COPY_OF_TAG, kept.run_id)
-        client.set_tag(run.info.run_id, NOTE_TAG, note)
+        client.set_tag(run.info.run_id, DESCRIPTION_TAG, note)
         client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
         print(
             f"the tracking server created run {kept.run_id} twice (its first answer was "
