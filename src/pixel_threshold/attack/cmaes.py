@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from pixel_threshold.attack.types import BoolArray, FloatArray, IntArray
+from pixel_threshold.attack.types import FloatArray, IntArray
 
 MIN_POPSIZE = 3
 """The smallest population with a positive and a negative recombination weight."""
@@ -121,32 +121,30 @@ class Box:
 
 def _bent(values: FloatArray, edges: FloatArray) -> FloatArray:
     """``values`` (K,), each beyond a bend, mapped, in place; ``edges`` (10, K) or, where
-    every gene has the same box, (10, 1): `Box`'s edges of each value's gene."""
+    every gene has the same box, (10, 1): `Box`'s edges of each value's gene. Each part
+    of the mapping is worked out for every value and copied where it applies: a few
+    passes over K values, no gathers by mask."""
     start, end, span, low_bend, high_bend, high_vertex, low_width, high_width, lower, upper = edges
-    outside = (values < start) | (values > end)
+    outside = values < start
+    outside |= values > end
     if outside.any():  # fold into [start, end] by mirroring
-        start_at, span_at = _at(outside, start, span)
-        folded = np.mod(values[outside] - start_at, 2 * span_at)
-        values[outside] = np.where(folded > span_at, 2 * span_at - folded, folded) + start_at
-    low = values < low_bend
-    start_at, low_width_at, lower_at = _at(low, start, low_width, lower)
-    below = values[low] - start_at
+        period = 2 * span
+        folded = values - start
+        np.mod(folded, period, out=folded)
+        mirrored = np.where(folded > span, period - folded, folded)
+        mirrored += start
+        np.copyto(values, mirrored, where=outside)
+    below = values - start
     below *= below
-    below /= low_width_at
-    values[low] = below + lower_at
-    high = values > high_bend
-    vertex_at, high_width_at, upper_at = _at(high, high_vertex, high_width, upper)
-    above = values[high] - vertex_at
+    below /= low_width
+    below += lower
+    np.copyto(values, below, where=values < low_bend)
+    above = values - high_vertex
     above *= above
-    above /= high_width_at
-    values[high] = above + upper_at
+    above /= high_width
+    above += upper
+    np.copyto(values, above, where=values > high_bend)
     return values
-
-
-def _at(mask: BoolArray, *edges: FloatArray) -> list[FloatArray]:
-    """Each of ``edges`` at the values ``mask`` picks: one edge of every value (K,), or
-    of them all (1,), which stays as it is."""
-    return [edge if len(edge) == 1 else edge[mask] for edge in edges]
 
 
 @dataclass(frozen=True)
