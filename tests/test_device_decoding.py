@@ -4,46 +4,25 @@ same attack results as host decoding."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Sample, make_encoding
-from pixel_threshold.attack.changes import ChangedRows, Originals, joined
-from pixel_threshold.data.datasets import digits
+from pixel_threshold.attack import AttackConfig
+from pixel_threshold.attack.changes import ChangedRows, joined
 from pixel_threshold.models.classifier import CompiledClassifier
 from pixel_threshold.models.device_decoding import DeviceDecoder
 
+from .decoding_cases import SHAPES, attack_results, random_rows
 from .strategy_cases import each_strategy
-
-SHAPES = [(8, 8, 1), (6, 5, 3)]
 
 
 def pixels_of(images: tf.Tensor) -> np.ndarray:
     """A "model" whose scores are the decoded pixels themselves, one row an image."""
     return images.numpy().reshape(images.shape[0], -1)
-
-
-def random_rows(
-    rng: np.random.Generator, attack_type: str, th: int, shape: tuple[int, int, int], keys: range
-) -> tuple[ChangedRows, np.ndarray]:
-    """Rows of candidates of the originals of ``keys`` (a key's original is the same in
-    every call), with genes anywhere (out of range too, and Pixel positions that
-    repeat), and their numpy decoding."""
-    encoding = make_encoding(attack_type, th, shape)
-    images = np.stack([np.random.default_rng(key).integers(0, 256, shape) for key in keys]).astype(
-        np.float32
-    )
-    originals = Originals(images, np.array(keys))
-    owners = rng.integers(0, len(keys), 12)
-    genes = rng.uniform(encoding.lower - 3, encoding.upper + 3, (12, encoding.dimension))
-    if attack_type == "pixel" and th > 1:
-        genes[:4, 2 + shape[2] : 4 + shape[2]] = genes[:4, :2]  # blocks on one pixel
-    expected = np.empty((12, *shape), dtype=np.float32)
-    encoding.decode_into(expected, images, owners, genes)
-    rows = ChangedRows(originals.keys[owners], encoding.changes(genes), (originals,))
-    return rows, expected
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -80,21 +59,9 @@ def test_too_many_originals_for_a_call_is_an_error() -> None:
         decoder(rows)
 
 
-def attack(model: keras.Model, config: AttackConfig, *, on_device: bool):
-    split = digits(seed=0)
-    samples = [Sample(i, split.test_images[i], int(split.test_labels[i])) for i in range(12)]
+def attack(model: keras.Model, config: AttackConfig, *, on_device: bool) -> list[tuple[Any, ...]]:
     predict = CompiledClassifier(model, batch_size=config.batch_size, decode_on_device=on_device)
-    return sorted(
-        (
-            r.index,
-            r.success,
-            r.queries,
-            r.generations,
-            r.label_after,
-            r.adversarial.tobytes(),
-        )
-        for r in PixelThresholdAttack(config).run(samples, predict)
-    )
+    return attack_results(config, predict)
 
 
 @pytest.mark.parametrize("es", each_strategy())

@@ -2,16 +2,15 @@
 each sent once, and only the changes (`attack.changes`) sent a call.
 
 `DeviceDecoder` is one attack's decoder (`CompiledClassifier.decoding`): its originals
-live in a variable of ``capacity`` images on the device, by key, the least recently used
-making room; a call gathers its rows' originals there, applies the changes (a scatter
-for the Pixel attack, an add and a clip for the Threshold attack) and hands the images
-to the model without a trip through the host. The integers are those of the numpy
+live in a variable of ``capacity`` images on the device, by key (`kept_originals`); a
+call gathers its rows' originals there, applies the changes (a scatter for the Pixel
+attack, an add and a clip for the Threshold attack) and hands the images to the model
+without a trip through the host. The integers are those of the numpy
 decoder (the changes' ``apply``), bit for bit: exact small integers in float32.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
@@ -19,6 +18,7 @@ import numpy.typing as npt
 import tensorflow as tf
 
 from pixel_threshold.attack.changes import Change, ChangedRows, MoveValues, SetPixels
+from pixel_threshold.models.kept_originals import KeptOriginals
 
 PIXEL_MAX = 255.0
 
@@ -36,51 +36,28 @@ class DeviceDecoder:
         device: str,
     ) -> None:
         self._score = score
-        self._capacity = capacity
         self._device = device
+        self._kept = KeptOriginals(capacity)
         self._originals: tf.Variable | None = None
-        self._places: OrderedDict[int, int] = OrderedDict()
-        """Each kept original's row in the variable, least recently used first."""
-        self._free = list(range(capacity))
-        """The variable's rows no original holds."""
 
     def __call__(self, rows: ChangedRows) -> npt.NDArray[np.float32]:
         keys, inverse = np.unique(rows.keys, return_inverse=True)
-        if len(keys) > self._capacity:
-            raise ValueError(f"expected at most {self._capacity} originals a call, got {len(keys)}")
-        places = self._placed(keys, rows)
+        placement = self._kept.placed(keys)
         with tf.device(self._device):
-            assert self._originals is not None, "placed() made the variable"
-            pixels = tf.gather(self._originals, tf.constant(places[inverse], tf.int32))
-            return self._score(changed(pixels, rows.change))
-
-    def _placed(self, keys: npt.NDArray[np.integer], rows: ChangedRows) -> npt.NDArray[np.int32]:
-        """The variable's row of each of ``keys``, sending the originals it lacks."""
-        if self._originals is None:
-            shape = rows.sources[0].images.shape[1:]
-            with tf.device(self._device):
+            if self._originals is None:
+                shape = rows.sources[0].images.shape[1:]
                 self._originals = tf.Variable(
-                    tf.zeros((self._capacity, *shape), tf.float32), trainable=False
+                    tf.zeros((self._kept.capacity, *shape), tf.float32), trainable=False
                 )
-        wanted = set(keys.tolist())
-        missing = [key for key in keys.tolist() if key not in self._places]
-        for key in list(self._places):  # make room: the least recently used not wanted
-            if len(self._free) >= len(missing):
-                break
-            if key not in wanted:
-                self._free.append(self._places.pop(key))
-        for key in missing:
-            self._places[key] = self._free.pop()
-        if missing:
-            at = np.array([self._places[key] for key in missing], dtype=np.int32)
-            pixels = rows.originals(np.array(missing))
-            with tf.device(self._device):
+            if len(placement.missing):
                 self._originals.scatter_update(
-                    tf.IndexedSlices(tf.constant(pixels), tf.constant(at))
+                    tf.IndexedSlices(
+                        tf.constant(rows.originals(placement.missing)),
+                        tf.constant(placement.to.astype(np.int32)),
+                    )
                 )
-        for key in keys.tolist():
-            self._places.move_to_end(key)
-        return np.array([self._places[key] for key in keys.tolist()], dtype=np.int32)
+            at = tf.constant(placement.rows[inverse].astype(np.int32))
+            return self._score(changed(tf.gather(self._originals, at), rows.change))
 
 
 def changed(pixels: tf.Tensor, change: Change) -> tf.Tensor:
