@@ -15,21 +15,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
 import numpy.typing as npt
 
+from benchmarks.art_baseline import run_art_black_box
+from benchmarks.photos import SHAPE, photos
 from benchmarks.timing import Row, median_seconds, run_model_only, run_ours, trace_padded_shapes
 from pixel_threshold.attack import AttackConfig, make_encoding
 
 Forward = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
-SHAPE = (224, 224, 3)
 
 
 def mobilenet_v2() -> keras.Model:
@@ -66,62 +64,6 @@ def compiled_forward(model: keras.Model, batch_size: int, *, warm: bool = True) 
 
     trace_padded_shapes(forward, SHAPE, batch_size, smallest=1 if warm else batch_size)
     return forward
-
-
-def photos(count: int) -> npt.NDArray[np.uint8]:
-    """Up to six of scikit-image's photos, resized to (count, 224, 224, 3) uint8."""
-    from skimage import data, transform
-
-    loaders: tuple[Callable[[], Any], ...] = (
-        data.astronaut,
-        data.chelsea,
-        data.coffee,
-        data.rocket,
-        data.camera,
-        data.immunohistochemistry,
-    )
-    resized = []
-    for load in loaders[:count]:
-        photo = np.asarray(load())
-        rgb = np.stack([photo] * 3, axis=-1) if photo.ndim == 2 else photo[..., :3]
-        resized.append(np.round(transform.resize(rgb, SHAPE[:2], anti_aliasing=True) * 255))
-    return np.stack(resized).astype(np.uint8)
-
-
-def run_art(
-    images: npt.NDArray[np.uint8],
-    labels: npt.NDArray[np.int64],
-    config: AttackConfig,
-    f: Forward,
-) -> Row:
-    """ART 1.20.1's PixelAttack on the same forward pass, its queries counted."""
-    from art.attacks.evasion import PixelAttack
-    from art.estimators.classification import BlackBoxClassifierNeuralNetwork
-
-    queries = 0
-
-    def counted(pixels: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
-        nonlocal queries
-        queries += len(pixels)
-        return f(pixels.astype(np.float32))
-
-    classifier = BlackBoxClassifierNeuralNetwork(
-        counted, SHAPE, 1000, channels_first=False, clip_values=(0.0, 255.0)
-    )
-    attack = PixelAttack(
-        classifier, th=config.th, es=config.es, max_iter=config.max_iter, verbose=False
-    )
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        adversarial = attack.generate(images.astype(np.float32), y=labels)
-    seconds = time.perf_counter() - start
-    predicted = np.argmax(f(adversarial.astype(np.float32)), axis=1)
-    return {
-        "success_rate": float(np.mean(predicted != labels)),
-        "queries_per_image": queries / len(images),
-        "seconds_per_image": seconds / len(images),
-    }
 
 
 def cost_split(model: keras.Model, forward: Forward, batch_size: int) -> Row:
@@ -184,7 +126,7 @@ def main() -> None:
             rate = ours["queries_per_image"] / ours["seconds_per_image"]
             line = f"th={th} es={es} ours/model_only={ratio:.2f} queries/s={rate:.0f}"
             if not args.no_art and es == 1:
-                art = run_art(images, labels, config, forward)
+                art = run_art_black_box(images, labels, config, forward)
                 rows.append({**key, "tool": "art", "popsize": "art-default", **art})
                 per_query = (art["seconds_per_image"] / art["queries_per_image"]) / (
                     ours["seconds_per_image"] / ours["queries_per_image"]

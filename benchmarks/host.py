@@ -27,8 +27,6 @@ import dataclasses
 import json
 import statistics
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +35,8 @@ import numpy.typing as npt
 
 from benchmarks.cases import Case, digits_case, lite0_case
 from benchmarks.run import compiled
-from benchmarks.timing import Row, samples_of
-from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Predict, encodings
+from benchmarks.timing import Clock, Row, replayed_seconds, samples_of, timed_decoding
+from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Predict
 
 OUTPUT = Path("benchmarks/output/host.json")
 DIGITS_SETTINGS = {  # name: (config, images)
@@ -71,43 +69,6 @@ LITE0_SETTINGS = {
     "es=1 pixel th=3, 64 x 3": AttackConfig(th=3, es=1, max_iter=3, popsize=64, batch_size=64),
     "es=0 pixel th=3, 64 x 3": AttackConfig(th=3, es=0, max_iter=3, popsize=64, batch_size=64),
 }
-
-
-@dataclass
-class Clock:
-    """Seconds spent in the model and in decoding, and the size of each model call."""
-
-    model: float = 0.0
-    decode: float = 0.0
-    calls: list[int] = field(default_factory=list)
-
-
-def replayed_seconds(predict: Predict, shape: tuple[int, ...], calls: list[int]) -> float:
-    """The forward pass alone on calls of ``calls`` rows, in order, on random images."""
-    batch = np.random.default_rng(0).integers(0, 256, (max(calls), *shape)).astype(np.float32)
-    start = time.perf_counter()
-    for rows in calls:
-        predict(batch[:rows])
-    return time.perf_counter() - start
-
-
-def timed_decoding(clock: Clock) -> Callable[[], None]:
-    """Wrap every encoding's ``decode_into`` to add its time to ``clock``; returns the undo."""
-    originals = {kind: kind.decode_into for kind in encodings.ENCODINGS.values()}
-    for kind, decode in originals.items():
-
-        def wrapped(self: Any, *args: Any, _decode: Callable[..., None] = decode) -> None:
-            start = time.perf_counter()
-            _decode(self, *args)
-            clock.decode += time.perf_counter() - start
-
-        kind.decode_into = wrapped  # type: ignore[method-assign, assignment]
-
-    def undo() -> None:
-        for kind, decode in originals.items():
-            kind.decode_into = decode  # type: ignore[method-assign]
-
-    return undo
 
 
 def profiled_run(

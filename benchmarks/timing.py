@@ -9,12 +9,13 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Predict, Sample
+from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Predict, Sample, encodings
 
 Row = dict[str, Any]
 
@@ -82,3 +83,40 @@ def run_model_only(
         "queries_per_image": queries,
         "seconds_per_image": queries * per_query,
     }
+
+
+@dataclass
+class Clock:
+    """Seconds spent in the model and in decoding, and the size of each model call."""
+
+    model: float = 0.0
+    decode: float = 0.0
+    calls: list[int] = field(default_factory=list)
+
+
+def replayed_seconds(predict: Predict, shape: tuple[int, ...], calls: list[int]) -> float:
+    """The forward pass alone on calls of ``calls`` rows, in order, on random images."""
+    batch = np.random.default_rng(0).integers(0, 256, (max(calls), *shape)).astype(np.float32)
+    start = time.perf_counter()
+    for rows in calls:
+        predict(batch[:rows])
+    return time.perf_counter() - start
+
+
+def timed_decoding(clock: Clock) -> Callable[[], None]:
+    """Wrap every encoding's ``decode_into`` to add its time to ``clock``; returns the undo."""
+    originals = {kind: kind.decode_into for kind in encodings.ENCODINGS.values()}
+    for kind, decode in originals.items():
+
+        def wrapped(self: Any, *args: Any, _decode: Callable[..., None] = decode) -> None:
+            start = time.perf_counter()
+            _decode(self, *args)
+            clock.decode += time.perf_counter() - start
+
+        kind.decode_into = wrapped  # type: ignore[method-assign, assignment]
+
+    def undo() -> None:
+        for kind, decode in originals.items():
+            kind.decode_into = decode  # type: ignore[method-assign]
+
+    return undo
