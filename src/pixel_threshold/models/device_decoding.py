@@ -5,8 +5,8 @@ each sent once, and only the changes (`attack.changes`) sent a call.
 live in a variable of ``capacity`` images on the device, by key (`kept_originals`); a
 call gathers its rows' originals there, applies the changes (a scatter for the Pixel
 attack, an add and a clip for the Threshold attack) and hands the images to the model
-without a trip through the host. The integers are those of the numpy
-decoder (the changes' ``apply``), bit for bit: exact small integers in float32.
+without a trip through the host. The integers are those of the numpy decoder (the
+changes' ``apply``), bit for bit: exact small integers in float32.
 """
 
 from __future__ import annotations
