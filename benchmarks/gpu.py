@@ -130,6 +130,19 @@ def images_of(count: int) -> npt.NDArray[np.uint8]:
     return np.ascontiguousarray(every[:count])
 
 
+@dataclasses.dataclass(frozen=True)
+class Subject:
+    """A model under test: its name, its module, the device it runs on."""
+
+    name: str
+    module: torch.nn.Module
+    device: torch.device
+
+    def forward(self, batch_size: int, **options: Any) -> TorchForward:
+        """The module as the pytorch backend loads it, taking ImageNet-normalised input."""
+        return TorchForward(self.module, self.device, IMAGENET, batch_size=batch_size, **options)
+
+
 @dataclasses.dataclass
 class CallClock(Clock):
     """`Clock` with the whole time of the classifier's (or its decoder's) calls."""
@@ -179,8 +192,7 @@ Outcome = list[tuple[int, bool, int, bytes]]
 
 
 def profiled(
-    module: torch.nn.Module,
-    device: torch.device,
+    subject: Subject,
     config: AttackConfig,
     images: npt.NDArray[np.uint8],
     labels: npt.NDArray[np.int64],
@@ -189,9 +201,7 @@ def profiled(
 ) -> tuple[float, CallClock, Outcome]:
     """Our attack's wall seconds, its clock, and its results (index, success, queries,
     adversarial image), decoding on the device or on the host."""
-    forward = TorchForward(
-        module, device, IMAGENET, batch_size=config.batch_size, decode_on_device=on_device
-    )
+    forward = subject.forward(config.batch_size, decode_on_device=on_device)
     clock = CallClock()
     undo = timed_decoding(clock)
     try:
@@ -206,11 +216,11 @@ def profiled(
     return seconds, clock, outcome
 
 
-def on_device_seconds(module: torch.nn.Module, device: torch.device, calls: list[int]) -> float:
+def on_device_seconds(subject: Subject, calls: list[int]) -> float:
     """The module alone on calls of ``calls`` rows, in order, on random inputs already
-    prepared on ``device``."""
-    forward = TorchForward(module, device, IMAGENET, batch_size=max(calls))
-    pixels = torch.randint(0, 256, (max(calls), *SHAPE), device=device).float()
+    prepared on its device."""
+    forward = subject.forward(max(calls))
+    pixels = torch.randint(0, 256, (max(calls), *SHAPE), device=subject.device).float()
     inputs = prepared(pixels, IMAGENET)
     forward.scores(inputs[:1])  # waits for the inputs
     start = time.perf_counter()
@@ -230,9 +240,7 @@ def per_call_us(clock: CallClock, seconds: float) -> dict[str, float]:
 
 
 def setting_row(
-    model: str,
-    module: torch.nn.Module,
-    device: torch.device,
+    subject: Subject,
     name: str,
     config: AttackConfig,
     images: npt.NDArray[np.uint8],
@@ -240,7 +248,7 @@ def setting_row(
 ) -> Row:
     """One setting, alternating ours (device, host) and the replays ``repeats`` times
     after one run to warm up."""
-    host = TorchForward(module, device, IMAGENET, batch_size=config.batch_size)
+    host = subject.forward(config.batch_size)
     labels = predicted(host, images)
     runs: dict[str, list[float]] = {
         key: [] for key in ("ours", "ours_host", "model_only", "model_on_device")
@@ -250,21 +258,19 @@ def setting_row(
     for repeat in range(repeats + 1):
         timed: dict[str, float] = {}
         for key, on_device in (("ours", True), ("ours_host", False)):
-            seconds, clock, outcome = profiled(
-                module, device, config, images, labels, on_device=on_device
-            )
+            seconds, clock, outcome = profiled(subject, config, images, labels, on_device=on_device)
             timed[key] = seconds
             if repeat:
                 clocks[key].append(clock)
             outcomes.append(outcome)
         timed["model_only"] = replayed_seconds(host, SHAPE, clock.calls)
-        timed["model_on_device"] = on_device_seconds(module, device, clock.calls)
+        timed["model_on_device"] = on_device_seconds(subject, clock.calls)
         if repeat:
             for key, seconds in timed.items():
                 runs[key].append(seconds)
     calls = clocks["ours"][0].calls
     row: Row = {
-        "model": model,
+        "model": subject.name,
         "setting": name,
         "attack_type": config.attack_type,
         "th": config.th,
@@ -299,17 +305,12 @@ def predicted(forward: TorchForward, images: npt.NDArray[np.uint8]) -> npt.NDArr
 
 
 def art_row(
-    model: str,
-    module: torch.nn.Module,
-    device: torch.device,
-    name: str,
-    config: AttackConfig,
-    images: npt.NDArray[np.uint8],
+    subject: Subject, name: str, config: AttackConfig, images: npt.NDArray[np.uint8]
 ) -> Row:
     """ART's attack of ``config``'s kind on the same images and forward pass (host-fed)."""
-    host = TorchForward(module, device, IMAGENET, batch_size=config.batch_size)
+    host = subject.forward(config.batch_size)
     art = run_art_black_box(images, predicted(host, images), config, host, classes=CLASSES)
-    return {"model": model, "setting": name, "tool": "art", "images": len(images), **art}
+    return {"model": subject.name, "setting": name, "tool": "art", "images": len(images), **art}
 
 
 def main() -> None:
@@ -330,18 +331,18 @@ def main() -> None:
         "cudnn_tf32": torch.backends.cudnn.allow_tf32,
     }
     print(header, flush=True)
-    modules = {model: build(model, device) for model in args.models.split(",")}
+    subjects = [Subject(model, build(model, device), device) for model in args.models.split(",")]
     rows: list[Row] = []
     for name, (config, count) in settings(args.quick).items():
         if args.only not in name:
             continue
         images = images_of(count)
-        for model, module in modules.items():
-            row = setting_row(model, module, device, name, config, images, args.repeats)
+        for subject in subjects:
+            row = setting_row(subject, name, config, images, args.repeats)
             rows.append({**header, **row})
             print_row(rows[-1])
             if not args.no_art and config.es in (0, 1) and config.attack_type == "pixel":
-                rows.append({**header, **art_row(model, module, device, name, config, images)})
+                rows.append({**header, **art_row(subject, name, config, images)})
                 print(f"  art: {rows[-1]}", flush=True)
             write(args.output, rows)  # after every row: a run cut short keeps what it measured
 

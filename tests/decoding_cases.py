@@ -4,9 +4,11 @@ an attack's results."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 
 from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Sample, make_encoding
 from pixel_threshold.attack.changes import ChangedRows, Originals
@@ -14,6 +16,8 @@ from pixel_threshold.attack.types import Predict
 from pixel_threshold.data.datasets import digits
 
 SHAPES = [(8, 8, 1), (6, 5, 3)]
+ATTACKS = [("pixel", 3), ("pixel", -1), ("threshold", 40), ("threshold", -1)]
+"""(attack_type, th) of the attacks compared decoding on the device and on the host."""
 
 
 def random_rows(
@@ -52,3 +56,35 @@ def attack_results(config: AttackConfig, predict: Predict) -> list[tuple[Any, ..
         )
         for r in PixelThresholdAttack(config).run(samples, predict)
     )
+
+
+def compared_config(es: int, attack_type: str, th: int) -> AttackConfig:
+    """A short attack of each strategy, large enough to fool some of the 12 digits."""
+    return AttackConfig(
+        attack_type=attack_type,
+        th=th,
+        th_max=8 if attack_type == "pixel" else 64,
+        es=es,
+        max_iter=80 if es == 2 else 10,
+        popsize=2 if es == 2 else 16,
+        batch_size=32,
+        seed=1,
+    )
+
+
+def originals_sent(
+    monkeypatch: pytest.MonkeyPatch, decoding: Callable[[AttackConfig], Predict]
+) -> tuple[list[int], int]:
+    """The keys of the originals an attack through ``decoding(config)`` (a classifier
+    that decodes on its device) sends there, in order, and how many images it attacked."""
+    sent: list[int] = []
+    fetch = ChangedRows.originals
+
+    def counted(self: ChangedRows, keys: np.ndarray) -> np.ndarray:
+        sent.extend(keys.tolist())
+        return fetch(self, keys)
+
+    monkeypatch.setattr(ChangedRows, "originals", counted)
+    config = AttackConfig(th=1, es=1, max_iter=10, popsize=16, batch_size=64, seed=0)
+    results = attack_results(config, decoding(config))
+    return sent, sum(queries > 0 for _, _, queries, *_ in results)

@@ -12,11 +12,18 @@ import pytest
 import tensorflow as tf
 
 from pixel_threshold.attack import AttackConfig
-from pixel_threshold.attack.changes import ChangedRows, joined
+from pixel_threshold.attack.changes import joined
 from pixel_threshold.models.classifier import CompiledClassifier
 from pixel_threshold.models.device_decoding import DeviceDecoder
 
-from .decoding_cases import SHAPES, attack_results, random_rows
+from .decoding_cases import (
+    ATTACKS,
+    SHAPES,
+    attack_results,
+    compared_config,
+    originals_sent,
+    random_rows,
+)
 from .strategy_cases import each_strategy
 
 
@@ -65,23 +72,11 @@ def attack(model: keras.Model, config: AttackConfig, *, on_device: bool) -> list
 
 
 @pytest.mark.parametrize("es", each_strategy())
-@pytest.mark.parametrize(
-    ("attack_type", "th"), [("pixel", 3), ("pixel", -1), ("threshold", 40), ("threshold", -1)]
-)
+@pytest.mark.parametrize(("attack_type", "th"), ATTACKS)
 def test_an_attack_decoding_on_the_device_gives_the_host_decodings_results(
     digits_cnn: keras.Model, es: int, attack_type: str, th: int
 ) -> None:
-    popsize = 2 if es == 2 else 16
-    config = AttackConfig(
-        attack_type=attack_type,
-        th=th,
-        th_max=8 if attack_type == "pixel" else 64,
-        es=es,
-        max_iter=80 if es == 2 else 10,
-        popsize=popsize,
-        batch_size=32,
-        seed=1,
-    )
+    config = compared_config(es, attack_type, th)
     on_host = attack(digits_cnn, config, on_device=False)
     assert attack(digits_cnn, config, on_device=True) == on_host
     assert any(success for _, success, *_ in on_host)
@@ -90,17 +85,12 @@ def test_an_attack_decoding_on_the_device_gives_the_host_decodings_results(
 def test_each_original_is_sent_to_the_device_once(
     digits_cnn: keras.Model, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sent: list[int] = []
-    fetch = ChangedRows.originals
-
-    def counted(self: ChangedRows, keys: np.ndarray) -> np.ndarray:
-        sent.extend(keys.tolist())
-        return fetch(self, keys)
-
-    monkeypatch.setattr(ChangedRows, "originals", counted)
-    config = AttackConfig(th=1, es=1, max_iter=10, popsize=16, batch_size=64, seed=0)
-    results = attack(digits_cnn, config, on_device=True)
-    attacked = sum(queries > 0 for _, _, queries, *_ in results)
+    sent, attacked = originals_sent(
+        monkeypatch,
+        lambda config: CompiledClassifier(
+            digits_cnn, batch_size=config.batch_size, decode_on_device=True
+        ),
+    )
     assert len(sent) == len(set(sent)) == attacked
 
 

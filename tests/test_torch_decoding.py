@@ -13,10 +13,17 @@ import numpy as np
 import pytest
 
 from pixel_threshold.attack import AttackConfig
-from pixel_threshold.attack.changes import ChangedRows, joined
+from pixel_threshold.attack.changes import joined
 from pixel_threshold.models.conventions import DTYPES, LAYOUTS, InputConventions
 
-from .decoding_cases import SHAPES, attack_results, random_rows
+from .decoding_cases import (
+    ATTACKS,
+    SHAPES,
+    attack_results,
+    compared_config,
+    originals_sent,
+    random_rows,
+)
 from .model_kinds import digits_torch_cnn
 from .strategy_cases import each_strategy
 
@@ -132,22 +139,11 @@ def torch_attack(module: Any, config: AttackConfig, *, on_device: bool) -> list[
 
 
 @pytest.mark.parametrize("es", each_strategy())
-@pytest.mark.parametrize(
-    ("attack_type", "th"), [("pixel", 3), ("pixel", -1), ("threshold", 40), ("threshold", -1)]
-)
+@pytest.mark.parametrize(("attack_type", "th"), ATTACKS)
 def test_an_attack_decoding_on_the_device_gives_the_host_decodings_results(
     torch_cnn: Any, es: int, attack_type: str, th: int
 ) -> None:
-    config = AttackConfig(
-        attack_type=attack_type,
-        th=th,
-        th_max=8 if attack_type == "pixel" else 64,
-        es=es,
-        max_iter=80 if es == 2 else 10,
-        popsize=2 if es == 2 else 16,
-        batch_size=32,
-        seed=1,
-    )
+    config = compared_config(es, attack_type, th)
     on_host = torch_attack(torch_cnn, config, on_device=False)
     assert torch_attack(torch_cnn, config, on_device=True) == on_host
     assert any(success for _, success, *_ in on_host)
@@ -156,17 +152,10 @@ def test_an_attack_decoding_on_the_device_gives_the_host_decodings_results(
 def test_each_original_is_sent_to_the_device_once(
     torch_cnn: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sent: list[int] = []
-    fetch = ChangedRows.originals
-
-    def counted(self: ChangedRows, keys: np.ndarray) -> np.ndarray:
-        sent.extend(keys.tolist())
-        return fetch(self, keys)
-
-    monkeypatch.setattr(ChangedRows, "originals", counted)
-    config = AttackConfig(th=1, es=1, max_iter=10, popsize=16, batch_size=64, seed=0)
-    results = torch_attack(torch_cnn, config, on_device=True)
-    attacked = sum(queries > 0 for _, _, queries, *_ in results)
+    sent, attacked = originals_sent(
+        monkeypatch,
+        lambda config: forward(torch_cnn, "cpu", config.batch_size, decode_on_device=True),
+    )
     assert len(sent) == len(set(sent)) == attacked
 
 
