@@ -38,7 +38,11 @@ class DifferentialEvolution:
 
     Out-of-box genes of a trial vector are redrawn uniformly inside the box, which
     keeps the search free of the pile-up at the bounds that clipping causes. The
-    population is float32: 400 members of a 224x224x3 threshold candidate take 240 MB.
+    population is float32: 400 members of a 224x224x3 threshold candidate take 240 MB,
+    and an image in flight holds three such arrays (members, trials, scratch). Each
+    generation's trials are written into the arrays of the last (`ask`'s array is
+    overwritten by the next `tell`): a fresh array that large costs its page faults,
+    about as much as the arithmetic on it.
     """
 
     def __init__(
@@ -57,13 +61,21 @@ class DifferentialEvolution:
         self._lower = np.asarray(lower, dtype=np.float32)
         self._upper = np.asarray(upper, dtype=np.float32)
         self._span = self._upper - self._lower
+        uniform = bool(
+            np.all(self._lower == self._lower[0]) and np.all(self._span == self._span[0])
+        )
+        self._box = (self._lower[0], self._upper[0], self._span[0]) if uniform else None
+        """The bounds and width every gene shares (the Threshold attack's), as numbers."""
         self._rng = rng
         self._population: FloatArray | None = None
         self._fitness: FloatArray | None = None
         self._trial = latin_hypercube(self._lower, self._upper, popsize, rng)
+        self._parents = np.empty(0, dtype=np.float32)
+        """Each trial's second parent, gathered: scratch kept from one generation to the next."""
 
     def ask(self) -> FloatArray:
-        """The candidates to evaluate next, shape (popsize, D)."""
+        """The candidates to evaluate next, shape (popsize, D); the next `tell` overwrites
+        them."""
         return self._trial
 
     def tell(self, fitness: FloatArray) -> None:
@@ -71,11 +83,13 @@ class DifferentialEvolution:
         fitness = np.asarray(fitness, dtype=np.float64)
         if self._population is None or self._fitness is None:
             self._population, self._fitness = self._trial, fitness
+            self._trial = np.empty_like(self._population)
+            self._parents = np.empty_like(self._population)
         else:
             improved = fitness <= self._fitness  # ties move: drift across plateaus
             self._population[improved] = self._trial[improved]
             self._fitness[improved] = fitness[improved]
-        self._trial = self._mutate(self._population, self._fitness)
+        self._mutate(self._population, self._fitness)
 
     @property
     def best(self) -> tuple[FloatArray, float]:
@@ -85,7 +99,8 @@ class DifferentialEvolution:
         index = int(np.argmin(self._fitness))
         return self._population[index], float(self._fitness[index])
 
-    def _mutate(self, population: FloatArray, fitness: FloatArray) -> FloatArray:
+    def _mutate(self, population: FloatArray, fitness: FloatArray) -> None:
+        """The next trials, into ``self._trial``."""
         count = len(population)
         rng = self._rng
         member = np.arange(count)
@@ -97,17 +112,20 @@ class DifferentialEvolution:
         r2 += r2 >= low
         r2 += r2 >= high
         scale = rng.uniform(0.5, 1.0)
-        trial: FloatArray = population[r1]  # best + scale * (x_r1 - x_r2), in place
-        trial -= population[r2]
+        trial = self._trial  # best + scale * (x_r1 - x_r2), in place
+        np.take(population, r1, axis=0, out=trial)
+        trial -= np.take(population, r2, axis=0, out=self._parents)
         trial *= scale
         trial += population[np.argmin(fitness)]
-        outside = trial < self._lower
-        outside |= trial >= self._upper
+        lower, upper, span = self._box or (self._lower, self._upper, self._span)
+        outside = trial < lower
+        outside |= trial >= upper
         at = np.flatnonzero(outside)  # in row-major order, one draw each
         if len(at):
-            genes = at % trial.shape[1]
             redrawn = rng.random(len(at), dtype=np.float32)
-            redrawn *= self._span[genes]
-            redrawn += self._lower[genes]
+            if self._box is None:
+                genes = at % trial.shape[1]
+                lower, span = self._lower[genes], self._span[genes]
+            redrawn *= span
+            redrawn += lower
             trial.reshape(-1)[at] = redrawn
-        return trial
