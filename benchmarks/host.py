@@ -68,6 +68,14 @@ LITE0_SETTINGS = {
     ),
     "es=1 pixel th=3, 64 x 3": AttackConfig(th=3, es=1, max_iter=3, popsize=64, batch_size=64),
     "es=0 pixel th=3, 64 x 3": AttackConfig(th=3, es=0, max_iter=3, popsize=64, batch_size=64),
+    # 150,528 genes a candidate: DE's Latin hypercube start (about 0.2 s an image) spread
+    # over ten generations, not three (an attack runs 100 by default)
+    "es=1 threshold th=4, 64 x 10": AttackConfig(
+        attack_type="threshold", th=4, es=1, max_iter=10, popsize=64, batch_size=64
+    ),
+    "es=0 threshold th=4, 64 x 10": AttackConfig(
+        attack_type="threshold", th=4, es=0, max_iter=10, popsize=64, batch_size=64
+    ),
 }
 
 
