@@ -1,6 +1,6 @@
-"""IBM ART 1.20.1's PixelAttack and ThresholdAttack on the same model and images, with
-their queries counted: on a Keras model (`run_art`), or on any forward pass as a black
-box (`run_art_black_box`, no TensorFlow)."""
+"""IBM ART 1.20.1 on the same model and images, with its queries counted: its PixelAttack
+on a Keras model (`run_art`), or its PixelAttack or ThresholdAttack on any forward pass
+as a black box (`run_art_black_box`, no TensorFlow)."""
 
 from __future__ import annotations
 
