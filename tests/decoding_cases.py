@@ -11,13 +11,17 @@ import numpy as np
 import pytest
 
 from pixel_threshold.attack import AttackConfig, PixelThresholdAttack, Sample, make_encoding
-from pixel_threshold.attack.changes import ChangedRows, Originals
+from pixel_threshold.attack.changes import ChangedRows, Originals, joined
 from pixel_threshold.attack.types import Predict
 from pixel_threshold.data.datasets import digits
 
 SHAPES = [(8, 8, 1), (6, 5, 3)]
+DECODED = [("pixel", 1), ("pixel", 4), ("threshold", 3), ("threshold", 200)]
+"""(attack_type, th) of the candidates a decoder is held to the numpy decoder on."""
 ATTACKS = [("pixel", 3), ("pixel", -1), ("threshold", 40), ("threshold", -1)]
 """(attack_type, th) of the attacks compared decoding on the device and on the host."""
+Decoder = Callable[[ChangedRows], np.ndarray]
+"""A device decoder whose "model" returns the decoded pixels, one row an image."""
 
 
 def random_rows(
@@ -39,6 +43,30 @@ def random_rows(
     encoding.decode_into(expected, images, owners, genes)
     rows = ChangedRows(originals.keys[owners], encoding.changes(genes), (originals,))
     return rows, expected
+
+
+def check_decodes_as_numpy(
+    decoder: Decoder, attack_type: str, th: int, shape: tuple[int, int, int]
+) -> None:
+    """``decoder`` (capacity 5) gives the numpy decoder's pixels bit for bit, over calls
+    of more originals than it keeps (some sent again)."""
+    rng = np.random.default_rng(th)
+    for call in range(6):
+        rows, expected = random_rows(rng, attack_type, th, shape, range(3 * call, 3 * call + 5))
+        decoded = np.asarray(decoder(rows)).reshape(expected.shape)
+        assert decoded.dtype == np.float32
+        np.testing.assert_array_equal(decoded, expected)
+
+
+def check_joins_searches(decoder: Decoder) -> None:
+    """``decoder`` (capacity 8) decodes the rows of two searches in one call: th=-1's
+    levels share calls, Pixel rows of different th widened, not mixed up."""
+    rng = np.random.default_rng(0)
+    (first, one), (second, three) = (
+        random_rows(rng, "pixel", th, (8, 8, 1), range(5)) for th in (1, 3)
+    )
+    decoded = np.asarray(decoder(joined([first, second]))).reshape(-1, 8, 8, 1)
+    np.testing.assert_array_equal(decoded, np.concatenate([one, three]))
 
 
 def attack_results(config: AttackConfig, predict: Predict) -> list[tuple[Any, ...]]:

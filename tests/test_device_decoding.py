@@ -12,14 +12,16 @@ import pytest
 import tensorflow as tf
 
 from pixel_threshold.attack import AttackConfig
-from pixel_threshold.attack.changes import joined
 from pixel_threshold.models.classifier import CompiledClassifier
 from pixel_threshold.models.device_decoding import DeviceDecoder
 
 from .decoding_cases import (
     ATTACKS,
+    DECODED,
     SHAPES,
     attack_results,
+    check_decodes_as_numpy,
+    check_joins_searches,
     compared_config,
     originals_sent,
     random_rows,
@@ -33,30 +35,17 @@ def pixels_of(images: tf.Tensor) -> np.ndarray:
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize(
-    ("attack_type", "th"), [("pixel", 1), ("pixel", 4), ("threshold", 3), ("threshold", 200)]
-)
+@pytest.mark.parametrize(("attack_type", "th"), DECODED)
 def test_the_device_decodes_the_numpy_decoders_integers_bit_for_bit(
     attack_type: str, th: int, shape: tuple[int, int, int]
 ) -> None:
-    rng = np.random.default_rng(th)
-    decoder = DeviceDecoder(pixels_of, capacity=5, device="/CPU:0")
-    for call in range(6):  # more originals than the device keeps: some are sent again
-        rows, expected = random_rows(rng, attack_type, th, shape, range(3 * call, 3 * call + 5))
-        decoded = decoder(rows).reshape(expected.shape)
-        assert decoded.dtype == np.float32
-        np.testing.assert_array_equal(decoded, expected)
+    check_decodes_as_numpy(
+        DeviceDecoder(pixels_of, capacity=5, device="/CPU:0"), attack_type, th, shape
+    )
 
 
 def test_rows_of_several_searches_are_joined_into_one_call() -> None:
-    """th=-1's levels share calls: Pixel rows of different th are widened, not mixed up."""
-    rng = np.random.default_rng(0)
-    (first, one), (second, three) = (
-        random_rows(rng, "pixel", th, (8, 8, 1), range(5)) for th in (1, 3)
-    )
-    decoder = DeviceDecoder(pixels_of, capacity=8, device="/CPU:0")
-    decoded = decoder(joined([first, second])).reshape(-1, 8, 8, 1)
-    np.testing.assert_array_equal(decoded, np.concatenate([one, three]))
+    check_joins_searches(DeviceDecoder(pixels_of, capacity=8, device="/CPU:0"))
 
 
 def test_too_many_originals_for_a_call_is_an_error() -> None:
