@@ -41,8 +41,7 @@ class DeviceDecoder:
         self._originals: tf.Variable | None = None
 
     def __call__(self, rows: ChangedRows) -> npt.NDArray[np.float32]:
-        keys, inverse = np.unique(rows.keys, return_inverse=True)
-        placement = self._kept.placed(keys)
+        placement = self._kept.placed(rows.keys)
         with tf.device(self._device):
             if self._originals is None:
                 shape = rows.sources[0].images.shape[1:]
@@ -56,7 +55,7 @@ class DeviceDecoder:
                         tf.constant(placement.to.astype(np.int32)),
                     )
                 )
-            at = tf.constant(placement.rows[inverse].astype(np.int32))
+            at = tf.constant(placement.rows.astype(np.int32))
             return self._score(changed(tf.gather(self._originals, at), rows.change))
 
 

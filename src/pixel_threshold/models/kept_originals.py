@@ -3,7 +3,7 @@ device decoder shares (TensorFlow's `device_decoding`, PyTorch's `backends.torch
 with no framework in it.
 
 A decoder keeps up to ``capacity`` originals in rows of one array on its device, by their
-key (`changes.ChangedRows.keys`). A call asks for the rows of its keys; an original not
+key (`changes.ChangedRows.keys`). A call asks where its rows' originals are; an original not
 kept yet is given a free row, or the row of the least recently used original the call
 does not need, and the decoder sends it there once.
 """
@@ -21,8 +21,9 @@ Rows = npt.NDArray[np.int64]
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a call's originals are: ``rows`` (the device array's row of each key asked
-    for), and the keys to send first, ``missing``, with the rows they go to, ``to``."""
+    """Where a call's originals are: ``rows`` (the device array's row holding each of the
+    call's rows' original), and the keys to send first, ``missing``, with the rows they
+    go to, ``to``."""
 
     rows: Rows
     missing: Rows
@@ -39,9 +40,10 @@ class KeptOriginals:
         self._free = list(range(capacity))
         """The rows no original holds."""
 
-    def placed(self, keys: npt.NDArray[np.integer]) -> Placement:
-        """Rows for distinct ``keys``, each kept or to be sent; raises ValueError if a call
-        wants more originals than the device keeps."""
+    def placed(self, row_keys: npt.NDArray[np.integer]) -> Placement:
+        """Where the originals of a call's rows, by their keys ``row_keys``, are kept or are
+        to be sent; raises ValueError if a call wants more originals than the device keeps."""
+        keys, inverse = np.unique(row_keys, return_inverse=True)
         if len(keys) > self.capacity:
             raise ValueError(f"expected at most {self.capacity} originals a call, got {len(keys)}")
         wanted = keys.tolist()
@@ -57,7 +59,7 @@ class KeptOriginals:
         for key in wanted:
             self._rows.move_to_end(key)
         return Placement(
-            np.array([self._rows[key] for key in wanted], dtype=np.int64),
+            np.array([self._rows[key] for key in wanted], dtype=np.int64)[inverse],
             np.array(missing, dtype=np.int64),
             np.array([self._rows[key] for key in missing], dtype=np.int64),
         )

@@ -54,8 +54,7 @@ class TorchDecoder:
         self._originals: torch.Tensor | None = None
 
     def __call__(self, rows: ChangedRows) -> npt.NDArray[np.float32]:
-        keys, inverse = np.unique(rows.keys, return_inverse=True)
-        placement = self._kept.placed(keys)
+        placement = self._kept.placed(rows.keys)
         with torch.inference_mode():
             if self._originals is None:
                 shape = rows.sources[0].images.shape[1:]
@@ -65,7 +64,7 @@ class TorchDecoder:
             if len(placement.missing):
                 pixels = torch.from_numpy(rows.originals(placement.missing))
                 self._originals[self._on_device(placement.to)] = pixels.to(self._device)
-            at = self._on_device(placement.rows[inverse])
+            at = self._on_device(placement.rows)
             images = changed(self._originals.index_select(0, at), rows.change)
             return self._score(prepared(images, self._conventions))
 
