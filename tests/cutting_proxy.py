@@ -21,13 +21,22 @@ requests has decoded it)."""
 @dataclass
 class Cuts:
     """Which answers to cut: those to a path holding ``path``, the first ``times`` of
-    them, half-way or (``withheld``) before their first byte; ``made`` lists the paths
-    cut so far."""
+    them after the first ``passed``, half-way or (``withheld``) before their first byte;
+    ``made`` lists the paths cut so far."""
 
     path: str
     times: int
     withheld: bool = False
+    passed: int = 0
     made: list[str] = field(default_factory=list)
+    seen: int = 0
+
+    def cuts(self, path: str) -> bool:
+        """Whether to cut the answer to a request for ``path``."""
+        if self.path not in path:
+            return False
+        self.seen += 1
+        return self.seen > self.passed and len(self.made) < self.times
 
 
 @contextmanager
@@ -50,7 +59,7 @@ def cutting_proxy(upstream: str, cuts: Cuts) -> Iterator[str]:
                 self.command, upstream + self.path, headers=headers, data=body, timeout=60
             )
             content = answer.content
-            cut = cuts.path in self.path and len(cuts.made) < cuts.times
+            cut = cuts.cuts(self.path)
             if cut and cuts.withheld:
                 cuts.made.append(self.path)
                 self.close_connection = True

@@ -1,8 +1,10 @@
 """Answers a tracking server killed or restarted under a team's load cuts off. A model
-load cut off mid-answer is made once more (`models.sources.answer_cut_off`): MLflow
-retries a server that does not answer, not an answer that stops half-way. A run
-created by the server whose answer never came is created again by MLflow's retry; the
-first one is ended as a copy (`runs.creation`)."""
+load or a run's end cut off mid-answer is made once more
+(`models.sources.once_more_if_cut`): MLflow retries a server that does not answer, not
+an answer that stops half-way. Any other request of a step cut off fails the step, its
+run saying why; the outcome printed after the step is not the step's. A run created by
+the server whose answer never came is created again by MLflow's retry; the first one is
+ended as a copy (`runs.creation`)."""
 
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ from pixel_threshold.models import loading
 from pixel_threshold.models.options import ModelOptions
 from pixel_threshold.models.scoring import Classifier
 from pixel_threshold.models.small_cnn import small_cnn
-from pixel_threshold.runs import creation, tracking
-from pixel_threshold.runs.failures import DESCRIPTION_TAG
+from pixel_threshold.runs import creation, outcome, tracking
+from pixel_threshold.runs.failures import DESCRIPTION_TAG, ERROR_TAG
 from tests.cutting_proxy import Cuts, cutting_proxy
 from tests.tracking_store import mlflow_server
 
@@ -26,6 +28,12 @@ RUN_ANSWER = "/api/2.0/mlflow/runs/get"
 MODEL_FILE = "model.keras"
 """The model's file, downloaded through the server's artifact proxy."""
 RUN_CREATED = "/api/2.0/mlflow/runs/create"
+RUN_ENDED = "/api/2.0/mlflow/runs/update"
+EXPERIMENT_READ = "/api/2.0/mlflow/experiments/get"
+"""Read as a run starts (MLflow checks ``MLFLOW_EXPERIMENT_ID``), then by the step once
+its run is created (its experiment's kind)."""
+COPIES_SEARCHED = "/api/2.0/mlflow/runs/search"
+"""Made by a top-level step once its run is created, looking for copies of it."""
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +70,7 @@ def test_a_load_cut_off_once_is_made_again(
     assert len(cuts.made) == 1 and path in cuts.made[0]
     scores = np.asarray(classifier(np.zeros((2, 8, 8, 1), dtype=np.float32)))
     assert scores.shape == (2, 10)
-    assert f"model={model_uri!r} did not load" in capsys.readouterr().err
+    assert f"loading model={model_uri!r} was cut off" in capsys.readouterr().err
 
 
 def test_a_load_cut_off_twice_fails_naming_the_model(
@@ -86,22 +94,24 @@ def test_a_model_that_is_not_there_is_not_loaded_again(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
     with pytest.raises(ValueError, match="cannot load model="):
         loading.load_classifier("runs:/" + "0" * 32 + "/model", ModelOptions())
-    assert "did not load" not in capsys.readouterr().err
+    assert "was cut off" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("withheld", [True, False], ids=["answer-withheld", "answer-cut"])
 @pytest.mark.parametrize("nested", [False, True], ids=["top-level", "in-main"])
 def test_a_run_created_twice_by_a_lost_answer_is_kept_once(
     served_model: tuple[str, str],
     nested: bool,
+    withheld: bool,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """MLflow's client sends a creation again whose answer was withheld; the step, one
+    whose answer was cut off mid-way."""
     server, _ = served_model
     client = mlflow.MlflowClient(server)
-    experiment_id = client.create_experiment(f"created-twice-{nested}")
-    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    cuts = Cuts(RUN_CREATED, times=0, withheld=True)
+    experiment_id = _new_experiment(server, f"created-twice-{nested}-{withheld}", monkeypatch)
+    cuts = Cuts(RUN_CREATED, times=0, withheld=withheld)
     parent: mlflow.ActiveRun | None = None
     with cutting_proxy(server, cuts) as proxy:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy)
@@ -129,3 +139,95 @@ def test_a_run_created_twice_by_a_lost_answer_is_kept_once(
     statuses = sorted(run.info.status for run in client.search_runs([experiment_id]))
     assert statuses == ["FINISHED"] * (2 if nested else 1) + ["KILLED"]
     assert f"the copy {copy.info.run_id} is ended KILLED" in capsys.readouterr().err
+
+
+def _new_experiment(server: str, name: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new experiment on ``server``, where the steps of the test go; no run of
+    ``mlflow run``'s to take up."""
+    experiment_id: str = mlflow.MlflowClient(server).create_experiment(name)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    return experiment_id
+
+
+@pytest.mark.parametrize(("path", "passed"), [(EXPERIMENT_READ, 1), (COPIES_SEARCHED, 0)])
+def test_a_step_request_cut_off_fails_the_step_saying_why(
+    served_model: tuple[str, str], path: str, passed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, _ = served_model
+    experiment_id = _new_experiment(server, f"cut-step-{path.rsplit('/', 1)[-1]}", monkeypatch)
+    cuts = Cuts(path, times=1, passed=passed)
+    with cutting_proxy(server, cuts) as proxy:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy)
+        with (
+            pytest.raises(mlflow.MlflowException, match="Connection broken"),
+            tracking.step_run("attack"),
+        ):
+            pass
+    assert len(cuts.made) == 1 and path in cuts.made[0]
+    (run,) = mlflow.MlflowClient(server).search_runs([experiment_id])
+    assert run.info.status == "FAILED"
+    assert "Connection broken" in run.data.tags[ERROR_TAG]
+    assert run.data.tags[DESCRIPTION_TAG].startswith("attack failed: MlflowException: ")
+
+
+def test_a_step_end_cut_off_is_made_once_more(
+    served_model: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, _ = served_model
+    experiment_id = _new_experiment(server, "cut-end", monkeypatch)
+    cuts = Cuts(RUN_ENDED, times=1)
+    with cutting_proxy(server, cuts) as proxy:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy)
+        with tracking.step_run("attack") as step:
+            pass
+    assert cuts.made == [RUN_ENDED]
+    assert mlflow.active_run() is None
+    (run,) = mlflow.MlflowClient(server).search_runs([experiment_id])
+    assert (run.info.run_id, run.info.status) == (step.info.run_id, "FINISHED")
+    assert f"ending run {step.info.run_id} was cut off" in capsys.readouterr().err
+
+
+def test_an_outcome_cut_off_is_said_and_leaves_the_step_done(
+    served_model: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, _ = served_model
+    _new_experiment(server, "cut-outcome", monkeypatch)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    with tracking.step_run("attack") as step:
+        pass
+    capsys.readouterr()
+    cuts = Cuts(RUN_ANSWER, times=1)
+    with cutting_proxy(server, cuts) as proxy:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy)
+        outcome.print_outcome(step.info.run_id)
+    printed = capsys.readouterr()
+    assert len(cuts.made) == 1 and printed.out == ""
+    assert f"run {step.info.run_id} is logged, but its outcome is not printed" in printed.err
+    assert "Connection broken" in printed.err
+    assert mlflow.MlflowClient(server).get_run(step.info.run_id).info.status == "FINISHED"
+
+
+def test_the_run_of_mlflow_run_taken_up_though_its_answer_was_cut_off(
+    served_model: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, _ = served_model
+    experiment_id = _new_experiment(server, "taken-up", monkeypatch)
+    made = mlflow.MlflowClient(server).create_run(experiment_id)  # as `mlflow run` does
+    monkeypatch.setenv("MLFLOW_RUN_ID", made.info.run_id)
+    cuts = Cuts(RUN_ANSWER, times=1)
+    with cutting_proxy(server, cuts) as proxy:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy)
+        with tracking.step_run("attack") as step:
+            pass
+    assert len(cuts.made) == 1 and step.info.run_id == made.info.run_id
+    (run,) = mlflow.MlflowClient(server).search_runs([experiment_id])
+    assert (run.info.run_id, run.info.status) == (made.info.run_id, "FINISHED")
+    assert creation.CREATION_TAG not in run.data.tags
+    assert "starting the step's run was cut off" in capsys.readouterr().err

@@ -119,7 +119,7 @@ def _under_load(team: Team, name: str, folder: Path, fault: str, **extra: str) -
     runs = team_load.run_contents(client, experiment_id, folder / "scan")
     leaked += team_load.leaks(runs, logins)
     failed_jobs = {
-        job.name: job.printed().strip().splitlines()[-4:]
+        job.name: job.printed().strip().splitlines()[-8:]
         for job, status in zip(jobs, statuses, strict=True)
         if status != 0
     }
@@ -136,13 +136,14 @@ def _under_load(team: Team, name: str, folder: Path, fault: str, **extra: str) -
         "compared": compared,
         "leaks": leaked,
     }
+    shown = json.dumps(figures, indent=1)  # a string: pytest shows it whole, a dict cut
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=1) + "\n")
-    assert not unclear, figures  # a failed job says why in a line
-    assert not settled.left_running, figures
-    assert not settled.failed_without_reason, figures
-    assert not settled.artifacts_missing, figures
-    assert not settled.manifests_wrong, figures
+    (RESULTS / f"{name}.json").write_text(shown + "\n")
+    assert not unclear, shown  # a failed job says why in a line
+    assert not settled.left_running, shown
+    assert not settled.failed_without_reason, shown
+    assert not settled.artifacts_missing, shown
+    assert not settled.manifests_wrong, shown
     assert not leaked, leaked
     assert compared == settled.attack_runs
     assert not (outbox.exists() and any(outbox.iterdir()))  # all uploaded

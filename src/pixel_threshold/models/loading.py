@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -23,10 +22,10 @@ from pixel_threshold.models.options import ModelOptions
 from pixel_threshold.models.scoring import Classifier
 from pixel_threshold.models.sources import (
     ModelSource,
-    answer_cut_off,
     is_mlflow_model,
     is_refusal,
     model_source,
+    once_more_if_cut,
 )
 
 SAFE_LOAD = {"compile": False, "safe_mode": True}
@@ -38,17 +37,7 @@ def load_classifier(uri: str, options: ModelOptions) -> Classifier:
     `scoring.Classifier`. Raises ValueError, naming ``model`` or the parameter at fault,
     for a model it cannot load or call as asked. A load whose answer the tracking server
     cut off (`sources.answer_cut_off`) is made once more, and says so."""
-    try:
-        return _load_classifier(uri, options)
-    except Exception as error:
-        if not answer_cut_off(error):
-            raise
-        print(
-            f"model={uri!r} did not load ({_reason(error)}): the tracking server may have "
-            "stopped answering mid-way; loading it once more",
-            file=sys.stderr,
-        )
-    return _load_classifier(uri, options)
+    return once_more_if_cut(lambda: _load_classifier(uri, options), f"loading model={uri!r}")
 
 
 def _load_classifier(uri: str, options: ModelOptions) -> Classifier:

@@ -7,14 +7,19 @@ MLmodel file or the file suffix: never guessed.
 - a ``.keras`` file: keras; ``.onnx``: onnx; ``.pt``: pytorch (TorchScript).
 
 Also what the tracking server's errors while a model is read mean to the loader: a
-refused login or permission (`is_refusal`), an answer cut off mid-way (`answer_cut_off`).
+refused login or permission (`is_refusal`), an answer cut off mid-way (`answer_cut_off`), asked
+once more (`once_more_if_cut`).
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+T = TypeVar("T")
 KINDS = ("keras", "pytorch", "onnx", "sklearn", "pyfunc", "http")
 FLAVOURS = (("keras", "keras"), ("pytorch", "pytorch"), ("onnx", "onnx"), ("sklearn", "sklearn"))
 """MLflow flavours in the order they are preferred, and the kind each loads as; a model
@@ -109,4 +114,29 @@ def _kind_of_flavours(uri: str, flavours: dict[str, dict[str, object]]) -> str:
     raise ValueError(
         f"expected model={uri!r} to have a flavour this tool loads (keras, pytorch, onnx, "
         f"sklearn or python_function), got {', '.join(sorted(flavours))}"
+    )
+
+
+def once_more_if_cut(request: Callable[[], T], what: str) -> T:
+    """``request()``, made once more if the tracking server's answer to it was cut off
+    (`answer_cut_off`), saying so (`say_cut_off`). For requests that may be made twice: a
+    read, a tag set again, a run ended again with the same status."""
+    try:
+        return request()
+    except Exception as error:
+        if not answer_cut_off(error):
+            raise
+        say_cut_off(error, what)
+    return request()
+
+
+def say_cut_off(error: Exception, what: str) -> None:
+    """Say on stderr that the answer to ``what`` was cut off by ``error``, and is asked
+    once more."""
+    message = getattr(error, "message", None)
+    reason = str(message if message is not None else error).strip().splitlines()[0]
+    print(
+        f"{what} was cut off ({reason}): the tracking server may have stopped answering "
+        "mid-way; asking once more",
+        file=sys.stderr,
     )

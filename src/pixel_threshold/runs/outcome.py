@@ -11,11 +11,14 @@ from __future__ import annotations
 import csv
 import io
 import math
+import sys
 from collections.abc import Callable, Mapping
 from urllib.parse import unquote, urlparse
 
 import mlflow
+import requests
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 
 from pixel_threshold.artifacts import names
 from pixel_threshold.runs import logins, records, tracking
@@ -25,8 +28,20 @@ UI_ADDRESS = "http://127.0.0.1:5000"
 
 
 def print_outcome(run_id: str) -> None:
-    """Print `outcome` of the run ``run_id``."""
-    print(outcome(mlflow.get_run(run_id)), flush=True)
+    """Print `outcome` of the run ``run_id``, an ended step's run. If the tracking server
+    does not answer, say so instead: the step is done and logged, and its run's status is
+    not to be changed by a summary left unprinted."""
+    try:
+        text = outcome(mlflow.get_run(run_id))
+    except (MlflowException, requests.RequestException) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(
+            f"run {run_id} is logged, but its outcome is not printed: the tracking server "
+            f"did not answer when it was read back ({reason})",
+            file=sys.stderr,
+        )
+        return
+    print(text, flush=True)
 
 
 def outcome(run: Run) -> str:

@@ -12,7 +12,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,11 @@ from mlflow.exceptions import MlflowException
 
 from pixel_threshold.artifacts import names, tarball
 from pixel_threshold.data.datasets import ImageSet
+from pixel_threshold.models.sources import (
+    answer_cut_off,
+    once_more_if_cut,
+    say_cut_off,
+)
 from pixel_threshold.runs import creation, generated_names, logins, outbox, races
 from pixel_threshold.runs.failures import DESCRIPTION_TAG, failure_tags
 
@@ -66,24 +71,27 @@ def step_run(step: str) -> Iterator[mlflow.ActiveRun]:
 
     A child of the active run if there is one (``main``), else the run ``mlflow run``
     created for this process (``MLFLOW_RUN_ID``), else a new run (made once though the
-    request creating it is retried: `creation`). A top-level step
-    first checks that a tracking server answers. A run's end that the tracking server
-    cannot take (it may be why the step failed) is kept in the outbox (`_end`).
+    request creating it is sent twice: `creation`). A top-level step first checks that a
+    tracking server answers. Every request after the run starts is the step's: one that
+    fails fails the step with its error recorded. A run's end that the tracking server
+    cannot take is kept in the outbox (`_end`).
     """
     nested = mlflow.active_run() is not None
     if not nested:
         check_server(mlflow.get_tracking_uri())
-    with creation.started(nested) as run:
+    run = creation.start(nested)
+    try:
+        creation.end_copies(run)
         mlflow.set_tag(STEP_TAG, step)
         _mark_model_development(run.info.experiment_id)
-        try:
-            yield run
-        except KeyboardInterrupt:
-            _end(run.info.run_id, RunStatus.KILLED)
-            raise
-        except Exception as error:
-            _end(run.info.run_id, RunStatus.FAILED, failed=(step, error))
-            raise
+        yield run
+    except KeyboardInterrupt:
+        _end(run.info.run_id, RunStatus.KILLED)
+        raise
+    except Exception as error:
+        _end(run.info.run_id, RunStatus.FAILED, failed=(step, error))
+        raise
+    _end(run.info.run_id, RunStatus.FINISHED)
 
 
 def _mark_model_development(experiment_id: str) -> None:
@@ -116,26 +124,30 @@ def _dataset_source(data: str) -> str:
 
 def _end(run_id: str, status: int, *, failed: tuple[str, Exception] | None = None) -> None:
     """End the active run with ``status``, a failed step's error recorded first
-    (``failed``: the step and its error, `record_failure`), without MLflow's minutes of
-    retries: a server that does not answer may be why the step stopped. If the server
-    does not take it, keep the run's end in the outbox (`outbox.keep_end`), to be
-    uploaded with whatever else the run kept there, and say so."""
+    (``failed``: the step and its error, `record_failure`). A finished step's end waits
+    for the tracking server as MLflow's retries do; a failed or interrupted one's does
+    not: a server that does not answer may be why the step stopped. A request whose
+    answer was cut off mid-way is made once more (`once_more_if_cut`). If the server
+    does not take the end, keep it in the outbox (`outbox.keep_end`), to be uploaded with
+    whatever else the run kept there, and say so."""
     refused: list[Exception] = []
-    with variables_set(SERVER_PROBE):
+    ending = RunStatus.to_string(status)
+    waits = status == RunStatus.FINISHED
+    with nullcontext() if waits else variables_set(SERVER_PROBE):
         if failed is not None:
             try:
-                record_failure(run_id, *failed)
+                once_more_if_cut(
+                    lambda: record_failure(run_id, *failed), f"recording why run {run_id} failed"
+                )
             except Exception as unrecorded:
                 refused.append(unrecorded)
         try:
-            mlflow.end_run(RunStatus.to_string(status))  # leaves the run, answered or not
+            _leave(run_id, ending)
         except Exception as unended:
             refused.append(unended)
     if refused:
         tags = failure_tags(*failed) if failed is not None else {}
-        folder = outbox.keep_end(
-            run_id, mlflow.get_tracking_uri(), RunStatus.to_string(status), tags
-        )
+        folder = outbox.keep_end(run_id, mlflow.get_tracking_uri(), ending, tags)
         reason = str(refused[0]).splitlines()[0]
         print(
             f"the tracking server did not take the end of run {run_id} ({reason}); it is kept "
@@ -143,6 +155,19 @@ def _end(run_id: str, status: int, *, failed: tuple[str, Exception] | None = Non
             f"{folder}`",
             file=sys.stderr,
         )
+
+
+def _leave(run_id: str, status: str) -> None:
+    """``mlflow.end_run(status)``, which takes the run off the active runs whether the
+    server answers or not; ending it is asked once more if the answer was cut off
+    (`sources.answer_cut_off`)."""
+    try:
+        mlflow.end_run(status)
+    except Exception as error:
+        if not answer_cut_off(error):
+            raise
+        say_cut_off(error, f"ending run {run_id}")
+        mlflow.MlflowClient().set_terminated(run_id, status)
 
 
 def record_failure(run_id: str, step: str, error: Exception) -> None:
