@@ -9,6 +9,7 @@ ended as a copy (`runs.creation`)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -18,7 +19,7 @@ from pixel_threshold.models import loading
 from pixel_threshold.models.options import ModelOptions
 from pixel_threshold.models.scoring import Classifier
 from pixel_threshold.models.small_cnn import small_cnn
-from pixel_threshold.runs import creation, outcome, tracking
+from pixel_threshold.runs import creation, outbox, outcome, tracking
 from pixel_threshold.runs.failures import DESCRIPTION_TAG, ERROR_TAG
 from tests.cutting_proxy import Cuts, cutting_proxy
 from tests.tracking_store import mlflow_server
@@ -231,3 +232,27 @@ def test_the_run_of_mlflow_run_taken_up_though_its_answer_was_cut_off(
     assert (run.info.run_id, run.info.status) == (made.info.run_id, "FINISHED")
     assert creation.CREATION_TAG not in run.data.tags
     assert "starting the step's run was cut off" in capsys.readouterr().err
+
+
+def test_a_step_end_the_server_does_not_take_is_kept_and_said(
+    served_model: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, _ = served_model
+    experiment_id = _new_experiment(server, "end-kept", monkeypatch)
+    monkeypatch.setenv(outbox.OUTBOX_VARIABLE, str(tmp_path))
+    cuts = Cuts(RUN_ENDED, times=2)
+    with cutting_proxy(server, cuts) as proxy:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy)
+        with (
+            pytest.raises(outbox.UploadFailed, match="did not take the end of run") as kept,
+            tracking.step_run("attack") as step,
+        ):
+            pass
+    assert len(cuts.made) == 2 and mlflow.active_run() is None
+    assert f"upload it with `{outbox.UPLOAD_COMMAND} {tmp_path / step.info.run_id}`" in str(
+        kept.value
+    )
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    outbox.send(outbox.read_parcel(tmp_path / step.info.run_id), end_run=True)
+    (run,) = mlflow.MlflowClient(server).search_runs([experiment_id])
+    assert (run.info.run_id, run.info.status) == (step.info.run_id, "FINISHED")

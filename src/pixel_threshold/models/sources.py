@@ -7,8 +7,8 @@ MLmodel file or the file suffix: never guessed.
 - a ``.keras`` file: keras; ``.onnx``: onnx; ``.pt``: pytorch (TorchScript).
 
 Also what the tracking server's errors while a model is read mean to the loader: a
-refused login or permission (`is_refusal`), an answer cut off mid-way (`answer_cut_off`), asked
-once more (`once_more_if_cut`).
+refused login or permission (`is_refusal`), an answer cut off mid-way (`answer_cut_off`),
+asked for once more (`once_more_if_cut`, which a step's run uses too).
 """
 
 from __future__ import annotations

@@ -127,13 +127,15 @@ def _end(run_id: str, status: int, *, failed: tuple[str, Exception] | None = Non
     (``failed``: the step and its error, `record_failure`). A finished step's end waits
     for the tracking server as MLflow's retries do; a failed or interrupted one's does
     not: a server that does not answer may be why the step stopped. A request whose
-    answer was cut off mid-way is made once more (`once_more_if_cut`). If the server
-    does not take the end, keep it in the outbox (`outbox.keep_end`), to be uploaded with
-    whatever else the run kept there, and say so."""
+    answer was cut off mid-way is made once more (`sources.once_more_if_cut`). If the
+    server does not take the end, keep it in the outbox (`outbox.keep_end`), to be
+    uploaded with whatever else the run kept there, and say so: on stderr for a step
+    that stopped (its own error follows), as `outbox.UploadFailed` for a finished one
+    (the server does not hold all of it)."""
     refused: list[Exception] = []
     ending = RunStatus.to_string(status)
-    waits = status == RunStatus.FINISHED
-    with nullcontext() if waits else variables_set(SERVER_PROBE):
+    finished = status == RunStatus.FINISHED
+    with nullcontext() if finished else variables_set(SERVER_PROBE):
         if failed is not None:
             try:
                 once_more_if_cut(
@@ -145,16 +147,18 @@ def _end(run_id: str, status: int, *, failed: tuple[str, Exception] | None = Non
             _leave(run_id, ending)
         except Exception as unended:
             refused.append(unended)
-    if refused:
-        tags = failure_tags(*failed) if failed is not None else {}
-        folder = outbox.keep_end(run_id, mlflow.get_tracking_uri(), ending, tags)
-        reason = str(refused[0]).splitlines()[0]
-        print(
-            f"the tracking server did not take the end of run {run_id} ({reason}); it is kept "
-            f"in {folder}: once the server answers, upload it with `{outbox.UPLOAD_COMMAND} "
-            f"{folder}`",
-            file=sys.stderr,
-        )
+    if not refused:
+        return
+    tags = failure_tags(*failed) if failed is not None else {}
+    folder = outbox.keep_end(run_id, mlflow.get_tracking_uri(), ending, tags)
+    said = (
+        f"the tracking server did not take the end of run {run_id} "
+        f"({str(refused[0]).splitlines()[0]}); it is kept in {folder}: once the server "
+        f"answers, upload it with `{outbox.UPLOAD_COMMAND} {folder}`"
+    )
+    if finished:
+        raise outbox.UploadFailed(said)
+    print(said, file=sys.stderr)
 
 
 def _leave(run_id: str, status: str) -> None:
