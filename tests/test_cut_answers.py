@@ -14,6 +14,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+from mlflow.entities import Run
 
 from pixel_threshold.models import loading
 from pixel_threshold.models.options import ModelOptions
@@ -151,6 +152,22 @@ def _new_experiment(server: str, name: str, monkeypatch: pytest.MonkeyPatch) -> 
     return experiment_id
 
 
+def _empty_step(server: str, cuts: Cuts, monkeypatch: pytest.MonkeyPatch) -> mlflow.ActiveRun:
+    """An attack step that does nothing, its requests made through a proxy of ``server``
+    that makes ``cuts``."""
+    with cutting_proxy(server, cuts) as proxy:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy)
+        with tracking.step_run("attack") as step:
+            pass
+    done: mlflow.ActiveRun = step
+    return done
+
+
+def _only_run(server: str, experiment_id: str) -> Run:
+    (run,) = mlflow.MlflowClient(server).search_runs([experiment_id])
+    return run
+
+
 @pytest.mark.parametrize(("path", "passed"), [(EXPERIMENT_READ, 1), (COPIES_SEARCHED, 0)])
 def test_a_step_request_cut_off_fails_the_step_saying_why(
     served_model: tuple[str, str], path: str, passed: int, monkeypatch: pytest.MonkeyPatch
@@ -166,7 +183,7 @@ def test_a_step_request_cut_off_fails_the_step_saying_why(
         ):
             pass
     assert len(cuts.made) == 1 and path in cuts.made[0]
-    (run,) = mlflow.MlflowClient(server).search_runs([experiment_id])
+    run = _only_run(server, experiment_id)
     assert run.info.status == "FAILED"
     assert "Connection broken" in run.data.tags[ERROR_TAG]
     assert run.data.tags[DESCRIPTION_TAG].startswith("attack failed: MlflowException: ")
@@ -180,13 +197,10 @@ def test_a_step_end_cut_off_is_made_once_more(
     server, _ = served_model
     experiment_id = _new_experiment(server, "cut-end", monkeypatch)
     cuts = Cuts(RUN_ENDED, times=1)
-    with cutting_proxy(server, cuts) as proxy:
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy)
-        with tracking.step_run("attack") as step:
-            pass
+    step = _empty_step(server, cuts, monkeypatch)
     assert cuts.made == [RUN_ENDED]
     assert mlflow.active_run() is None
-    (run,) = mlflow.MlflowClient(server).search_runs([experiment_id])
+    run = _only_run(server, experiment_id)
     assert (run.info.run_id, run.info.status) == (step.info.run_id, "FINISHED")
     assert f"ending run {step.info.run_id} was cut off" in capsys.readouterr().err
 
@@ -223,12 +237,9 @@ def test_the_run_of_mlflow_run_taken_up_though_its_answer_was_cut_off(
     made = mlflow.MlflowClient(server).create_run(experiment_id)  # as `mlflow run` does
     monkeypatch.setenv("MLFLOW_RUN_ID", made.info.run_id)
     cuts = Cuts(RUN_ANSWER, times=1)
-    with cutting_proxy(server, cuts) as proxy:
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy)
-        with tracking.step_run("attack") as step:
-            pass
+    step = _empty_step(server, cuts, monkeypatch)
     assert len(cuts.made) == 1 and step.info.run_id == made.info.run_id
-    (run,) = mlflow.MlflowClient(server).search_runs([experiment_id])
+    run = _only_run(server, experiment_id)
     assert (run.info.run_id, run.info.status) == (made.info.run_id, "FINISHED")
     assert creation.CREATION_TAG not in run.data.tags
     assert "starting the step's run was cut off" in capsys.readouterr().err
@@ -254,5 +265,5 @@ def test_a_step_end_the_server_does_not_take_is_kept_and_said(
     )
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
     outbox.send(outbox.read_parcel(tmp_path / step.info.run_id), end_run=True)
-    (run,) = mlflow.MlflowClient(server).search_runs([experiment_id])
+    run = _only_run(server, experiment_id)
     assert (run.info.run_id, run.info.status) == (step.info.run_id, "FINISHED")
