@@ -22,6 +22,7 @@ from pixel_threshold.models.options import ModelOptions
 from pixel_threshold.models.scoring import Classifier
 from pixel_threshold.models.sources import (
     ModelSource,
+    first_line,
     is_mlflow_model,
     is_refusal,
     model_source,
@@ -116,7 +117,7 @@ def load_model(uri: str) -> keras.Model:
         except (MlflowException, OSError) as error:
             if is_refusal(error):
                 raise
-            raise ValueError(f"cannot load model={uri!r}: {_reason(error)}") from error
+            raise ValueError(f"cannot load model={uri!r}: {first_line(error)}") from error
         if "keras" not in flavors:
             raise ValueError(
                 f"expected model={uri!r} to be a Keras model (MLflow keras flavour), "
@@ -146,18 +147,13 @@ def _safely(uri: str, load: Callable[[], keras.Model]) -> keras.Model:
         with SafeModeScope(True):
             model = load()
     except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as error:
-        reason = _reason(error)
+        reason = first_line(error)
         if "safe_mode" in reason:  # Keras' advice to turn safe mode off does not apply here
             reason = "it holds Python code (a lambda), which Keras' safe mode refuses"
         raise ValueError(f"cannot load model={uri!r} as a Keras model: {reason}") from error
     if not isinstance(model, keras.Model):
         raise ValueError(f"expected model={uri!r} to be a Keras model, got {type(model).__name__}")
     return model
-
-
-def _reason(error: Exception) -> str:
-    message = getattr(error, "message", None)
-    return str(message if message is not None else error).strip().splitlines()[0]
 
 
 def image_classifier_shape(model: keras.Model, *, uri: str) -> tuple[tuple[int, int, int], int]:

@@ -71,8 +71,7 @@ def _flavours(uri: str) -> dict[str, dict[str, object]]:
     except (MlflowException, OSError) as error:
         if is_refusal(error):
             raise
-        message = getattr(error, "message", None) or str(error)
-        raise ValueError(f"cannot load model={uri!r}: {message.strip().splitlines()[0]}") from error
+        raise ValueError(f"cannot load model={uri!r}: {first_line(error)}") from error
     return flavours
 
 
@@ -117,26 +116,29 @@ def _kind_of_flavours(uri: str, flavours: dict[str, dict[str, object]]) -> str:
     )
 
 
-def once_more_if_cut(request: Callable[[], T], what: str) -> T:
-    """``request()``, made once more if the tracking server's answer to it was cut off
-    (`answer_cut_off`), saying so (`say_cut_off`). For requests that may be made twice: a
-    read, a tag set again, a run ended again with the same status."""
+def once_more_if_cut(
+    request: Callable[[], T], what: str, *, again: Callable[[], T] | None = None
+) -> T:
+    """``request()``, made once more (``again()`` if given) if the tracking server's answer
+    to it was cut off (`answer_cut_off`), saying on stderr that the answer to ``what`` was.
+    For requests that may be made twice: a read, a tag set again, a run ended again with
+    the same status."""
     try:
         return request()
     except Exception as error:
         if not answer_cut_off(error):
             raise
-        say_cut_off(error, what)
-    return request()
+        print(
+            f"{what} was cut off ({first_line(error)}): the tracking server may have stopped "
+            "answering mid-way; asking once more",
+            file=sys.stderr,
+        )
+    return (again or request)()
 
 
-def say_cut_off(error: Exception, what: str) -> None:
-    """Say on stderr that the answer to ``what`` was cut off by ``error``, and is asked
-    once more."""
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message (MLflow's ``message`` where it has one), or
+    the name of its type where it says nothing."""
     message = getattr(error, "message", None)
-    reason = str(message if message is not None else error).strip().splitlines()[0]
-    print(
-        f"{what} was cut off ({reason}): the tracking server may have stopped answering "
-        "mid-way; asking once more",
-        file=sys.stderr,
-    )
+    text = str(message if message is not None else error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

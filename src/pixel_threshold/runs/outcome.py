@@ -21,6 +21,7 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from pixel_threshold.artifacts import names
+from pixel_threshold.models.sources import first_line
 from pixel_threshold.runs import logins, records, tracking
 
 UI_ADDRESS = "http://127.0.0.1:5000"
@@ -34,10 +35,9 @@ def print_outcome(run_id: str) -> None:
     try:
         text = outcome(mlflow.get_run(run_id))
     except (MlflowException, requests.RequestException) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(
             f"run {run_id} is logged, but its outcome is not printed: the tracking server "
-            f"did not answer when it was read back ({reason})",
+            f"did not answer when it was read back ({first_line(error)})",
             file=sys.stderr,
         )
         return

@@ -22,11 +22,7 @@ from mlflow.exceptions import MlflowException
 
 from pixel_threshold.artifacts import names, tarball
 from pixel_threshold.data.datasets import ImageSet
-from pixel_threshold.models.sources import (
-    answer_cut_off,
-    once_more_if_cut,
-    say_cut_off,
-)
+from pixel_threshold.models.sources import first_line, once_more_if_cut
 from pixel_threshold.runs import creation, generated_names, logins, outbox, races
 from pixel_threshold.runs.failures import DESCRIPTION_TAG, failure_tags
 
@@ -153,7 +149,7 @@ def _end(run_id: str, status: int, *, failed: tuple[str, Exception] | None = Non
     folder = outbox.keep_end(run_id, mlflow.get_tracking_uri(), ending, tags)
     said = (
         f"the tracking server did not take the end of run {run_id} "
-        f"({str(refused[0]).splitlines()[0]}); it is kept in {folder}: once the server "
+        f"({first_line(refused[0])}); it is kept in {folder}: once the server "
         f"answers, upload it with `{outbox.UPLOAD_COMMAND} {folder}`"
     )
     if finished:
@@ -163,15 +159,12 @@ def _end(run_id: str, status: int, *, failed: tuple[str, Exception] | None = Non
 
 def _leave(run_id: str, status: str) -> None:
     """``mlflow.end_run(status)``, which takes the run off the active runs whether the
-    server answers or not; ending it is asked once more if the answer was cut off
-    (`sources.answer_cut_off`)."""
-    try:
-        mlflow.end_run(status)
-    except Exception as error:
-        if not answer_cut_off(error):
-            raise
-        say_cut_off(error, f"ending run {run_id}")
-        mlflow.MlflowClient().set_terminated(run_id, status)
+    server answers or not; ending it is asked once more if the answer was cut off."""
+    once_more_if_cut(
+        lambda: mlflow.end_run(status),
+        f"ending run {run_id}",
+        again=lambda: mlflow.MlflowClient().set_terminated(run_id, status),
+    )
 
 
 def record_failure(run_id: str, step: str, error: Exception) -> None:
